@@ -1,0 +1,656 @@
+//! Configuration (SPEC §3): defaults < TOML file < `DATABASE_URL` < `VALET_*` < flags,
+//! then validated once into typed [`Settings`] whose errors name the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The file read when neither `--config` nor `VALET_CONFIG` names one (it may be absent).
+pub const DEFAULT_CONFIG_FILE: &str = "config/valet.toml";
+
+/// Everything an operator can set. Defaults live only in the `Default` impls below.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: String,
+    pub issuer: String,
+    pub secret: Option<String>,
+    pub default_audience: Option<String>,
+    pub log_format: LogFormat,
+    pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+    pub clients: ClientsConfig,
+    pub password_hash: PasswordHashConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://valet.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            issuer: "http://localhost:8080".into(),
+            secret: None,
+            default_audience: None,
+            log_format: LogFormat::Text,
+            tokens: TokensConfig::default(),
+            keys: KeysConfig::default(),
+            clients: ClientsConfig::default(),
+            password_hash: PasswordHashConfig::default(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA]
+            .into_iter()
+            .find(|a| a.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    pub access_token_ttl: ConfigDuration,
+    pub code_ttl: ConfigDuration,
+    pub refresh_idle_ttl: ConfigDuration,
+    pub refresh_absolute_ttl: ConfigDuration,
+    pub refresh_reuse_grace: ConfigDuration,
+    pub signing_alg: SigningAlg,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: ConfigDuration::secs(3600),
+            code_ttl: ConfigDuration::secs(60),
+            refresh_idle_ttl: ConfigDuration::secs(14 * 86_400),
+            refresh_absolute_ttl: ConfigDuration::secs(90 * 86_400),
+            refresh_reuse_grace: ConfigDuration::secs(0),
+            signing_alg: SigningAlg::RS256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    pub reload_interval: ConfigDuration,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            reload_interval: ConfigDuration::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsConfig {
+    pub cache_ttl: ConfigDuration,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl: ConfigDuration::secs(5),
+        }
+    }
+}
+
+/// Argon2id parameters for user passwords; the defaults are OWASP's (m=19 MiB, t=2, p=1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordHashConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes; a larger one is `invalid_request`.
+    pub body_limit: usize,
+    pub request_timeout: ConfigDuration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 16 * 1024,
+            request_timeout: ConfigDuration::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub acquire_timeout: ConfigDuration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: ConfigDuration::secs(5),
+        }
+    }
+}
+
+/// A duration written `"90s"`, `"15m"`, `"1h"`, `"30d"`, or a bare integer of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl ConfigDuration {
+    pub const fn secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let amount: u64 = digits.parse().ok()?;
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        amount.checked_mul(scale).map(Self::secs)
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let secs = self.0.as_secs();
+        let text = match secs {
+            0 => "0s".to_owned(),
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3600 == 0 => format!("{}h", s / 3600),
+            s if s % 60 == 0 => format!("{}m", s / 60),
+            s => format!("{s}s"),
+        };
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Secs(secs) => Ok(Self::secs(secs)),
+            Raw::Text(text) => Self::parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a duration: write e.g. \"90s\", \"15m\", \"1h\", \"30d\" or a number of seconds"
+                ))
+            }),
+        }
+    }
+}
+
+/// Flags given on the command line: the top layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Layer(String),
+    #[error("invalid configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Layer every source. `file` is `--config`; otherwise `VALET_CONFIG`, otherwise the
+    /// default file if it exists.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = config_file(file)? {
+            figment = figment.merge(Toml::file_exact(&path));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("VALET_").ignore(&["config"]).split("__"))
+            .merge(Serialized::defaults(flags));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Layer(describe_figment_error(e)))
+    }
+
+    /// Check every value once; later code relies on [`Settings`] being valid.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let issuer = parse_issuer(&self.issuer)?;
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })?;
+        let store = StoreKind::parse(&self.database_url)?;
+        if let Some(secret) = &self.secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::invalid(
+                "secret",
+                "must be at least 32 characters of random text (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if let Some(aud) = &self.default_audience
+            && aud.is_empty()
+        {
+            return Err(ConfigError::invalid(
+                "default_audience",
+                "must not be empty",
+            ));
+        }
+        self.validate_durations()?;
+        if self.password_hash.memory_kib < 8 * self.password_hash.parallelism.max(1)
+            || self.password_hash.iterations == 0
+            || self.password_hash.parallelism == 0
+        {
+            return Err(ConfigError::invalid(
+                "password_hash",
+                "memory_kib must be at least 8 x parallelism, iterations and parallelism at least 1",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        Ok(Settings {
+            config: self.clone(),
+            issuer,
+            listen,
+            store,
+        })
+    }
+
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let t = &self.tokens;
+        let positive = [
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.refresh_idle_ttl", t.refresh_idle_ttl),
+            ("tokens.refresh_absolute_ttl", t.refresh_absolute_ttl),
+            ("keys.reload_interval", self.keys.reload_interval),
+            ("http.request_timeout", self.http.request_timeout),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+        ];
+        for (key, value) in positive {
+            if value.0.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
+        if t.code_ttl.0 > Duration::from_secs(600) {
+            return Err(ConfigError::invalid(
+                "tokens.code_ttl",
+                "must be at most 10m (RFC 6749 section 4.1.2)",
+            ));
+        }
+        if t.refresh_idle_ttl.0 > t.refresh_absolute_ttl.0 {
+            return Err(ConfigError::invalid(
+                "tokens.refresh_idle_ttl",
+                "must not be longer than tokens.refresh_absolute_ttl",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with the secret hidden, for `valet config`.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.secret.is_some() {
+            shown.secret = Some("(set, hidden)".into());
+        }
+        shown.database_url = redact_url(&shown.database_url);
+        toml_string(&shown)
+    }
+}
+
+fn toml_string(config: &Config) -> String {
+    // Serializing a plain struct of strings, numbers and tables cannot fail; fall back to Debug.
+    toml::to_string_pretty(config).unwrap_or_else(|_| format!("{config:?}"))
+}
+
+fn config_file(flag: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(path) = flag {
+        return require_file(path.to_path_buf()).map(Some);
+    }
+    if let Some(path) = std::env::var_os("VALET_CONFIG") {
+        return require_file(PathBuf::from(path)).map(Some);
+    }
+    let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+    Ok(default.is_file().then_some(default))
+}
+
+fn require_file(path: PathBuf) -> Result<PathBuf, ConfigError> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ConfigError::File {
+            path,
+            message: "no such file".into(),
+        })
+    }
+}
+
+/// figment names the key and the source (file or variable); keep only that, on one line.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn parse_issuer(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text)
+        .map_err(|e| ConfigError::invalid("issuer", format!("`{text}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(ConfigError::invalid(
+            "issuer",
+            "must be an http or https URL",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::invalid(
+            "issuer",
+            "must not have a query or fragment (RFC 8414 section 2)",
+        ));
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(ConfigError::invalid("issuer", "must have a host"));
+    }
+    Ok(url)
+}
+
+/// Hide the password of a database URL before it is printed or logged.
+pub fn redact_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("hidden"));
+            url.to_string()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// Which store a `database_url` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Postgres,
+    /// `None` for an in-memory database.
+    Sqlite {
+        path: Option<PathBuf>,
+    },
+}
+
+impl StoreKind {
+    fn parse(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Url::parse(url).map_err(|e| {
+                ConfigError::invalid("database_url", format!("bad PostgreSQL URL: {e}"))
+            })?;
+            return Ok(StoreKind::Postgres);
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.trim_start_matches("//");
+            let path = rest.split('?').next().unwrap_or("");
+            if path.is_empty() {
+                return Err(ConfigError::invalid(
+                    "database_url",
+                    "sqlite URL names no file, e.g. sqlite://valet.db",
+                ));
+            }
+            if path == ":memory:" || url.contains("mode=memory") {
+                return Ok(StoreKind::Sqlite { path: None });
+            }
+            return Ok(StoreKind::Sqlite {
+                path: Some(PathBuf::from(path)),
+            });
+        }
+        Err(ConfigError::invalid(
+            "database_url",
+            format!(
+                "`{}` must start with postgres:// or sqlite://",
+                redact_url(url)
+            ),
+        ))
+    }
+}
+
+/// Validated configuration: what the rest of the program reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub issuer: Url,
+    pub listen: SocketAddr,
+    pub store: StoreKind,
+}
+
+impl Settings {
+    /// The issuer as it appears in tokens and metadata: no trailing slash (RFC 8414 §3.3
+    /// compares it character for character).
+    pub fn issuer_str(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// An absolute URL under the issuer for an endpoint path such as `/token`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer_str(), path)
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        self.config.tokens.access_token_ttl.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_file_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&text))
+            .extract()
+            .unwrap();
+        assert_eq!(parsed, Config::default());
+        // Every key must be written out in the file, not left to the defaults: strip the
+        // comment markers from `# key = value` lines and parse the file on its own.
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let alone: Config = toml::from_str(&uncommented).unwrap();
+        let mut expected = Config::default();
+        expected.secret = alone.secret.clone();
+        expected.default_audience = alone.default_audience.clone();
+        assert_eq!(alone, expected);
+        assert!(alone.secret.is_some() && alone.default_audience.is_some());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(ConfigDuration::parse("90s"), Some(ConfigDuration::secs(90)));
+        assert_eq!(
+            ConfigDuration::parse("15m"),
+            Some(ConfigDuration::secs(900))
+        );
+        assert_eq!(
+            ConfigDuration::parse("1h"),
+            Some(ConfigDuration::secs(3600))
+        );
+        assert_eq!(
+            ConfigDuration::parse("30d"),
+            Some(ConfigDuration::secs(30 * 86_400))
+        );
+        assert_eq!(ConfigDuration::parse("42"), Some(ConfigDuration::secs(42)));
+        assert_eq!(ConfigDuration::parse("1w"), None);
+        assert_eq!(ConfigDuration::parse("h"), None);
+        assert_eq!(ConfigDuration::parse("-5s"), None);
+    }
+
+    #[test]
+    fn issuer_with_query_or_fragment_is_refused() {
+        for bad in [
+            "https://a.example/?x=1",
+            "https://a.example/#f",
+            "not a url",
+            "ftp://a.example",
+        ] {
+            let config = Config {
+                issuer: bad.into(),
+                ..Config::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("`issuer`"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn issuer_loses_its_trailing_slash() {
+        let config = Config {
+            issuer: "https://id.example.com/".into(),
+            ..Config::default()
+        };
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.issuer_str(), "https://id.example.com");
+        assert_eq!(settings.endpoint("/token"), "https://id.example.com/token");
+    }
+
+    #[test]
+    fn store_kind_from_url() {
+        assert_eq!(
+            StoreKind::parse("postgres://u@h/db").unwrap(),
+            StoreKind::Postgres
+        );
+        assert_eq!(
+            StoreKind::parse("sqlite://valet.db").unwrap(),
+            StoreKind::Sqlite {
+                path: Some("valet.db".into())
+            }
+        );
+        assert_eq!(
+            StoreKind::parse("sqlite::memory:").unwrap(),
+            StoreKind::Sqlite { path: None }
+        );
+        assert!(StoreKind::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn short_secret_and_long_code_ttl_are_refused() {
+        let mut config = Config {
+            secret: Some("short".into()),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`secret`")
+        );
+        config.secret = None;
+        config.tokens.code_ttl = ConfigDuration::secs(601);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`tokens.code_ttl`")
+        );
+    }
+
+    #[test]
+    fn database_password_is_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db"),
+            "postgres://u:hidden@h/db"
+        );
+        assert_eq!(redact_url("sqlite://valet.db"), "sqlite://valet.db");
+    }
+}

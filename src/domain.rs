@@ -1,0 +1,247 @@
+//! Parsed value types shared by every layer: once a value is one of these, it is valid.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch, as in JWT `iat`/`exp` and in every store column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixTime(pub i64);
+
+impl UnixTime {
+    /// Read the clock. Call once per request or command and pass the value down.
+    pub fn now() -> Self {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
+    pub fn plus(self, duration: std::time::Duration) -> Self {
+        let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(secs))
+    }
+
+    /// RFC 3339, as the CLI prints timestamps.
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+/// The grant types of RFC 6749, by their wire names. The set is closed (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    Implicit,
+    Password,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 5] = [
+        GrantType::AuthorizationCode,
+        GrantType::Implicit,
+        GrantType::Password,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::Implicit => "implicit",
+            GrantType::Password => "password",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// Grants a public client may never use: both rely on a client secret (SPEC §2).
+    pub fn needs_confidential_client(self) -> bool {
+        matches!(self, GrantType::ClientCredentials | GrantType::Password)
+    }
+
+    /// Grants whose tokens are issued only after a browser visit to `/authorize`.
+    pub fn uses_redirect(self) -> bool {
+        matches!(self, GrantType::AuthorizationCode | GrantType::Implicit)
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown grant type `{0}` (expected one of authorization_code, implicit, password, client_credentials, refresh_token)"
+)]
+pub struct UnknownGrantType(pub String);
+
+impl FromStr for GrantType {
+    type Err = UnknownGrantType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GrantType::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| UnknownGrantType(s.to_owned()))
+    }
+}
+
+/// A set of scope tokens, RFC 6749 §3.3. Ordered so that output is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<String>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeSyntaxError {
+    #[error("scope tokens are separated by single spaces, with none leading or trailing")]
+    Spacing,
+    #[error("scope token `{0}` contains a character that RFC 6749 section 3.3 does not allow")]
+    Character(String),
+}
+
+impl ScopeSet {
+    /// Parse `scope = scope-token *( SP scope-token )` strictly; the empty string is the empty set.
+    pub fn parse(text: &str) -> Result<Self, ScopeSyntaxError> {
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        let mut set = BTreeSet::new();
+        for token in text.split(' ') {
+            if token.is_empty() {
+                return Err(ScopeSyntaxError::Spacing);
+            }
+            if !token.bytes().all(is_scope_char) {
+                return Err(ScopeSyntaxError::Character(printable(token)));
+            }
+            set.insert(token.to_owned());
+        }
+        Ok(Self(set))
+    }
+
+    pub fn from_tokens<I: IntoIterator<Item = S>, S: Into<String>>(tokens: I) -> Self {
+        Self(tokens.into_iter().map(Into::into).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains(token)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for token in &self.0 {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(token)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`: printable ASCII without `"` and `\`.
+fn is_scope_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+/// Render untrusted text so it can be echoed in an error description (RFC 6749 §5.2 charset).
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// A client identifier: printable ASCII without spaces (SPEC §7), so `billing.svc:eu+1` works.
+pub fn is_valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_parses_and_prints_sorted() {
+        let set = ScopeSet::parse("write:a read:a").unwrap();
+        assert_eq!(set.to_string(), "read:a write:a");
+        assert!(ScopeSet::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn scope_rejects_bad_spacing_and_characters() {
+        assert_eq!(ScopeSet::parse("a  b"), Err(ScopeSyntaxError::Spacing));
+        assert_eq!(ScopeSet::parse(" a"), Err(ScopeSyntaxError::Spacing));
+        assert_eq!(ScopeSet::parse("a "), Err(ScopeSyntaxError::Spacing));
+        assert!(matches!(
+            ScopeSet::parse("a\"b"),
+            Err(ScopeSyntaxError::Character(_))
+        ));
+        assert!(matches!(
+            ScopeSet::parse("a\\b"),
+            Err(ScopeSyntaxError::Character(_))
+        ));
+        assert!(matches!(
+            ScopeSet::parse("caf\u{e9}"),
+            Err(ScopeSyntaxError::Character(_))
+        ));
+    }
+
+    #[test]
+    fn grant_types_round_trip() {
+        for g in GrantType::ALL {
+            assert_eq!(g.as_str().parse::<GrantType>().unwrap(), g);
+        }
+        assert!("token".parse::<GrantType>().is_err());
+    }
+
+    #[test]
+    fn client_ids_allow_printable_ascii_only() {
+        assert!(is_valid_client_id("billing.svc:eu+1"));
+        assert!(!is_valid_client_id("has space"));
+        assert!(!is_valid_client_id(""));
+        assert!(!is_valid_client_id("caf\u{e9}"));
+    }
+
+    #[test]
+    fn rfc3339_formatting() {
+        assert_eq!(UnixTime(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,13 @@
+//! Valet: a standalone OAuth 2.0 authorization server with OpenID Connect.
+//!
+//! Protocol logic (`oauth`, `tokens`) takes typed inputs and `now` and knows nothing of HTTP;
+//! `http` only extracts and renders; `store` owns every byte that outlives a request.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,113 @@
+//! The store: one [`Store`] trait of use-case methods, implemented once for PostgreSQL and
+//! once for SQLite from the same statement text (`sql.rs`) and the same method bodies
+//! (`shared.rs`); engine quirks live in each engine's file.
+
+mod postgres;
+mod records;
+mod shared;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{Settings, StoreKind};
+use crate::domain::UnixTime;
+
+pub use postgres::PgStore;
+pub use records::{Api, Client, KeyStatus, StoredKey, User};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint said no: the id, username or identifier exists already.
+    #[error("already exists")]
+    Conflict,
+    /// The store could not be reached in time; the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Internal(format!("migration failed: {error}"))
+    }
+}
+
+/// Every operation Valet performs on persistent state. Each method is one use case; a state
+/// change that must happen once is one conditional write inside the implementation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply pending migrations (under an advisory lock on PostgreSQL).
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    async fn clients(&self) -> Result<Vec<Client>, StoreError>;
+    async fn count_clients(&self) -> Result<i64, StoreError>;
+    /// Replace every field but `client_id` and `created_at`; false if there is no such client.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    async fn set_user_password(
+        &self,
+        username: &str,
+        hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+
+    async fn insert_api(&self, api: &Api) -> Result<(), StoreError>;
+    async fn api(&self, identifier: &str) -> Result<Option<Api>, StoreError>;
+    async fn apis(&self) -> Result<Vec<Api>, StoreError>;
+    async fn delete_api(&self, identifier: &str) -> Result<bool, StoreError>;
+
+    /// All signing keys, current first, then retired from newest.
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Insert the first current key; `Conflict` if another process got there first.
+    async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Retire the current key and make `key` current, atomically.
+    async fn rotate_signing_key(&self, key: &StoredKey, now: UnixTime) -> Result<(), StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Connect to the store that `database_url` names (creating a SQLite file if missing).
+/// Migrations are not applied here: `valet serve` and `valet migrate` call [`Store::migrate`].
+pub async fn connect(settings: &Settings) -> Result<SharedStore, StoreError> {
+    let url = &settings.config.database_url;
+    let db = &settings.config.database;
+    Ok(match settings.store {
+        StoreKind::Postgres => Arc::new(PgStore::connect(url, db).await?),
+        StoreKind::Sqlite { .. } => Arc::new(SqliteStore::connect(url, db).await?),
+    })
+}

@@ -1,0 +1,267 @@
+//! What the store holds, as the rest of Valet sees it, and the row types both engines decode.
+//! Lists are JSON text in the store so that one column type serves both engines.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::StoreError;
+use crate::crypto::SecretHash;
+use crate::domain::{GrantType, ScopeSet, UnixTime};
+
+/// A registered client (RFC 6749 §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    pub client_name: String,
+    /// `None` for a public client, which authenticates with `none` and must use PKCE.
+    pub secret_hash: Option<SecretHash>,
+    pub grant_types: Vec<GrantType>,
+    pub redirect_uris: Vec<String>,
+    /// The scopes this client may be granted (before the API and the user have their say).
+    pub scope: ScopeSet,
+    pub audiences: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub first_party: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    pub fn may_use_audience(&self, audience: &str) -> bool {
+        self.audiences.iter().any(|a| a == audience)
+    }
+
+    /// RFC 7591 `token_endpoint_auth_method`.
+    pub fn token_endpoint_auth_method(&self) -> &'static str {
+        if self.is_public() {
+            "none"
+        } else {
+            "client_secret_basic"
+        }
+    }
+
+    /// RFC 7591 `response_types`, derived from the grant types.
+    pub fn response_types(&self) -> Vec<&'static str> {
+        let mut types = Vec::new();
+        if self.allows_grant(GrantType::AuthorizationCode) {
+            types.push("code");
+        }
+        if self.allows_grant(GrantType::Implicit) {
+            types.push("token");
+        }
+        types
+    }
+}
+
+/// A resource owner (RFC 6749 §1.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// Stable and never reused: the `sub` of the user's tokens.
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// Argon2id in PHC string format.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// A resource server: its identifier is the `aud` of tokens for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: ScopeSet,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Current,
+    Retired,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Current => "current",
+            KeyStatus::Retired => "retired",
+        }
+    }
+}
+
+/// A signing key as stored: the private half sealed under the server secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub status: KeyStatus,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("corrupt {column} column: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ClientRow {
+    pub client_id: String,
+    pub client_name: String,
+    pub secret_hash: Option<Vec<u8>>,
+    pub grant_types: String,
+    pub redirect_uris: String,
+    pub scope: String,
+    pub audiences: String,
+    pub allowed_origins: String,
+    pub first_party: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        Ok(Client {
+            client_id: row.client_id,
+            client_name: row.client_name,
+            secret_hash: row.secret_hash.map(SecretHash),
+            grant_types: from_json("grant_types", &row.grant_types)?,
+            redirect_uris: from_json("redirect_uris", &row.redirect_uris)?,
+            scope: ScopeSet::parse(&row.scope)
+                .map_err(|e| StoreError::Internal(format!("corrupt scope: {e}")))?,
+            audiences: from_json("audiences", &row.audiences)?,
+            allowed_origins: from_json("allowed_origins", &row.allowed_origins)?,
+            first_party: row.first_party,
+            created_at: UnixTime(row.created_at),
+            updated_at: UnixTime(row.updated_at),
+        })
+    }
+}
+
+/// The JSON-encoded columns of a client, in the order the statements bind them.
+pub(super) struct ClientColumns {
+    pub grant_types: String,
+    pub redirect_uris: String,
+    pub scope: String,
+    pub audiences: String,
+    pub allowed_origins: String,
+}
+
+impl From<&Client> for ClientColumns {
+    fn from(client: &Client) -> Self {
+        Self {
+            grant_types: to_json(&client.grant_types),
+            redirect_uris: to_json(&client.redirect_uris),
+            scope: client.scope.to_string(),
+            audiences: to_json(&client.audiences),
+            allowed_origins: to_json(&client.allowed_origins),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            name: row.name,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
+            created_at: UnixTime(row.created_at),
+            updated_at: UnixTime(row.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiRow {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<ApiRow> for Api {
+    type Error = StoreError;
+
+    fn try_from(row: ApiRow) -> Result<Self, StoreError> {
+        let scopes: Vec<String> = from_json("scopes", &row.scopes)?;
+        Ok(Api {
+            identifier: row.identifier,
+            name: row.name,
+            scopes: ScopeSet::from_tokens(scopes),
+            created_at: UnixTime(row.created_at),
+        })
+    }
+}
+
+pub(super) fn api_scopes_json(api: &Api) -> String {
+    to_json(&api.scopes.iter().collect::<Vec<_>>())
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        let status = match row.status.as_str() {
+            "current" => KeyStatus::Current,
+            "retired" => KeyStatus::Retired,
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "unknown key status `{other}`"
+                )));
+            }
+        };
+        Ok(StoredKey {
+            kid: row.kid,
+            alg: row.alg,
+            status,
+            sealed_private_key: row.private_key,
+            public_jwk: row.public_jwk,
+            created_at: UnixTime(row.created_at),
+            retired_at: row.retired_at.map(UnixTime),
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! The method bodies of [`Store`](super::Store), written once and expanded for each engine.
+//!
+//! Each engine type provides `pool` (its `sqlx::Pool`), `begin_write()` (a transaction that
+//! holds the write lock from its first statement: `BEGIN IMMEDIATE` on SQLite) and
+//! `run_migrations()`; everything else is the same text for both.
+
+macro_rules! impl_store {
+    ($engine:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $engine {
+            async fn migrate(&self) -> Result<(), StoreError> {
+                self.run_migrations().await
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query(sql::PING).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+                let cols = ClientColumns::from(client);
+                sqlx::query(sql::INSERT_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(&client.client_name)
+                    .bind(client.secret_hash.as_ref().map(|h| h.0.as_slice()))
+                    .bind(client.token_endpoint_auth_method())
+                    .bind(&cols.grant_types)
+                    .bind(&cols.redirect_uris)
+                    .bind(&cols.scope)
+                    .bind(&cols.audiences)
+                    .bind(&cols.allowed_origins)
+                    .bind(client.first_party)
+                    .bind(client.created_at.0)
+                    .bind(client.updated_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+                sqlx::query_as::<_, ClientRow>(sql::SELECT_CLIENT)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Client::try_from)
+                    .transpose()
+            }
+
+            async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+                sqlx::query_as::<_, ClientRow>(sql::SELECT_CLIENTS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Client::try_from)
+                    .collect()
+            }
+
+            async fn count_clients(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(sql::COUNT_CLIENTS)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+                let cols = ClientColumns::from(client);
+                let done = sqlx::query(sql::UPDATE_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(&client.client_name)
+                    .bind(client.secret_hash.as_ref().map(|h| h.0.as_slice()))
+                    .bind(client.token_endpoint_auth_method())
+                    .bind(&cols.grant_types)
+                    .bind(&cols.redirect_uris)
+                    .bind(&cols.scope)
+                    .bind(&cols.audiences)
+                    .bind(&cols.allowed_origins)
+                    .bind(client.first_party)
+                    .bind(client.updated_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::DELETE_CLIENT)
+                    .bind(client_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_USER)
+                    .bind(&user.id)
+                    .bind(&user.username)
+                    .bind(&user.email)
+                    .bind(&user.name)
+                    .bind(&user.password_hash)
+                    .bind(user.disabled)
+                    .bind(user.created_at.0)
+                    .bind(user.updated_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+                let row = sqlx::query_as::<_, UserRow>(sql::SELECT_USER_BY_USERNAME)
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(User::from))
+            }
+
+            async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+                let row = sqlx::query_as::<_, UserRow>(sql::SELECT_USER_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(User::from))
+            }
+
+            async fn users(&self) -> Result<Vec<User>, StoreError> {
+                let rows = sqlx::query_as::<_, UserRow>(sql::SELECT_USERS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(User::from).collect())
+            }
+
+            async fn set_user_password(
+                &self,
+                username: &str,
+                hash: &str,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::SET_USER_PASSWORD)
+                    .bind(username)
+                    .bind(hash)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_user_disabled(
+                &self,
+                username: &str,
+                disabled: bool,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::SET_USER_DISABLED)
+                    .bind(username)
+                    .bind(disabled)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::DELETE_USER)
+                    .bind(username)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_api(&self, api: &Api) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_API)
+                    .bind(&api.identifier)
+                    .bind(&api.name)
+                    .bind(api_scopes_json(api))
+                    .bind(api.created_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn api(&self, identifier: &str) -> Result<Option<Api>, StoreError> {
+                sqlx::query_as::<_, ApiRow>(sql::SELECT_API)
+                    .bind(identifier)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Api::try_from)
+                    .transpose()
+            }
+
+            async fn apis(&self) -> Result<Vec<Api>, StoreError> {
+                sqlx::query_as::<_, ApiRow>(sql::SELECT_APIS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Api::try_from)
+                    .collect()
+            }
+
+            async fn delete_api(&self, identifier: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::DELETE_API)
+                    .bind(identifier)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+                sqlx::query_as::<_, KeyRow>(sql::SELECT_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(StoredKey::try_from)
+                    .collect()
+            }
+
+            async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+                bind_key(sqlx::query(sql::INSERT_KEY), key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn rotate_signing_key(
+                &self,
+                key: &StoredKey,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(sql::RETIRE_CURRENT_KEY)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                bind_key(sqlx::query(sql::INSERT_KEY), key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        fn bind_key<'q>(
+            query: sqlx::query::Query<
+                'q,
+                <$engine as EngineDb>::Db,
+                <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
+            >,
+            key: &'q StoredKey,
+        ) -> sqlx::query::Query<
+            'q,
+            <$engine as EngineDb>::Db,
+            <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
+        > {
+            query
+                .bind(&key.kid)
+                .bind(&key.alg)
+                .bind(key.status.as_str())
+                .bind(&key.sealed_private_key)
+                .bind(&key.public_jwk)
+                .bind(key.created_at.0)
+                .bind(key.retired_at.map(|t| t.0))
+        }
+    };
+}
+
+pub(super) use impl_store;
+
+/// Names the sqlx database of an engine type, for the few helpers that take a query.
+pub(super) trait EngineDb {
+    type Db: sqlx::Database;
+}

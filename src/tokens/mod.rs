@@ -1,0 +1,7 @@
+//! Tokens Valet issues: signed JWTs (access tokens) and the keys that sign them.
+
+pub mod access;
+pub mod keys;
+pub mod signer;
+
+pub use keys::{KeyError, KeyRing, SigningKey};
