@@ -546,9 +546,11 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let alone: Config = toml::from_str(&uncommented).unwrap();
-        let mut expected = Config::default();
-        expected.secret = alone.secret.clone();
-        expected.default_audience = alone.default_audience.clone();
+        let expected = Config {
+            secret: alone.secret.clone(),
+            default_audience: alone.default_audience.clone(),
+            ..Config::default()
+        };
         assert_eq!(alone, expected);
         assert!(alone.secret.is_some() && alone.default_audience.is_some());
     }

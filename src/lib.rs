@@ -5,9 +5,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod app;
+pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod http;
+pub mod login;
+pub mod oauth;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -1,0 +1,172 @@
+//! Building and running the server: store (migrated), secret, key ring, cache, listener;
+//! then serve until a shutdown signal, reloading keys in the background.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::cache::Directory;
+use crate::config::Settings;
+use crate::crypto::{SecretError, SecretSource, ServerKeys};
+use crate::domain::UnixTime;
+use crate::oauth::metadata::Metadata;
+use crate::state::{AppState, Inner};
+use crate::store::{self, StoreError};
+use crate::tokens::{KeyError, KeyRing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server that is ready to accept connections.
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+}
+
+impl App {
+    /// Connect and migrate the store, load the secret and keys, and bind the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let store = store::connect(&settings).await?;
+        store.migrate().await?;
+        let (server_keys, source) = ServerKeys::load(&settings)?;
+        log_secret_source(&source);
+        let keys = KeyRing::open(
+            store.clone(),
+            server_keys.sealer.clone(),
+            settings.config.tokens.signing_alg,
+            retired_key_lifetime(&settings),
+            UnixTime::now(),
+        )
+        .await?;
+        let directory = Directory::new(store.clone(), settings.config.clients.cache_ttl.0);
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let state = AppState::new(Inner {
+            metadata: Metadata::new(&settings),
+            settings,
+            store,
+            keys,
+            server_keys,
+            directory,
+        });
+        Ok(Self { state, listener })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, std::io::Error> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` completes, then let in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let reloader = tokio::spawn(reload_keys(self.state.clone()));
+        self.announce().await;
+        let router = crate::http::router::router(self.state.clone());
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve);
+        reloader.abort();
+        served
+    }
+
+    async fn announce(&self) {
+        let settings = &self.state.settings;
+        let listen = self
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(issuer = %settings.issuer_str(), listen = %listen, "valet is listening");
+        if let Ok(0) = self.state.store.count_clients().await {
+            tracing::info!(
+                "no clients yet; create an API and a client with:\n  \
+                 valet api create --identifier https://contacts.example.com --name Contacts --scope \"read:contacts create:contacts delete:contacts\"\n  \
+                 valet client create --name my-service --grant-type client_credentials --scope read:contacts --audience https://contacts.example.com"
+            );
+        }
+    }
+}
+
+/// A retired key stays in the JWKS while a token it signed may be alive: replicas may sign
+/// with it until their next reload, and such a token lives `access_token_ttl`.
+fn retired_key_lifetime(settings: &Settings) -> std::time::Duration {
+    settings.access_token_ttl() + settings.config.keys.reload_interval.0
+}
+
+async fn reload_keys(state: AppState) {
+    let mut interval = tokio::time::interval(state.settings.config.keys.reload_interval.0);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Err(e) = state.keys.reload(UnixTime::now()).await {
+            tracing::warn!(error = %e, "could not reload signing keys; keeping the ones in memory");
+        }
+    }
+}
+
+fn log_secret_source(source: &SecretSource) {
+    match source {
+        SecretSource::Configured => {}
+        SecretSource::File(path) => {
+            tracing::info!(path = %path.display(), "using the secret from the file beside the database")
+        }
+        SecretSource::CreatedFile(path) => tracing::warn!(
+            path = %path.display(),
+            "no `secret` configured: created a random one in a file beside the database; keep it with the database, or set VALET_SECRET"
+        ),
+        SecretSource::Ephemeral => tracing::warn!(
+            "no `secret` configured for an in-memory database: using a random one for this process only"
+        ),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,409 @@
+//! `valet client …`: register and manage clients (RFC 7591 field names in `--json`).
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{CliError, Context, output};
+use crate::crypto::random_token;
+use crate::domain::{GrantType, ScopeSet, UnixTime, is_valid_client_id};
+use crate::oauth::redirect;
+use crate::store::{Client, StoreError};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once
+    Create {
+        /// Display name, shown to users on the consent page
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        fields: ClientFields,
+        /// Choose the client id (printable ASCII, no spaces) instead of a random one
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// Print one JSON object (RFC 7591 names)
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client (never its secret)
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client: each option given replaces that field
+    Update {
+        client_id: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: ClientFields,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a confidential client's secret; the new one is printed once
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client
+    Delete { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientFields {
+    /// Grant type the client may use (repeat or comma-separate): authorization_code, implicit,
+    /// password, client_credentials, refresh_token [default for a new client: authorization_code]
+    #[arg(long = "grant-type", value_name = "G", value_delimiter = ',')]
+    grant_types: Option<Vec<String>>,
+    /// Redirect URI, matched exactly (repeat or comma-separate)
+    #[arg(long = "redirect-uri", value_name = "URI", value_delimiter = ',')]
+    redirect_uris: Option<Vec<String>>,
+    /// Scopes the client may be granted, space-delimited, e.g. "read:contacts openid"
+    #[arg(long, value_name = "\"S1 S2\"")]
+    scope: Option<String>,
+    /// API identifier the client may request tokens for (repeat or comma-separate)
+    #[arg(long = "audience", value_name = "API_ID", value_delimiter = ',')]
+    audiences: Option<Vec<String>>,
+    /// A public client (no secret, PKCE required): a browser or mobile app
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    public: Option<bool>,
+    /// A first-party client: its users are never asked for consent
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    first_party: Option<bool>,
+}
+
+pub async fn run(cx: &Context, command: ClientCommand) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Create {
+            name,
+            fields,
+            client_id,
+            json,
+        } => create(cx, name, fields, client_id, json).await,
+        ClientCommand::List { json } => list(cx, json).await,
+        ClientCommand::Show { client_id, json } => {
+            let client = find(cx, &client_id).await?;
+            print_client(&client, None, json);
+            Ok(())
+        }
+        ClientCommand::Update {
+            client_id,
+            name,
+            fields,
+            json,
+        } => update(cx, &client_id, name, fields, json).await,
+        ClientCommand::RotateSecret { client_id, json } => {
+            rotate_secret(cx, &client_id, json).await
+        }
+        ClientCommand::Delete { client_id } => {
+            if !cx.store.delete_client(&client_id).await? {
+                return Err(not_found(&client_id));
+            }
+            println!("deleted client {client_id}");
+            Ok(())
+        }
+    }
+}
+
+fn not_found(client_id: &str) -> CliError {
+    CliError::NotFound(format!("no client with id `{client_id}`"))
+}
+
+async fn find(cx: &Context, client_id: &str) -> Result<Client, CliError> {
+    cx.store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| not_found(client_id))
+}
+
+async fn create(
+    cx: &Context,
+    name: String,
+    fields: ClientFields,
+    client_id: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let client_id = match client_id {
+        Some(id) if is_valid_client_id(&id) => id,
+        Some(_) => {
+            return Err(CliError::invalid(
+                "--client-id must be 1 to 255 printable ASCII characters without spaces",
+            ));
+        }
+        None => random_token()?.chars().take(24).collect(),
+    };
+    let now = UnixTime::now();
+    let mut client = Client {
+        client_id,
+        client_name: String::new(),
+        secret_hash: None,
+        grant_types: vec![GrantType::AuthorizationCode],
+        redirect_uris: vec![],
+        scope: ScopeSet::default(),
+        audiences: vec![],
+        allowed_origins: vec![],
+        first_party: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let public = apply(cx, &mut client, Some(name), fields)
+        .await?
+        .unwrap_or(false);
+    // A fresh 256-bit secret from the OS CSPRNG; only its keyed hash is stored.
+    let secret = if public { None } else { Some(random_token()?) };
+    if let Some(secret) = &secret {
+        client.secret_hash = Some(cx.server_keys()?.hasher.hash(secret));
+    }
+    check_consistency(&client)?;
+    match cx.store.insert_client(&client).await {
+        Err(StoreError::Conflict) => Err(CliError::Conflict(format!(
+            "a client with id `{}` already exists",
+            client.client_id
+        ))),
+        other => other.map_err(CliError::from),
+    }?;
+    print_client(&client, secret.as_deref(), json);
+    Ok(())
+}
+
+async fn update(
+    cx: &Context,
+    client_id: &str,
+    name: Option<String>,
+    fields: ClientFields,
+    json: bool,
+) -> Result<(), CliError> {
+    let mut client = find(cx, client_id).await?;
+    let was_public = client.is_public();
+    let public = apply(cx, &mut client, name, fields).await?;
+    // A public client made confidential needs a secret: make one and show it once.
+    let secret = if was_public && public == Some(false) {
+        let secret = random_token()?;
+        client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
+        Some(secret)
+    } else {
+        None
+    };
+    check_consistency(&client)?;
+    client.updated_at = UnixTime::now();
+    if !cx.store.update_client(&client).await? {
+        return Err(not_found(client_id));
+    }
+    print_client(&client, secret.as_deref(), json);
+    Ok(())
+}
+
+async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), CliError> {
+    let mut client = find(cx, client_id).await?;
+    if client.is_public() {
+        return Err(CliError::invalid(format!(
+            "client `{client_id}` is public and has no secret to rotate"
+        )));
+    }
+    let secret = random_token()?;
+    client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
+    client.updated_at = UnixTime::now();
+    if !cx.store.update_client(&client).await? {
+        return Err(not_found(client_id));
+    }
+    print_client(&client, Some(&secret), json);
+    Ok(())
+}
+
+/// Copy the given options onto the client, validating each. Returns the `--public` value.
+async fn apply(
+    cx: &Context,
+    client: &mut Client,
+    name: Option<String>,
+    fields: ClientFields,
+) -> Result<Option<bool>, CliError> {
+    if let Some(name) = name {
+        if name.trim().is_empty() {
+            return Err(CliError::invalid("--name must not be empty"));
+        }
+        client.client_name = name;
+    }
+    if let Some(grants) = fields.grant_types {
+        let mut parsed = Vec::new();
+        for g in grants.iter().filter(|g| !g.is_empty()) {
+            let grant: GrantType = g
+                .parse()
+                .map_err(|e: crate::domain::UnknownGrantType| CliError::invalid(e.to_string()))?;
+            if !parsed.contains(&grant) {
+                parsed.push(grant);
+            }
+        }
+        client.grant_types = parsed;
+    }
+    if let Some(uris) = fields.redirect_uris {
+        let uris: Vec<String> = uris.into_iter().filter(|u| !u.is_empty()).collect();
+        for uri in &uris {
+            redirect::validate_registration(uri).map_err(CliError::Invalid)?;
+        }
+        client.redirect_uris = uris;
+    }
+    if let Some(scope) = fields.scope {
+        client.scope =
+            ScopeSet::parse(&scope).map_err(|e| CliError::invalid(format!("--scope: {e}")))?;
+    }
+    if let Some(audiences) = fields.audiences {
+        let audiences: Vec<String> = audiences.into_iter().filter(|a| !a.is_empty()).collect();
+        for audience in &audiences {
+            if cx.store.api(audience).await?.is_none() {
+                return Err(CliError::NotFound(format!(
+                    "no API with identifier `{audience}`; create it first with `valet api create`"
+                )));
+            }
+        }
+        client.audiences = audiences;
+    }
+    if let Some(first_party) = fields.first_party {
+        client.first_party = first_party;
+    }
+    if fields.public == Some(true) {
+        client.secret_hash = None;
+    }
+    Ok(fields.public)
+}
+
+/// Rules that involve several fields at once.
+fn check_consistency(client: &Client) -> Result<(), CliError> {
+    if client.grant_types.is_empty() {
+        return Err(CliError::invalid(
+            "a client needs at least one --grant-type",
+        ));
+    }
+    if client.is_public()
+        && let Some(g) = client
+            .grant_types
+            .iter()
+            .find(|g| g.needs_confidential_client())
+    {
+        return Err(CliError::invalid(format!(
+            "a public client may not use the {g} grant: it has no secret to authenticate with"
+        )));
+    }
+    if client.redirect_uris.is_empty()
+        && let Some(g) = client.grant_types.iter().find(|g| g.uses_redirect())
+    {
+        return Err(CliError::invalid(format!(
+            "the {g} grant needs at least one --redirect-uri"
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 7591 §3.2.1 names, plus `audiences` and `first_party`.
+pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
+    let mut value = json!({
+        "client_id": client.client_id,
+        "client_name": client.client_name,
+        "client_id_issued_at": client.created_at.0,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": client.response_types(),
+        "scope": client.scope.to_string(),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method(),
+        "audiences": client.audiences,
+        "first_party": client.first_party,
+    });
+    if let (Some(secret), Value::Object(map)) = (secret, &mut value) {
+        map.insert("client_secret".into(), json!(secret));
+        // RFC 7591: 0 means the secret does not expire.
+        map.insert("client_secret_expires_at".into(), json!(0));
+    }
+    value
+}
+
+fn print_client(client: &Client, secret: Option<&str>, json: bool) {
+    if json {
+        output::json(&client_json(client, secret));
+        return;
+    }
+    let grants: Vec<String> = client.grant_types.iter().map(|g| g.to_string()).collect();
+    let mut rows = vec![
+        ("client_id", client.client_id.clone()),
+        ("name", client.client_name.clone()),
+        (
+            "type",
+            if client.is_public() {
+                "public".into()
+            } else {
+                "confidential".into()
+            },
+        ),
+        ("auth method", client.token_endpoint_auth_method().into()),
+        ("grant types", output::list(&grants)),
+        ("redirect uris", output::list(&client.redirect_uris)),
+        (
+            "scope",
+            if client.scope.is_empty() {
+                "-".into()
+            } else {
+                client.scope.to_string()
+            },
+        ),
+        ("audiences", output::list(&client.audiences)),
+        (
+            "first party",
+            if client.first_party {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        ("created", client.created_at.to_rfc3339()),
+    ];
+    if let Some(secret) = secret {
+        rows.push(("client_secret", secret.to_owned()));
+    }
+    output::fields(&rows);
+    if secret.is_some() {
+        println!(
+            "\nThe client secret is shown only now: it cannot be shown again. Store it safely."
+        );
+    }
+}
+
+async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
+    let clients = cx.store.clients().await?;
+    if json {
+        output::json(&Value::Array(
+            clients.iter().map(|c| client_json(c, None)).collect(),
+        ));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = clients
+        .iter()
+        .map(|c| {
+            vec![
+                c.client_id.clone(),
+                c.client_name.clone(),
+                if c.is_public() {
+                    "public".into()
+                } else {
+                    "confidential".into()
+                },
+                c.grant_types
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                output::list(&c.audiences),
+            ]
+        })
+        .collect();
+    output::table(
+        &["CLIENT_ID", "NAME", "TYPE", "GRANT TYPES", "AUDIENCES"],
+        &rows,
+    );
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `valet keys …`: the signing keys every replica shares through the store.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{CliError, Context, output};
+use crate::config::SigningAlg;
+use crate::domain::UnixTime;
+use crate::store::StoredKey;
+use crate::tokens::keys;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys, the current one first
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new current key; the old one stays published until its tokens expire
+    Rotate {
+        /// Algorithm of the new key [default: tokens.signing_alg]
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        alg: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
+    match command {
+        KeysCommand::List { json } => {
+            let rows = cx.store.signing_keys().await?;
+            if json {
+                output::json(&Value::Array(rows.iter().map(key_json).collect()));
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.kid.clone(),
+                            k.alg.clone(),
+                            k.status.as_str().into(),
+                            k.created_at.to_rfc3339(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["KID", "ALG", "STATUS", "CREATED"], &table);
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { alg, json } => {
+            let alg = match alg {
+                Some(text) => SigningAlg::parse(&text)
+                    .ok_or_else(|| CliError::invalid(format!("unknown --alg {text}")))?,
+                None => cx.settings.config.tokens.signing_alg,
+            };
+            let server_keys = cx.server_keys()?;
+            let key = keys::rotate(&cx.store, &server_keys.sealer, alg, UnixTime::now())
+                .await
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            if json {
+                output::json(&key_json(&key));
+            } else {
+                println!(
+                    "new current key {} ({}); servers pick it up within keys.reload_interval",
+                    key.kid, key.alg
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn key_json(key: &StoredKey) -> Value {
+    json!({
+        "kid": key.kid,
+        "alg": key.alg,
+        "status": key.status.as_str(),
+        "created_at": key.created_at.to_rfc3339(),
+    })
+}

@@ -1,0 +1,153 @@
+//! The command line (SPEC §2): one clap definition, a file per noun, one error type that
+//! `main` turns into a one-line message and exit code 1.
+
+mod api;
+mod client;
+mod keys;
+mod output;
+mod user;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, App, StartError};
+use crate::config::{Config, ConfigError, FlagOverrides, Settings};
+use crate::crypto::{SecretError, ServerKeys};
+use crate::store::{self, SharedStore, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "valet",
+    version,
+    about = "Valet: an OAuth 2.0 authorization server with OpenID Connect",
+    long_about = "Valet: an OAuth 2.0 authorization server with OpenID Connect.\n\n\
+        Run the server with `valet serve`; manage APIs, clients, users and signing keys with the \
+        other commands. Every command reads the same configuration: config/valet.toml (or --config), \
+        then VALET_* environment variables, then flags.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file [default: config/valet.toml if present; env: VALET_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store URL: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [env: VALET_DATABASE_URL, DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies pending migrations first)
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 [env: VALET_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Issuer URL: the `iss` of tokens and the base of every endpoint [env: VALET_ISSUER]
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
+    },
+    /// Apply pending migrations and exit
+    Migrate,
+    /// Print the effective configuration (the secret hidden) and exit
+    Config,
+    /// Manage clients: the applications that request tokens
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage users: the people who log in
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage APIs: the resource servers that tokens are for, and their scopes
+    #[command(subcommand)]
+    Api(api::ApiCommand),
+    /// Manage signing keys
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// A failed command: printed on one line, exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+}
+
+/// Settings, store and (on demand) the server keys, for commands that manage data.
+pub struct Context {
+    pub settings: Settings,
+    pub store: SharedStore,
+}
+
+impl Context {
+    /// Connect and migrate, so that every command works on a fresh database.
+    async fn open(settings: Settings) -> Result<Self, CliError> {
+        let store = store::connect(&settings).await?;
+        store.migrate().await?;
+        Ok(Self { settings, store })
+    }
+
+    /// The keys derived from `secret`; only commands that hash secrets or seal keys need them.
+    fn server_keys(&self) -> Result<ServerKeys, CliError> {
+        let (keys, _) = ServerKeys::load(&self.settings)?;
+        Ok(keys)
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let flags = FlagOverrides {
+        database_url: cli.database_url.clone(),
+        listen: match &cli.command {
+            Command::Serve { listen, .. } => listen.clone(),
+            _ => None,
+        },
+        issuer: match &cli.command {
+            Command::Serve { issuer, .. } => issuer.clone(),
+            _ => None,
+        },
+    };
+    let config = Config::load(cli.config.as_deref(), &flags)?;
+    let settings = config.validate()?;
+    crate::telemetry::init(settings.config.log_format);
+    match cli.command {
+        Command::Serve { .. } => {
+            let app = App::build(settings).await?;
+            app.run(app::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            Context::open(settings).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", settings.config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Client(cmd) => client::run(&Context::open(settings).await?, cmd).await,
+        Command::User(cmd) => user::run(&Context::open(settings).await?, cmd).await,
+        Command::Api(cmd) => api::run(&Context::open(settings).await?, cmd).await,
+        Command::Keys(cmd) => keys::run(&Context::open(settings).await?, cmd).await,
+    }
+}

@@ -1,0 +1,251 @@
+//! `valet user …`: the people who log in. Passwords are hashed with Argon2id.
+
+use std::io::BufRead;
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{CliError, Context, output};
+use crate::domain::UnixTime;
+use crate::login::password;
+use crate::store::{StoreError, User};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user
+    Create {
+        /// Unique login name
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Full name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        password: PasswordInput,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user
+    Show {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Stop a user from logging in (existing tokens expire as usual)
+    Disable { username: String },
+    /// Let a disabled user log in again
+    Enable { username: String },
+    /// Delete a user; their id is never reused
+    Delete { username: String },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("password_source").required(true).args(["password_stdin", "password"])))]
+pub struct PasswordInput {
+    /// Read the password from standard input, up to the first newline
+    #[arg(long)]
+    password_stdin: bool,
+    /// The password itself (visible to other local users in the process list: prefer --password-stdin)
+    #[arg(long, value_name = "PW")]
+    password: Option<String>,
+}
+
+impl PasswordInput {
+    fn read(self) -> Result<String, CliError> {
+        if let Some(password) = self.password {
+            eprintln!(
+                "warning: --password is visible to other local users; prefer --password-stdin"
+            );
+            return Ok(password);
+        }
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            CliError::Other(format!(
+                "could not read the password from standard input: {e}"
+            ))
+        })?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    }
+}
+
+pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
+    let now = UnixTime::now();
+    match command {
+        UserCommand::Create {
+            username,
+            email,
+            name,
+            password,
+            json,
+        } => {
+            check_username(&username)?;
+            let hash = hash(cx, password.read()?).await?;
+            let user = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                username,
+                email,
+                name,
+                password_hash: hash,
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            match cx.store.insert_user(&user).await {
+                Err(StoreError::Conflict) => {
+                    return Err(CliError::Conflict(format!(
+                        "user `{}` already exists",
+                        user.username
+                    )));
+                }
+                other => other?,
+            }
+            print_user(&user, json);
+            Ok(())
+        }
+        UserCommand::List { json } => list(cx, json).await,
+        UserCommand::Show { username, json } => {
+            print_user(&find(cx, &username).await?, json);
+            Ok(())
+        }
+        UserCommand::SetPassword { username, password } => {
+            let hash = hash(cx, password.read()?).await?;
+            found(
+                cx.store.set_user_password(&username, &hash, now).await?,
+                &username,
+            )?;
+            println!("password set for {username}");
+            Ok(())
+        }
+        UserCommand::Disable { username } => {
+            found(
+                cx.store.set_user_disabled(&username, true, now).await?,
+                &username,
+            )?;
+            println!("disabled {username}");
+            Ok(())
+        }
+        UserCommand::Enable { username } => {
+            found(
+                cx.store.set_user_disabled(&username, false, now).await?,
+                &username,
+            )?;
+            println!("enabled {username}");
+            Ok(())
+        }
+        UserCommand::Delete { username } => {
+            found(cx.store.delete_user(&username).await?, &username)?;
+            println!("deleted {username}");
+            Ok(())
+        }
+    }
+}
+
+fn check_username(username: &str) -> Result<(), CliError> {
+    if username.is_empty()
+        || username.len() > 255
+        || username
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(CliError::invalid(
+            "--username must be 1 to 255 characters without spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn hash(cx: &Context, password: String) -> Result<String, CliError> {
+    password::hash(&cx.settings.config.password_hash, password)
+        .await
+        .map_err(|e| CliError::invalid(e.to_string()))
+}
+
+fn found(changed: bool, username: &str) -> Result<(), CliError> {
+    if changed {
+        Ok(())
+    } else {
+        Err(not_found(username))
+    }
+}
+
+fn not_found(username: &str) -> CliError {
+    CliError::NotFound(format!("no user `{username}`"))
+}
+
+async fn find(cx: &Context, username: &str) -> Result<User, CliError> {
+    cx.store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| not_found(username))
+}
+
+fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "name": user.name,
+        "disabled": user.disabled,
+    })
+}
+
+fn print_user(user: &User, json: bool) {
+    if json {
+        output::json(&user_json(user));
+        return;
+    }
+    output::fields(&[
+        ("id", user.id.clone()),
+        ("username", user.username.clone()),
+        ("email", user.email.clone().unwrap_or_else(|| "-".into())),
+        ("name", user.name.clone().unwrap_or_else(|| "-".into())),
+        (
+            "disabled",
+            if user.disabled {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        ("created", user.created_at.to_rfc3339()),
+    ]);
+}
+
+async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
+    let users = cx.store.users().await?;
+    if json {
+        output::json(&Value::Array(users.iter().map(user_json).collect()));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.username.clone(),
+                u.id.clone(),
+                u.email.clone().unwrap_or_else(|| "-".into()),
+                if u.disabled {
+                    "disabled".into()
+                } else {
+                    "active".into()
+                },
+            ]
+        })
+        .collect();
+    output::table(&["USERNAME", "ID", "EMAIL", "STATUS"], &rows);
+    Ok(())
+}

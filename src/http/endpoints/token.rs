@@ -1,0 +1,45 @@
+//! `POST /token` (RFC 6749 §3.2): form, client authentication, grant dispatch, response.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::UnixTime;
+use crate::http::extract;
+use crate::oauth::token::{self, TokenContext};
+use crate::oauth::{OAuthError, client_auth};
+use crate::state::AppState;
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<token::TokenResponse, OAuthError> {
+    let now = UnixTime::now();
+    let params = extract::oauth_form(headers, body)?;
+    let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
+    let client =
+        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    let request = token::parse(&params, &client)?;
+    let cx = TokenContext {
+        state,
+        client: &client,
+        now,
+    };
+    let response = token::exchange(&cx, request).await?;
+    tracing::info!(client_id = %client.client_id, scope = %response.scope, "token issued");
+    Ok(response)
+}

@@ -1,0 +1,60 @@
+//! Rendering of OAuth results: RFC 6749 §5.1 and §5.2 JSON with `Cache-Control: no-store`,
+//! `WWW-Authenticate` where a challenge applies, `Retry-After` when the store is away.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::oauth::token::TokenResponse;
+use crate::oauth::{Challenge, ErrorCode, OAuthError};
+
+fn no_store(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        match self.code {
+            ErrorCode::ServerError => tracing::error!(detail = ?self.detail, "request failed"),
+            ErrorCode::TemporarilyUnavailable => {
+                tracing::warn!(detail = ?self.detail, "store unavailable")
+            }
+            code => tracing::info!(error = code.as_str(), detail = ?self.detail, "request refused"),
+        }
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = json!({"error": self.code.as_str(), "error_description": self.description});
+        let mut response = (status, Json(body)).into_response();
+        no_store(&mut response);
+        let headers = response.headers_mut();
+        match self.challenge {
+            Some(Challenge::Basic) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"valet\""),
+                );
+            }
+            Some(Challenge::Bearer) => {
+                let value = format!("Bearer error=\"{}\"", self.code.as_str());
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            None => {}
+        }
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = Json(self).into_response();
+        no_store(&mut response);
+        response
+    }
+}

@@ -1,0 +1,29 @@
+//! Every route and its layers, in one place.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::endpoints::{discovery, health, token};
+use super::middleware;
+use crate::oauth::metadata::{JWKS_PATH, TOKEN_PATH};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let http = &state.settings.config.http;
+    let (body_limit, timeout) = (http.body_limit, http.request_timeout.0);
+    let routes = Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::oauth_metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(JWKS_PATH, get(discovery::jwks))
+        .route(TOKEN_PATH, post(token::token))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state);
+    middleware::apply(routes, body_limit, timeout)
+}

@@ -1,0 +1,191 @@
+//! One error type for every OAuth failure: RFC 6749 §5.2 (token endpoint), §4.1.2.1 and
+//! §4.2.2.1 (authorization responses), RFC 6750 §3.1 (bearer tokens), RFC 8707 §2.
+
+use std::borrow::Cow;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    AccessDenied,
+    UnsupportedResponseType,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidToken,
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    /// The HTTP status for a direct (non-redirect) response.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// Which `WWW-Authenticate` challenge accompanies a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// The client tried HTTP Basic (RFC 6749 §5.2 requires the header then).
+    Basic,
+    Bearer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    /// For the client developer; restricted to the RFC 6749 §5.2 character set.
+    pub description: Cow<'static, str>,
+    /// For our logs only; never sent.
+    pub detail: Option<String>,
+    pub challenge: Option<Challenge>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: sanitize(description.into()),
+            detail: None,
+            challenge: None,
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+
+    pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+
+    pub fn invalid_target(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidTarget, d)
+    }
+
+    pub fn unauthorized_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, d)
+    }
+
+    pub fn unsupported_grant_type(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnsupportedGrantType, d)
+    }
+
+    /// Something on our side failed; the client learns nothing more than that.
+    pub fn server_error(detail: impl Into<String>) -> Self {
+        Self {
+            detail: Some(detail.into()),
+            ..Self::new(
+                ErrorCode::ServerError,
+                "the authorization server hit an unexpected error",
+            )
+        }
+    }
+
+    pub fn with_challenge(mut self, challenge: Option<Challenge>) -> Self {
+        self.challenge = challenge;
+        self
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => Self {
+                detail: Some(detail),
+                ..Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the store is unavailable; retry shortly",
+                )
+            },
+            other => Self::server_error(other.to_string()),
+        }
+    }
+}
+
+/// RFC 6749 §5.2: `error_description` uses `%x20-21 / %x23-5B / %x5D-7E` only.
+fn sanitize(text: Cow<'static, str>) -> Cow<'static, str> {
+    let allowed = |c: char| matches!(c, ' ' | '!' | '#'..='[' | ']'..='~');
+    if text.chars().all(allowed) {
+        text
+    } else {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if allowed(c) { c } else { '?' })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_rfc_6749() {
+        assert_eq!(ErrorCode::InvalidClient.status(), 401);
+        assert_eq!(ErrorCode::InvalidRequest.status(), 400);
+        assert_eq!(ErrorCode::UnsupportedGrantType.status(), 400);
+        assert_eq!(ErrorCode::TemporarilyUnavailable.status(), 503);
+    }
+
+    #[test]
+    fn descriptions_are_restricted_to_the_allowed_charset() {
+        let e = OAuthError::invalid_request("bad \"quote\" and \\ and caf\u{e9}");
+        assert_eq!(e.description, "bad ?quote? and ? and caf?");
+    }
+
+    #[test]
+    fn store_outage_is_temporarily_unavailable() {
+        let e = OAuthError::from(StoreError::Unavailable("pool timed out".into()));
+        assert_eq!(e.code, ErrorCode::TemporarilyUnavailable);
+        let e = OAuthError::from(StoreError::Internal("boom".into()));
+        assert_eq!(e.code, ErrorCode::ServerError);
+        assert!(
+            !e.description.contains("boom"),
+            "internal detail stays in the logs"
+        );
+    }
+}

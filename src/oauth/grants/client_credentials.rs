@@ -1,0 +1,60 @@
+//! The client credentials grant (RFC 6749 §4.4): a confidential client gets a token for
+//! itself. No store round trip: the client and API come from the cache, the key from memory.
+
+use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
+use super::super::token::{TokenContext, TokenResponse};
+use super::super::{OAuthError, Params};
+use crate::domain::ScopeSet;
+use crate::tokens::access::{self, AccessGrant};
+
+#[derive(Debug)]
+pub struct Request {
+    pub scope: Option<ScopeSet>,
+    pub target: TargetRequest,
+}
+
+pub fn parse(params: &Params) -> Result<Request, OAuthError> {
+    Ok(Request {
+        scope: scope::requested(params)?,
+        target: TargetRequest::from_params(params)?,
+    })
+}
+
+pub async fn exchange(
+    cx: &TokenContext<'_>,
+    request: Request,
+) -> Result<TokenResponse, OAuthError> {
+    let settings = &cx.state.settings;
+    let audience = request
+        .target
+        .resolve(settings.config.default_audience.as_deref())?;
+    let api = cx.state.directory.api(&audience).await?;
+    let api = scope::check_target(cx.client, &audience, api.as_deref())?;
+    let granted = scope::decide(&ScopeRequest {
+        requested: request.scope.as_ref(),
+        client: cx.client,
+        api,
+        subject: Subject::Client,
+    })?;
+    let keys = cx.state.keys.current();
+    let issued = access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: settings.issuer_str(),
+            subject: &cx.client.client_id,
+            client_id: &cx.client.client_id,
+            audience: &api.identifier,
+            scope: &granted,
+            ttl: settings.access_token_ttl(),
+        },
+        cx.now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: granted.to_string(),
+        refresh_token: None,
+    })
+}

@@ -1,0 +1,14 @@
+//! OAuth 2.0 protocol logic. Nothing here knows about HTTP: handlers in `http` extract typed
+//! inputs, call into these modules with `now`, and render what comes back.
+
+pub mod client_auth;
+pub mod error;
+pub mod grants;
+pub mod metadata;
+pub mod params;
+pub mod redirect;
+pub mod scope;
+pub mod token;
+
+pub use error::{Challenge, ErrorCode, OAuthError};
+pub use params::Params;

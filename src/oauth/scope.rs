@@ -1,0 +1,301 @@
+//! The scope policy of SPEC §6, shared by every grant: scope syntax (RFC 6749 §3.3), the
+//! audience a request is for (`audience`, or `resource` per RFC 8707 §2), and
+//! granted = requested ∩ allowed for the client ∩ defined by the API (+ OpenID scopes for
+//! user grants) ∩ consented.
+
+use super::{OAuthError, Params};
+use crate::domain::{ScopeSet, printable};
+use crate::store::{Api, Client};
+
+/// OpenID Connect scopes: no API defines them, a client may be allowed them, and they only
+/// make sense where there is a user.
+pub const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// The `scope` parameter, parsed; `None` when the request named none.
+pub fn requested(params: &Params) -> Result<Option<ScopeSet>, OAuthError> {
+    params
+        .get("scope")
+        .map(|text| ScopeSet::parse(text).map_err(|e| OAuthError::invalid_scope(e.to_string())))
+        .transpose()
+}
+
+/// The `audience` and `resource` parameters as sent; resolved later against the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetRequest {
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+}
+
+impl TargetRequest {
+    pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
+        let resource = params.get("resource");
+        if let Some(resource) = resource {
+            check_resource_syntax(resource)?;
+        }
+        Ok(Self {
+            audience: params.get("audience").map(str::to_owned),
+            resource: resource.map(str::to_owned),
+        })
+    }
+
+    /// The API identifier the request is for: `audience` (as Auth0 has it) or `resource`
+    /// (RFC 8707), else the configured default.
+    pub fn resolve(&self, default: Option<&str>) -> Result<String, OAuthError> {
+        match (self.audience.as_deref(), self.resource.as_deref()) {
+            (Some(a), Some(r)) if a != r => Err(OAuthError::invalid_target(
+                "audience and resource name different APIs; send one of them",
+            )),
+            (Some(named), _) | (None, Some(named)) => Ok(named.to_owned()),
+            (None, None) => default.map(str::to_owned).ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "name the API the token is for with the `audience` or `resource` parameter",
+                )
+            }),
+        }
+    }
+}
+
+/// RFC 8707 §2: an absolute URI without a fragment.
+fn check_resource_syntax(resource: &str) -> Result<(), OAuthError> {
+    match url::Url::parse(resource) {
+        Ok(url) if url.fragment().is_none() => Ok(()),
+        _ => Err(OAuthError::invalid_target(
+            "resource must be an absolute URI without a fragment (RFC 8707 section 2)",
+        )),
+    }
+}
+
+/// The API that `audience` names, if this client may use it; `invalid_target` otherwise.
+pub fn check_target<'a>(
+    client: &Client,
+    audience: &str,
+    api: Option<&'a Api>,
+) -> Result<&'a Api, OAuthError> {
+    let api = api.ok_or_else(|| {
+        OAuthError::invalid_target(format!(
+            "no API has the identifier `{}`",
+            printable(audience)
+        ))
+    })?;
+    if !client.may_use_audience(audience) {
+        return Err(OAuthError::invalid_target(format!(
+            "this client may not request tokens for `{}`",
+            printable(audience)
+        )));
+    }
+    Ok(api)
+}
+
+/// Whether the grant acts for a user (OpenID scopes apply) or for the client itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    User,
+    Client,
+}
+
+/// Everything the decision depends on.
+pub struct ScopeRequest<'a> {
+    pub requested: Option<&'a ScopeSet>,
+    pub client: &'a Client,
+    pub api: &'a Api,
+    pub subject: Subject,
+}
+
+/// What this client may have for this API: every scope it may be granted here.
+pub fn permitted(client: &Client, api: &Api, subject: Subject) -> ScopeSet {
+    let mut tokens: Vec<&str> = client
+        .scope
+        .iter()
+        .filter(|s| api.scopes.contains(s))
+        .collect();
+    if subject == Subject::User {
+        tokens.extend(client.scope.iter().filter(|s| OPENID_SCOPES.contains(s)));
+    }
+    ScopeSet::from_tokens(tokens)
+}
+
+/// Granted scope. A requested scope that is not permitted is `invalid_scope`, naming it; no
+/// scope requested means everything permitted.
+pub fn decide(request: &ScopeRequest<'_>) -> Result<ScopeSet, OAuthError> {
+    let permitted = permitted(request.client, request.api, request.subject);
+    let Some(requested) = request.requested else {
+        return Ok(permitted);
+    };
+    if let Some(refused) = requested.iter().find(|s| !permitted.contains(s)) {
+        return Err(OAuthError::invalid_scope(refusal(refused, request)));
+    }
+    Ok(requested.clone())
+}
+
+fn refusal(scope: &str, request: &ScopeRequest<'_>) -> String {
+    let scope = printable(scope);
+    if OPENID_SCOPES.contains(&scope.as_str()) && request.subject == Subject::Client {
+        format!("scope `{scope}` needs a user and cannot be granted to a client acting for itself")
+    } else if !request.client.scope.contains(&scope) {
+        format!("scope `{scope}` is not allowed for this client")
+    } else {
+        format!(
+            "scope `{scope}` is not defined by the API `{}`",
+            printable(&request.api.identifier)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UnixTime;
+    use crate::oauth::ErrorCode;
+
+    fn client(scope: &str) -> Client {
+        Client {
+            client_id: "c".into(),
+            client_name: "C".into(),
+            secret_hash: None,
+            grant_types: vec![],
+            redirect_uris: vec![],
+            scope: ScopeSet::parse(scope).unwrap(),
+            audiences: vec!["https://api".into()],
+            allowed_origins: vec![],
+            first_party: false,
+            created_at: UnixTime(0),
+            updated_at: UnixTime(0),
+        }
+    }
+
+    fn api() -> Api {
+        Api {
+            identifier: "https://api".into(),
+            name: "API".into(),
+            scopes: ScopeSet::parse("read:a write:a delete:a").unwrap(),
+            created_at: UnixTime(0),
+        }
+    }
+
+    fn decide_for(
+        client_scope: &str,
+        requested: Option<&str>,
+        subject: Subject,
+    ) -> Result<String, OAuthError> {
+        let client = client(client_scope);
+        let api = api();
+        let requested = requested.map(|r| ScopeSet::parse(r).unwrap());
+        decide(&ScopeRequest {
+            requested: requested.as_ref(),
+            client: &client,
+            api: &api,
+            subject,
+        })
+        .map(|s| s.to_string())
+    }
+
+    #[test]
+    fn empty_request_gets_everything_permitted_for_the_api() {
+        let granted = decide_for("read:a write:a other:x openid", None, Subject::Client).unwrap();
+        assert_eq!(granted, "read:a write:a");
+    }
+
+    #[test]
+    fn user_grants_add_allowed_openid_scopes() {
+        let granted = decide_for("read:a openid email", None, Subject::User).unwrap();
+        assert_eq!(granted, "email openid read:a");
+        assert_eq!(
+            decide_for("read:a openid", Some("openid"), Subject::User).unwrap(),
+            "openid"
+        );
+    }
+
+    #[test]
+    fn a_scope_not_permitted_is_named() {
+        let e = decide_for("read:a", Some("read:a write:a"), Subject::Client).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+        assert!(
+            e.description
+                .contains("`write:a` is not allowed for this client"),
+            "{}",
+            e.description
+        );
+        let e = decide_for("read:a other:x", Some("other:x"), Subject::Client).unwrap_err();
+        assert!(
+            e.description.contains("not defined by the API"),
+            "{}",
+            e.description
+        );
+        let e = decide_for("read:a openid", Some("openid"), Subject::Client).unwrap_err();
+        assert!(e.description.contains("needs a user"), "{}", e.description);
+    }
+
+    #[test]
+    fn requested_subset_is_granted_as_requested() {
+        assert_eq!(
+            decide_for("read:a write:a", Some("write:a"), Subject::Client).unwrap(),
+            "write:a"
+        );
+    }
+
+    #[test]
+    fn scope_syntax_errors_are_invalid_scope() {
+        for bad in ["a  b", " a", "a\"b"] {
+            let params = Params::parse(
+                format!("scope={}", bad.replace(' ', "+").replace('"', "%22")).as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(
+                requested(&params).unwrap_err().code,
+                ErrorCode::InvalidScope,
+                "{bad}"
+            );
+        }
+    }
+
+    fn audience(params: &Params, default: Option<&str>) -> Result<String, OAuthError> {
+        TargetRequest::from_params(params)?.resolve(default)
+    }
+
+    #[test]
+    fn audience_resolution() {
+        let p = |s: &str| Params::parse(s.as_bytes()).unwrap();
+        assert_eq!(
+            audience(&p("audience=https://a"), None).unwrap(),
+            "https://a"
+        );
+        assert_eq!(
+            audience(&p("resource=https://a"), None).unwrap(),
+            "https://a"
+        );
+        assert_eq!(
+            audience(&p("audience=https://a&resource=https://a"), None).unwrap(),
+            "https://a"
+        );
+        assert_eq!(audience(&p(""), Some("https://d")).unwrap(), "https://d");
+        assert_eq!(
+            audience(&p(""), None).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        let e = audience(&p("audience=https://a&resource=https://b"), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTarget);
+        let e = audience(&p("resource=relative/path"), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTarget);
+        let e = audience(&p("resource=https://a%23frag"), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTarget);
+    }
+
+    #[test]
+    fn target_must_exist_and_be_allowed() {
+        let c = client("read:a");
+        let a = api();
+        assert!(check_target(&c, "https://api", Some(&a)).is_ok());
+        assert_eq!(
+            check_target(&c, "https://nope", None).unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        let mut other = a.clone();
+        other.identifier = "https://other".into();
+        assert_eq!(
+            check_target(&c, "https://other", Some(&other))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidTarget
+        );
+    }
+}

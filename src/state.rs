@@ -1,0 +1,36 @@
+//! What every request handler shares: settings, store, key ring and client cache.
+
+use std::sync::Arc;
+
+use crate::cache::Directory;
+use crate::config::Settings;
+use crate::crypto::ServerKeys;
+use crate::oauth::metadata::Metadata;
+use crate::store::SharedStore;
+use crate::tokens::KeyRing;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: SharedStore,
+    pub keys: KeyRing,
+    pub server_keys: ServerKeys,
+    pub directory: Directory,
+    pub metadata: Metadata,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
