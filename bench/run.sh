@@ -35,9 +35,14 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
+OHA_PID=""
 TMPDIRS=()
 cleanup() {
     local rc=$?
+    if [[ -n "$OHA_PID" ]] && kill -0 "$OHA_PID" 2>/dev/null; then
+        kill "$OHA_PID" 2>/dev/null || true
+        wait "$OHA_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -58,7 +63,7 @@ for tool in curl python3 openssl; do
 done
 
 if [[ -n "${VALET_BIN:-}" ]]; then
-    BIN="$VALET_BIN"
+    BIN="$(realpath -- "$VALET_BIN")"
 else
     log "building release binary"
     cargo build --release --locked
@@ -82,6 +87,17 @@ if grep -q -- '--wait-ongoing-requests-after-deadline' <<<"$OHA_HELP"; then
     OHA_WAIT=(--wait-ongoing-requests-after-deadline)
 fi
 log "using $(oha --version), $(openssl version | cut -d' ' -f1-2)"
+
+# Run oha in the background and wait for it, so that INT/TERM reach the EXIT trap at once
+# (bash defers traps until a foreground child exits).
+run_oha() {
+    oha "$@" &
+    OHA_PID=$!
+    local rc=0
+    wait "$OHA_PID" || rc=$?
+    OHA_PID=""
+    return "$rc"
+}
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -115,7 +131,10 @@ bench_alg() {
     base="http://$HOST:$port"
     secret="$(openssl rand -hex 24)"   # 48 random characters
 
+    # A clean environment: valet rejects unknown VALET_* variables (VALET_BIN included),
+    # and nothing from the caller's environment should change the configuration.
     local -a env=(
+        -i "PATH=$PATH" "HOME=$HOME"
         "VALET_DATABASE_URL=sqlite://$dir/valet.db"
         "VALET_LISTEN=$HOST:$port"
         "VALET_ISSUER=$base"
@@ -184,10 +203,10 @@ print(json.loads(base64.urlsafe_b64decode(h+"="*(-len(h)%4)))["alg"])' "$resp")"
         -H "Authorization: Basic $basic" -H "Content-Type: $ctype" -d "$body")
 
     log "$alg: warm-up ${BENCH_WARMUP}s"
-    oha "${oha_args[@]}" -z "${BENCH_WARMUP}s" "${OHA_JSON[@]}" "$base/token" >/dev/null
+    run_oha "${oha_args[@]}" -z "${BENCH_WARMUP}s" "${OHA_JSON[@]}" "$base/token" >/dev/null
 
     log "$alg: measuring ${BENCH_SECONDS}s, concurrency $BENCH_CONCURRENCY, keep-alive"
-    oha "${oha_args[@]}" "${OHA_WAIT[@]+"${OHA_WAIT[@]}"}" -z "${BENCH_SECONDS}s" "${OHA_JSON[@]}" \
+    run_oha "${oha_args[@]}" "${OHA_WAIT[@]+"${OHA_WAIT[@]}"}" -z "${BENCH_SECONDS}s" "${OHA_JSON[@]}" \
         "$base/token" >"$dir/oha.json"
 
     local stats

@@ -39,8 +39,20 @@ pub struct App {
 }
 
 impl App {
-    /// Connect and migrate the store, load the secret and keys, and bind the listener.
+    /// Bind `listen`, then [`App::build_on`].
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// Connect and migrate the store, load the secret and keys; serve on `listener`.
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         let store = store::connect(&settings).await?;
         store.migrate().await?;
         let (server_keys, source) = ServerKeys::load(&settings)?;
@@ -54,13 +66,6 @@ impl App {
         )
         .await?;
         let directory = Directory::new(store.clone(), settings.config.clients.cache_ttl.0);
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
         let state = AppState::new(Inner {
             metadata: Metadata::new(&settings),
             settings,

@@ -284,7 +284,12 @@ impl Config {
         }
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]))
-            .merge(Env::prefixed("VALET_").ignore(&["config"]).split("__"))
+            .merge(
+                Env::prefixed("VALET_")
+                    .ignore(&["config"])
+                    .filter(|key| !is_kubernetes_service_variable(key.as_str()))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(flags));
         figment
             .extract()
@@ -383,6 +388,14 @@ impl Config {
     }
 }
 
+/// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT`, `<SERVICE>_PORT_8080_TCP`
+/// and so on for each Service; a Service named `valet` must not stop Valet from starting, while
+/// any other unknown `VALET_*` variable (a typo) still does.
+fn is_kubernetes_service_variable(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with("service_") || key == "port" || key.starts_with("port_")
+}
+
 fn toml_string(config: &Config) -> String {
     // Serializing a plain struct of strings, numbers and tables cannot fail; fall back to Debug.
     toml::to_string_pretty(config).unwrap_or_else(|_| format!("{config:?}"))
@@ -410,11 +423,24 @@ fn require_file(path: PathBuf) -> Result<PathBuf, ConfigError> {
     }
 }
 
-/// figment names the key and the source (file or variable); keep only that, on one line.
+/// One line per problem naming the key as the file spells it (`tokens.code_ttl`), the
+/// problem, and where the value came from (the file or a `VALET_*` variable).
 fn describe_figment_error(error: figment::Error) -> String {
     error
         .into_iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            let path: Vec<String> = e.path.iter().map(|p| p.to_lowercase()).collect();
+            let problem = match &e.kind {
+                figment::error::Kind::UnknownField(..) => "unknown key".to_owned(),
+                kind => kind.to_string(),
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("key `{}`: {problem}{source}", path.join("."))
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

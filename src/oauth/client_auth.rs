@@ -126,6 +126,9 @@ pub async fn authenticate(
         e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
         e
     };
+    if !crate::domain::is_valid_client_id(&presented.client_id) {
+        return Err(failed("malformed client id"));
+    }
     let client = directory
         .client(&presented.client_id)
         .await?

@@ -19,6 +19,13 @@ impl Params {
                     crate::domain::printable(&name)
                 )));
             }
+            // No legitimate parameter holds a NUL, and PostgreSQL text cannot store one.
+            if name.contains('\0') || value.contains('\0') {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{}` contains a NUL character",
+                    crate::domain::printable(&name)
+                )));
+            }
             map.insert(name.into_owned(), value.into_owned());
         }
         map.retain(|_, v: &mut String| !v.is_empty());
@@ -55,6 +62,14 @@ mod tests {
         let e = Params::parse(b"scope=a&scope=b").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         assert!(e.description.contains("`scope`"));
+    }
+
+    #[test]
+    fn nul_characters_are_invalid_request() {
+        assert_eq!(
+            Params::parse(b"audience=%00").unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
     }
 
     #[test]

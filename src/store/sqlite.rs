@@ -1,5 +1,6 @@
 //! The embedded SQLite store: the default, so `valet serve` needs nothing else installed.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// `<database>.lock`, or `None` in memory: serializes creation and migration across
+    /// processes (a server and a CLI started together on a fresh file).
+    lock_path: Option<PathBuf>,
 }
 
 impl EngineDb for SqliteStore {
@@ -39,21 +43,30 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let lock_path = (!in_memory).then(|| {
+            let mut name = options.get_filename().as_os_str().to_owned();
+            name.push(".lock");
+            PathBuf::from(name)
+        });
         // Each connection to `:memory:` would be a separate, empty database.
         let max = if in_memory { 1 } else { config.max_connections };
+        let _guard = ProcessLock::acquire(lock_path.as_deref()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(config.acquire_timeout.0)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, lock_path })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// sqlx's SQLite migrator takes no lock of its own; the process lock plays the part of
+    /// PostgreSQL's advisory lock.
     async fn run_migrations(&self) -> Result<(), StoreError> {
+        let _guard = ProcessLock::acquire(self.lock_path.as_deref()).await?;
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
@@ -62,6 +75,30 @@ impl SqliteStore {
     /// can fail to upgrade with SQLITE_BUSY when another writer got in between.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// An exclusive OS file lock, released when dropped (the file is closed).
+struct ProcessLock(#[allow(dead_code)] Option<std::fs::File>);
+
+impl ProcessLock {
+    async fn acquire(path: Option<&Path>) -> Result<Self, StoreError> {
+        let Some(path) = path.map(Path::to_path_buf) else {
+            return Ok(Self(None));
+        };
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+        .map_err(|e| StoreError::Unavailable(format!("cannot lock the SQLite database: {e}")))?;
+        Ok(Self(Some(locked)))
     }
 }
 

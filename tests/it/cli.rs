@@ -1,0 +1,435 @@
+//! Every CLI subcommand on both stores, including bad input: exit 1 with a one-line message.
+
+use serde_json::Value;
+
+use crate::harness::{CONTACTS, TestApp};
+use crate::store_tests;
+
+store_tests!(
+    client_commands,
+    user_commands,
+    api_commands,
+    bad_input_exits_1_with_a_message,
+    human_output_is_tables
+);
+
+async fn fails(app: &TestApp, args: &[&str], needle: &str) {
+    let out = app.cli(args).await;
+    assert_eq!(out.status.code(), Some(1), "valet {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(needle),
+        "valet {args:?}: stderr {stderr:?} lacks {needle:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout for a failure");
+}
+
+async fn client_commands(app: TestApp) {
+    app.create_contacts_api().await;
+    let created = app
+        .cli_json(&[
+            "client",
+            "create",
+            "--name",
+            "Web App",
+            "--grant-type",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--scope",
+            "read:contacts openid",
+            "--audience",
+            CONTACTS,
+            "--json",
+        ])
+        .await;
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["client_name"], "Web App");
+    assert_eq!(
+        created["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(created["response_types"], serde_json::json!(["code"]));
+    assert_eq!(created["redirect_uris"].as_array().unwrap().len(), 2);
+    assert_eq!(created["scope"], "openid read:contacts");
+    assert_eq!(created["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(created["first_party"], false);
+    let secret = created["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 43, "256-bit secret");
+
+    let shown = app.cli_json(&["client", "show", &id, "--json"]).await;
+    assert!(
+        shown.get("client_secret").is_none(),
+        "the secret is never shown again"
+    );
+    assert_eq!(shown["client_id"], id.as_str());
+
+    let public = app
+        .cli_json(&[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "https://spa.example.com/cb",
+            "--json",
+        ])
+        .await;
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    assert_eq!(public["first_party"], true);
+    assert!(public.get("client_secret").is_none());
+
+    let listed = app.cli_json(&["client", "list", "--json"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let updated = app
+        .cli_json(&[
+            "client",
+            "update",
+            &id,
+            "--name",
+            "Renamed",
+            "--scope",
+            "read:contacts",
+            "--json",
+        ])
+        .await;
+    assert_eq!(updated["client_name"], "Renamed");
+    assert_eq!(updated["scope"], "read:contacts");
+    assert_eq!(
+        updated["grant_types"], created["grant_types"],
+        "fields not given are kept"
+    );
+
+    let rotated = app
+        .cli_json(&["client", "rotate-secret", &id, "--json"])
+        .await;
+    assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
+
+    let out = app.cli(&["client", "delete", &id]).await;
+    assert!(out.status.success());
+    fails(&app, &["client", "show", &id], "no client").await;
+}
+
+async fn user_commands(app: TestApp) {
+    let mut create = app.cli_command(&[
+        "user",
+        "create",
+        "--username",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--name",
+        "Alice Liddell",
+        "--password-stdin",
+        "--json",
+    ]);
+    create
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = create.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"wonder land\nignored second line\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["email"], "alice@example.com");
+    assert_eq!(user["name"], "Alice Liddell");
+    assert_eq!(user["disabled"], false);
+    let id = user["id"].as_str().unwrap().to_owned();
+
+    // The password is the first line only, stored as Argon2id, never in the clear.
+    let stored = app
+        .state
+        .store
+        .user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$"));
+    assert!(!stored.password_hash.contains("wonder"));
+    {
+        use argon2::PasswordVerifier;
+        let parsed = argon2::PasswordHash::new(&stored.password_hash).unwrap();
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"wonder land", &parsed)
+                .is_ok()
+        );
+    }
+
+    let out = app
+        .cli(&[
+            "user",
+            "create",
+            "--username",
+            "bob",
+            "--password",
+            "builder",
+            "--json",
+        ])
+        .await;
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "--password warns"
+    );
+
+    let listed = app.cli_json(&["user", "list", "--json"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(
+        app.cli(&["user", "disable", "alice"])
+            .await
+            .status
+            .success()
+    );
+    assert_eq!(
+        app.cli_json(&["user", "show", "alice", "--json"]).await["disabled"],
+        true
+    );
+    assert!(app.cli(&["user", "enable", "alice"]).await.status.success());
+    let shown = app.cli_json(&["user", "show", "alice", "--json"]).await;
+    assert_eq!(shown["disabled"], false);
+    assert_eq!(shown["id"], id.as_str(), "the id is stable");
+
+    let before = app
+        .state
+        .store
+        .user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert!(
+        app.cli(&["user", "set-password", "alice", "--password", "new pass"])
+            .await
+            .status
+            .success()
+    );
+    let after = app
+        .state
+        .store
+        .user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert_ne!(before, after);
+
+    assert!(app.cli(&["user", "delete", "alice"]).await.status.success());
+    fails(&app, &["user", "show", "alice"], "no user").await;
+    fails(
+        &app,
+        &["user", "create", "--username", "bob", "--password", "x"],
+        "already exists",
+    )
+    .await;
+}
+
+async fn api_commands(app: TestApp) {
+    let api = app.create_contacts_api().await;
+    assert_eq!(api["identifier"], CONTACTS);
+    assert_eq!(api["name"], "Contacts");
+    assert_eq!(
+        api["scopes"],
+        serde_json::json!(["create:contacts", "delete:contacts", "read:contacts"])
+    );
+    assert_eq!(
+        app.cli_json(&["api", "show", CONTACTS, "--json"]).await,
+        api
+    );
+    assert_eq!(
+        app.cli_json(&["api", "list", "--json"]).await,
+        serde_json::json!([api])
+    );
+    assert!(app.cli(&["api", "delete", CONTACTS]).await.status.success());
+    assert_eq!(
+        app.cli_json(&["api", "list", "--json"]).await,
+        serde_json::json!([])
+    );
+}
+
+async fn bad_input_exits_1_with_a_message(app: TestApp) {
+    app.create_contacts_api().await;
+    fails(
+        &app,
+        &["client", "show", "nope"],
+        "no client with id `nope`",
+    )
+    .await;
+    fails(&app, &["client", "delete", "nope"], "no client").await;
+    fails(&app, &["client", "rotate-secret", "nope"], "no client").await;
+    fails(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "http://evil.example.com/cb",
+        ],
+        "plain http",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "not a uri",
+        ],
+        "not an absolute URI",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--grant-type",
+            "client_credentials",
+        ],
+        "public client may not use the client_credentials grant",
+    )
+    .await;
+    fails(
+        &app,
+        &["client", "create", "--name", "x", "--grant-type", "magic"],
+        "unknown grant type",
+    )
+    .await;
+    fails(&app, &["client", "create", "--name", "x"], "--redirect-uri").await;
+    fails(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            "https://nope",
+        ],
+        "no API with identifier",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant-type",
+            "client_credentials",
+            "--client-id",
+            "has space",
+        ],
+        "--client-id",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            CONTACTS,
+            "--name",
+            "Again",
+            "--scope",
+            "a",
+        ],
+        "already exists",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            "relative",
+            "--name",
+            "R",
+            "--scope",
+            "a",
+        ],
+        "absolute URI",
+    )
+    .await;
+    fails(
+        &app,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            "https://x",
+            "--name",
+            "X",
+            "--scope",
+            "a  b",
+        ],
+        "--scope",
+    )
+    .await;
+    fails(&app, &["user", "show", "ghost"], "no user `ghost`").await;
+    fails(&app, &["user", "create", "--username", "u"], "--password").await;
+    fails(&app, &["keys", "rotate", "--alg", "HS256"], "HS256").await;
+    fails(&app, &["no-such-command"], "no-such-command").await;
+    // Nothing half-made was left behind by the failures.
+    assert_eq!(
+        app.cli_json(&["client", "list", "--json"]).await,
+        serde_json::json!([])
+    );
+}
+
+async fn human_output_is_tables(app: TestApp) {
+    app.create_contacts_api().await;
+    let out = app
+        .cli(&[
+            "client",
+            "create",
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            CONTACTS,
+        ])
+        .await;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("client_secret:"), "{text}");
+    assert!(text.contains("cannot be shown again"), "{text}");
+    let out = app.cli(&["client", "list"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("CLIENT_ID"), "{text}");
+    assert!(text.lines().nth(1).unwrap().contains("svc"));
+}

@@ -1,0 +1,244 @@
+//! Configuration precedence (defaults < file < env < flag) and invalid configuration
+//! stopping startup with a message naming the key, through the real binary.
+
+use crate::harness::clean_command;
+
+fn effective(
+    dir: &std::path::Path,
+    file: Option<&str>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = clean_command();
+    cmd.current_dir(dir);
+    if let Some(text) = file {
+        std::fs::write(dir.join("valet.toml"), text).unwrap();
+        cmd.args(["--config", "valet.toml"]);
+    }
+    cmd.envs(env.iter().copied()).args(args).arg("config");
+    cmd.output().unwrap()
+}
+
+fn line_of(out: &std::process::Output, key: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} line"))
+        .to_owned()
+}
+
+#[test]
+fn file_then_env_then_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Some("database_url = \"sqlite://from-file.db\"\nlisten = \"127.0.0.1:9001\"\n");
+    let out = effective(dir.path(), None, &[], &[]);
+    assert_eq!(
+        line_of(&out, "database_url"),
+        "database_url = \"sqlite://valet.db\""
+    );
+
+    let out = effective(dir.path(), file, &[], &[]);
+    assert_eq!(
+        line_of(&out, "database_url"),
+        "database_url = \"sqlite://from-file.db\""
+    );
+    assert_eq!(line_of(&out, "listen"), "listen = \"127.0.0.1:9001\"");
+
+    let out = effective(
+        dir.path(),
+        file,
+        &[("DATABASE_URL", "sqlite://plain-env.db")],
+        &[],
+    );
+    assert_eq!(
+        line_of(&out, "database_url"),
+        "database_url = \"sqlite://plain-env.db\""
+    );
+
+    let env = [
+        ("DATABASE_URL", "sqlite://plain-env.db"),
+        ("VALET_DATABASE_URL", "sqlite://from-env.db"),
+    ];
+    let out = effective(dir.path(), file, &env, &[]);
+    assert_eq!(
+        line_of(&out, "database_url"),
+        "database_url = \"sqlite://from-env.db\""
+    );
+    assert_eq!(
+        line_of(&out, "listen"),
+        "listen = \"127.0.0.1:9001\"",
+        "untouched keys keep the file's value"
+    );
+
+    let out = effective(
+        dir.path(),
+        file,
+        &env,
+        &["--database-url", "sqlite://from-flag.db"],
+    );
+    assert_eq!(
+        line_of(&out, "database_url"),
+        "database_url = \"sqlite://from-flag.db\""
+    );
+
+    // Nested keys through the environment, with durations as text or bare seconds.
+    let nested = [
+        ("VALET_TOKENS__ACCESS_TOKEN_TTL", "15m"),
+        ("VALET_KEYS__RELOAD_INTERVAL", "45"),
+    ];
+    let out = effective(dir.path(), None, &nested, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("access_token_ttl = \"15m\""), "{text}");
+    assert!(text.contains("reload_interval = \"45s\""), "{text}");
+}
+
+#[test]
+fn valet_config_variable_selects_the_file_and_is_not_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "issuer = \"https://id.example.com\"\n",
+    )
+    .unwrap();
+    let out = effective(dir.path(), None, &[("VALET_CONFIG", "other.toml")], &[]);
+    assert_eq!(
+        line_of(&out, "issuer"),
+        "issuer = \"https://id.example.com\""
+    );
+}
+
+#[test]
+fn kubernetes_service_variables_are_not_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("VALET_SERVICE_HOST", "10.0.0.7"),
+        ("VALET_SERVICE_PORT", "8080"),
+        ("VALET_PORT", "tcp://10.0.0.7:8080"),
+        ("VALET_PORT_8080_TCP_ADDR", "10.0.0.7"),
+    ];
+    let out = effective(dir.path(), None, &env, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_secret_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-very-secret-value-that-is-long-enough-123";
+    let out = effective(dir.path(), None, &[("VALET_SECRET", secret)], &[]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+}
+
+fn serve_fails(file: Option<&str>, env: &[(&str, &str)], needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = clean_command();
+    cmd.current_dir(dir.path())
+        .env("VALET_LISTEN", "127.0.0.1:0");
+    if let Some(text) = file {
+        std::fs::write(dir.path().join("valet.toml"), text).unwrap();
+        cmd.args(["--config", "valet.toml"]);
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that wrongly starts would run forever: give it ten seconds, then fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started despite {env:?} {file:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "serve should refuse to start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(needle),
+        "stderr {stderr:?} lacks {needle:?}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr:?}");
+    assert!(!dir.path().join("valet.db").exists(), "nothing was created");
+}
+
+#[test]
+fn invalid_configuration_stops_startup_naming_the_key() {
+    serve_fails(Some("bogus_key = 1\n"), &[], "bogus_key");
+    serve_fails(
+        Some("[tokens]\naccess_token_tll = \"1h\"\n"),
+        &[],
+        "access_token_tll",
+    );
+    serve_fails(None, &[("VALET_BOGUS", "1")], "bogus");
+    serve_fails(
+        None,
+        &[("VALET_ISSUER", "https://id.example.com/?tenant=1")],
+        "issuer",
+    );
+    serve_fails(None, &[("VALET_DATABASE_URL", "mysql://x")], "database_url");
+    serve_fails(
+        None,
+        &[("VALET_TOKENS__CODE_TTL", "11m")],
+        "tokens.code_ttl",
+    );
+    serve_fails(
+        None,
+        &[("VALET_TOKENS__ACCESS_TOKEN_TTL", "soon")],
+        "access_token_ttl",
+    );
+    serve_fails(None, &[("VALET_LISTEN", "nowhere")], "listen");
+    serve_fails(
+        None,
+        &[("VALET_TOKENS__SIGNING_ALG", "HS256")],
+        "signing_alg",
+    );
+}
+
+#[test]
+fn postgres_without_a_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = clean_command()
+        .current_dir(dir.path())
+        .args([
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+            "keys",
+            "rotate",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = String::from_utf8_lossy(&out.stderr);
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = clean_command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["serve", "migrate", "client", "user", "api", "keys"] {
+        assert!(text.contains(command), "--help lacks {command}");
+    }
+    for sub in [
+        ["client", "create"],
+        ["user", "create"],
+        ["api", "create"],
+        ["keys", "rotate"],
+    ] {
+        let out = clean_command().args(sub).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{sub:?} --help");
+    }
+}

@@ -1,0 +1,100 @@
+//! Key rotation: old tokens keep verifying through the JWKS, new tokens use the new key.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{self, CONTACTS, TestApp};
+use crate::store_tests;
+
+store_tests!(
+    rotation_keeps_old_tokens_verifiable,
+    keys_are_sealed_at_rest
+);
+
+async fn issue(app: &TestApp, id: &str, secret: &str) -> String {
+    let response = app
+        .token(
+            Some((id, secret)),
+            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
+    app.create_contacts_api().await;
+    let (id, secret) = app.create_service_client("read:contacts").await;
+    let before = issue(&app, &id, &secret).await;
+    let old_kid = kid(&before);
+
+    let rotated = app
+        .cli_json(&["keys", "rotate", "--alg", "ES256", "--json"])
+        .await;
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(rotated["alg"], "ES256");
+    assert_eq!(rotated["status"], "current");
+
+    // The server reloads keys every second in tests; wait for the new kid to be used.
+    let mut after = issue(&app, &id, &secret).await;
+    for _ in 0..40 {
+        if kid(&after) == new_kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = issue(&app, &id, &secret).await;
+    }
+    assert_eq!(kid(&after), new_kid, "new tokens use the new key");
+    let (header, _) = harness::verify_with_jwks(&app, &after, CONTACTS).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    // The token signed before the rotation still verifies through the published JWKS.
+    harness::verify_with_jwks(&app, &before, CONTACTS).await;
+
+    let listed = app.cli_json(&["keys", "list", "--json"]).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["kid"], new_kid.as_str());
+    assert_eq!(listed[0]["status"], "current");
+    assert_eq!(listed[1]["kid"], old_kid.as_str());
+    assert_eq!(listed[1]["status"], "retired");
+    assert!(listed[1]["created_at"].as_str().unwrap().ends_with('Z'));
+}
+
+async fn keys_are_sealed_at_rest(app: TestApp) {
+    let rows = app.state.store.signing_keys().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    // PKCS#8 DER starts with a SEQUENCE (0x30); the sealed form starts with a random nonce
+    // and does not contain the DER at all.
+    let (key, pkcs8) =
+        valet::tokens::SigningKey::generate(valet::config::SigningAlg::RS256).unwrap();
+    drop(key);
+    assert!(row.sealed_private_key.len() > 12 + 16);
+    assert!(!row.public_jwk.contains("\"d\""));
+    let wrong =
+        valet::crypto::ServerKeys::derive(b"another-secret-another-secret-0123456789").unwrap();
+    assert!(
+        wrong
+            .sealer
+            .open(&row.kid, &row.alg, &row.sealed_private_key)
+            .is_err()
+    );
+    let right = valet::crypto::ServerKeys::derive(harness::TEST_SECRET.as_bytes()).unwrap();
+    let opened = right
+        .sealer
+        .open(&row.kid, &row.alg, &row.sealed_private_key)
+        .unwrap();
+    assert_eq!(opened[0], pkcs8[0]);
+    assert!(
+        !row.sealed_private_key
+            .windows(opened.len())
+            .any(|w| w == opened.as_slice())
+    );
+}
