@@ -1,5 +1,7 @@
 //! Logging: `tracing` to stderr as text or JSON (`log_format`), filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;

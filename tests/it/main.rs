@@ -8,4 +8,5 @@ mod config;
 mod discovery;
 mod errors;
 mod keys;
+mod readme;
 mod store_contract;

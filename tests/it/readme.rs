@@ -1,0 +1,55 @@
+//! The README's tour, run as written (only the server address differs), so it cannot drift.
+
+use crate::harness::{TEST_SECRET, TestApp, valet_bin};
+use crate::store_tests;
+
+store_tests!(readme_tour_works);
+
+fn tour_block() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- tour:start -->")
+        .expect("tour start marker");
+    let end = readme.find("<!-- tour:end -->").expect("tour end marker");
+    let block = &readme[start..end];
+    let code_start = block.find("```sh\n").expect("sh block") + "```sh\n".len();
+    let code_end = block[code_start..].find("```").expect("block end") + code_start;
+    block[code_start..code_end].to_owned()
+}
+
+async fn readme_tour_works(app: TestApp) {
+    let script = tour_block().replace("http://localhost:8080", &app.base);
+    assert!(
+        script.contains("valet client create"),
+        "the tour provisions a client"
+    );
+    let bin_dir = valet_bin().parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(app.dir.path())
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", app.dir.path())
+        .env("VALET_DATABASE_URL", &app.database_url)
+        .env("VALET_SECRET", TEST_SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tour failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(app.dir.path().join("token.json")).unwrap())
+            .unwrap();
+    assert_eq!(token["scope"], "read:contacts");
+    let jwt = token["access_token"].as_str().unwrap();
+    crate::harness::verify_with_jwks(&app, jwt, crate::harness::CONTACTS).await;
+}
