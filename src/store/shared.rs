@@ -19,17 +19,7 @@ macro_rules! impl_store {
 
             async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
                 let cols = ClientColumns::from(client);
-                sqlx::query(sql::INSERT_CLIENT)
-                    .bind(&client.client_id)
-                    .bind(&client.client_name)
-                    .bind(client.secret_hash.as_ref().map(|h| h.0.as_slice()))
-                    .bind(client.token_endpoint_auth_method())
-                    .bind(&cols.grant_types)
-                    .bind(&cols.redirect_uris)
-                    .bind(&cols.scope)
-                    .bind(&cols.audiences)
-                    .bind(&cols.allowed_origins)
-                    .bind(client.first_party)
+                bind_client(sqlx::query(sql::INSERT_CLIENT), client, &cols)
                     .bind(client.created_at.0)
                     .bind(client.updated_at.0)
                     .execute(&self.pool)
@@ -63,17 +53,7 @@ macro_rules! impl_store {
 
             async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
                 let cols = ClientColumns::from(client);
-                let done = sqlx::query(sql::UPDATE_CLIENT)
-                    .bind(&client.client_id)
-                    .bind(&client.client_name)
-                    .bind(client.secret_hash.as_ref().map(|h| h.0.as_slice()))
-                    .bind(client.token_endpoint_auth_method())
-                    .bind(&cols.grant_types)
-                    .bind(&cols.redirect_uris)
-                    .bind(&cols.scope)
-                    .bind(&cols.audiences)
-                    .bind(&cols.allowed_origins)
-                    .bind(client.first_party)
+                let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
                     .execute(&self.pool)
                     .await?;
@@ -233,6 +213,33 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(())
             }
+        }
+
+        /// `$1`..`$10` of both client statements: every column but the timestamps.
+        fn bind_client<'q>(
+            query: sqlx::query::Query<
+                'q,
+                <$engine as EngineDb>::Db,
+                <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
+            >,
+            client: &'q Client,
+            cols: &'q ClientColumns,
+        ) -> sqlx::query::Query<
+            'q,
+            <$engine as EngineDb>::Db,
+            <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
+        > {
+            query
+                .bind(&client.client_id)
+                .bind(&client.client_name)
+                .bind(client.secret_hash.as_ref().map(|h| h.0.as_slice()))
+                .bind(client.token_endpoint_auth_method())
+                .bind(&cols.grant_types)
+                .bind(&cols.redirect_uris)
+                .bind(&cols.scope)
+                .bind(&cols.audiences)
+                .bind(&cols.allowed_origins)
+                .bind(client.first_party)
         }
 
         fn bind_key<'q>(

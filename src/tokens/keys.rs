@@ -439,6 +439,34 @@ mod tests {
     }
 
     #[test]
+    fn retired_keys_stay_published_for_the_window_only() {
+        let loader = KeyLoader {
+            sealer: KeySealer::new(&[0u8; 32]).unwrap(),
+            publish_retired_for: Duration::from_secs(100),
+            parsed: RwLock::new(HashMap::new()),
+        };
+        let row = |status, retired_at| StoredKey {
+            kid: "k".into(),
+            alg: "RS256".into(),
+            status,
+            sealed_private_key: vec![],
+            public_jwk: "{}".into(),
+            created_at: UnixTime(0),
+            retired_at,
+        };
+        assert!(loader.still_published(&row(KeyStatus::Current, None), UnixTime(1_000_000)));
+        let retired = row(KeyStatus::Retired, Some(UnixTime(1000)));
+        assert!(
+            loader.still_published(&retired, UnixTime(1099)),
+            "a token it signed may be alive"
+        );
+        assert!(
+            !loader.still_published(&retired, UnixTime(1100)),
+            "every token it signed has expired"
+        );
+    }
+
+    #[test]
     fn rfc7638_thumbprint_example() {
         // The RSA key of RFC 7638 §3.1 and its published thumbprint.
         let members = json!({
