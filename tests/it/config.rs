@@ -242,3 +242,69 @@ fn help_lists_every_command() {
         assert!(out.status.success(), "{sub:?} --help");
     }
 }
+
+/// `valet serve` as a user runs it: the startup log names the issuer, the address and the
+/// command that makes a first client; SIGTERM ends it cleanly with exit 0.
+#[test]
+fn serve_announces_itself_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = clean_command()
+        .current_dir(dir.path())
+        .env("VALET_LISTEN", format!("127.0.0.1:{port}"))
+        .env("VALET_ISSUER", "https://id.example.com")
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !log.contains("valet client create") {
+        match lines.next() {
+            Some(Ok(line)) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            _ => break,
+        }
+    }
+    assert!(log.contains("https://id.example.com"), "{log}");
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    assert!(log.contains("valet client create --name"), "{log}");
+    assert!(
+        log.contains("valet.db.secret"),
+        "the created secret file is announced: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal"
+    );
+    let secret = std::fs::read_to_string(dir.path().join("valet.db.secret")).unwrap();
+    assert!(
+        !log.contains(secret.trim()),
+        "the secret itself is never logged"
+    );
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve ignored SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
