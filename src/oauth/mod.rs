@@ -6,6 +6,7 @@ pub mod error;
 pub mod grants;
 pub mod metadata;
 pub mod params;
+pub mod pkce;
 pub mod redirect;
 pub mod scope;
 pub mod token;

@@ -1,4 +1,5 @@
-//! Redirect URIs (RFC 6749 §3.1.2, RFC 9700 §4.1, RFC 8252 §7): what may be registered.
+//! Redirect URIs (RFC 6749 §3.1.2, RFC 9700 §4.1, RFC 8252 §7): what may be registered, and
+//! matching a requested URI against the registered ones.
 
 use url::{Host, Url};
 
@@ -26,6 +27,72 @@ pub fn validate_registration(uri: &str) -> Result<(), String> {
     }
 }
 
+/// A redirect URI that matched a registration: the only way to obtain one, so nothing can
+/// redirect to an address that was not checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRedirect(String);
+
+impl MatchedRedirect {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectMismatch {
+    #[error(
+        "this client has several redirect URIs registered, so the request must name one with redirect_uri"
+    )]
+    Required,
+    #[error("the redirect_uri `{requested}` is not registered for this client")]
+    NotRegistered { requested: String },
+}
+
+/// Exact string comparison (RFC 9700 §4.1.3), except that a loopback IP literal with `http`
+/// may use any port (RFC 8252 §7.3). Without `redirect_uri`, the one registered URI is used.
+pub fn matched(
+    registered: &[String],
+    requested: Option<&str>,
+) -> Result<MatchedRedirect, RedirectMismatch> {
+    let Some(requested) = requested else {
+        return match registered {
+            [only] => Ok(MatchedRedirect(only.clone())),
+            _ => Err(RedirectMismatch::Required),
+        };
+    };
+    if registered.iter().any(|r| r == requested)
+        || registered
+            .iter()
+            .any(|r| same_but_loopback_port(r, requested))
+    {
+        return Ok(MatchedRedirect(requested.to_owned()));
+    }
+    Err(RedirectMismatch::NotRegistered {
+        requested: requested.to_owned(),
+    })
+}
+
+fn same_but_loopback_port(registered: &str, requested: &str) -> bool {
+    let (Ok(mut registered), Ok(mut requested)) = (Url::parse(registered), Url::parse(requested))
+    else {
+        return false;
+    };
+    let loopback_ip = |url: &Url| {
+        url.scheme() == "http"
+            && match url.host() {
+                Some(Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    if !loopback_ip(&registered) || !loopback_ip(&requested) {
+        return false;
+    }
+    let _ = registered.set_port(None);
+    let _ = requested.set_port(None);
+    registered == requested
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -38,6 +105,68 @@ fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn uris(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn matching_is_exact() {
+        let registered = uris(&["https://app.example.com/cb"]);
+        assert!(matched(&registered, Some("https://app.example.com/cb")).is_ok());
+        for near_miss in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb?x=1",
+            "https://APP.example.com/cb",
+            "https://app.example.com:443/cb",
+            "https://app.example.com/c%62",
+            "http://app.example.com/cb",
+        ] {
+            assert!(
+                matched(&registered, Some(near_miss)).is_err(),
+                "{near_miss}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_ip_literals_may_use_any_port() {
+        let registered = uris(&[
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+        ]);
+        assert_eq!(
+            matched(&registered, Some("http://127.0.0.1:53187/cb"))
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:53187/cb"
+        );
+        assert!(matched(&registered, Some("http://[::1]:9/cb")).is_ok());
+        assert!(matched(&registered, Some("http://127.0.0.1:53187/other")).is_err());
+        assert!(
+            matched(&registered, Some("http://localhost:3000/cb")).is_err(),
+            "not an IP literal"
+        );
+    }
+
+    #[test]
+    fn redirect_uri_may_be_omitted_only_with_one_registration() {
+        assert_eq!(
+            matched(&uris(&["https://a.example/cb"]), None)
+                .unwrap()
+                .as_str(),
+            "https://a.example/cb"
+        );
+        assert_eq!(
+            matched(
+                &uris(&["https://a.example/cb", "https://b.example/cb"]),
+                None
+            ),
+            Err(RedirectMismatch::Required)
+        );
+        assert_eq!(matched(&[], None), Err(RedirectMismatch::Required));
+    }
 
     #[test]
     fn registration_rules() {
