@@ -13,10 +13,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{Settings, StoreKind};
+use crate::crypto::SecretHash;
 use crate::domain::UnixTime;
 
 pub use postgres::PgStore;
-pub use records::{Api, Client, KeyStatus, StoredKey, User};
+pub use records::{Api, AuthorizationCode, Client, KeyStatus, Redeemed, StoredKey, User};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,29 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
     /// Retire the current key and make `key` current, atomically.
     async fn rotate_signing_key(&self, key: &StoredKey, now: UnixTime) -> Result<(), StoreError>;
+
+    /// A user's authorization of a client: codes, refresh families and tokens carry its id.
+    async fn insert_grant(
+        &self,
+        grant_id: &str,
+        client_id: &str,
+        user_id: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Revoke a grant and every refresh token issued under it (code replay, RFC 6749 §4.1.2).
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
+    /// `Some(true)` once revoked; `None` for an unknown grant.
+    async fn grant_revoked(&self, grant_id: &str) -> Result<Option<bool>, StoreError>;
+
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
+    /// Consume a code for `client_id` in one conditional write; see [`Redeemed`].
+    async fn redeem_code(
+        &self,
+        code_hash: &SecretHash,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Redeemed, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

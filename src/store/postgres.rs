@@ -8,6 +8,7 @@ use super::records::*;
 use super::shared::{EngineDb, impl_store};
 use super::sql;
 use crate::config::DatabaseConfig;
+use crate::crypto::SecretHash;
 use crate::domain::UnixTime;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");

@@ -265,3 +265,89 @@ impl TryFrom<KeyRow> for StoredKey {
         })
     }
 }
+
+/// An authorization code as stored (RFC 6749 §4.1.2): only its hash, bound to client,
+/// redirect URI, PKCE challenge, scope, audience, user and session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizationCode {
+    pub code_hash: SecretHash,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_hash: Option<SecretHash>,
+    /// The `redirect_uri` sent to `/authorize`; `None` if the request named none (§4.1.3).
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub scope: ScopeSet,
+    pub audience: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What one redemption attempt found. Exactly one of any number of concurrent attempts on
+/// the same code gets `Issued`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    Issued(Box<AuthorizationCode>),
+    Unknown,
+    /// Issued to another client; left untouched.
+    WrongClient,
+    Expired,
+    /// Redeemed before: the grant it belongs to should be revoked (RFC 6749 §4.1.2).
+    Replayed {
+        grant_id: String,
+    },
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CodeRow {
+    pub code_hash: Vec<u8>,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_hash: Option<Vec<u8>>,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl TryFrom<CodeRow> for AuthorizationCode {
+    type Error = StoreError;
+
+    fn try_from(row: CodeRow) -> Result<Self, StoreError> {
+        Ok(AuthorizationCode {
+            code_hash: SecretHash(row.code_hash),
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            session_hash: row.session_hash.map(SecretHash),
+            redirect_uri: row.redirect_uri,
+            code_challenge: row.code_challenge,
+            code_challenge_method: row.code_challenge_method,
+            scope: ScopeSet::parse(&row.scope)
+                .map_err(|e| StoreError::Internal(format!("corrupt scope: {e}")))?,
+            audience: row.audience,
+            nonce: row.nonce,
+            auth_time: UnixTime(row.auth_time),
+            created_at: UnixTime(row.created_at),
+            expires_at: UnixTime(row.expires_at),
+        })
+    }
+}
+
+/// Why a conditional redemption changed no row.
+#[derive(sqlx::FromRow)]
+pub(super) struct CodeStateRow {
+    pub client_id: String,
+    pub grant_id: String,
+    pub consumed_at: Option<i64>,
+}

@@ -213,6 +213,108 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(())
             }
+
+            async fn insert_grant(
+                &self,
+                grant_id: &str,
+                client_id: &str,
+                user_id: &str,
+                now: UnixTime,
+                expires_at: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_GRANT)
+                    .bind(grant_id)
+                    .bind(client_id)
+                    .bind(user_id)
+                    .bind(now.0)
+                    .bind(expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(sql::REVOKE_GRANT)
+                    .bind(grant_id)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::REVOKE_GRANT_REFRESH_TOKENS)
+                    .bind(grant_id)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn grant_revoked(&self, grant_id: &str) -> Result<Option<bool>, StoreError> {
+                Ok(sqlx::query_scalar::<_, bool>(sql::GRANT_REVOKED)
+                    .bind(grant_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_CODE)
+                    .bind(code.code_hash.0.as_slice())
+                    .bind(&code.grant_id)
+                    .bind(&code.client_id)
+                    .bind(&code.user_id)
+                    .bind(code.session_hash.as_ref().map(|h| h.0.as_slice()))
+                    .bind(&code.redirect_uri)
+                    .bind(&code.code_challenge)
+                    .bind(&code.code_challenge_method)
+                    .bind(code.scope.to_string())
+                    .bind(&code.audience)
+                    .bind(&code.nonce)
+                    .bind(code.auth_time.0)
+                    .bind(code.created_at.0)
+                    .bind(code.expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn redeem_code(
+                &self,
+                code_hash: &SecretHash,
+                client_id: &str,
+                now: UnixTime,
+            ) -> Result<Redeemed, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let consumed = sqlx::query_as::<_, CodeRow>(sql::CONSUME_CODE)
+                    .bind(code_hash.0.as_slice())
+                    .bind(client_id)
+                    .bind(now.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match consumed {
+                    Some(row) => Redeemed::Issued(Box::new(AuthorizationCode::try_from(row)?)),
+                    None => {
+                        let state = sqlx::query_as::<_, CodeStateRow>(sql::CODE_STATE)
+                            .bind(code_hash.0.as_slice())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        classify(state, client_id)
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        /// Zero rows changed: say why, from the row as it is now.
+        fn classify(state: Option<CodeStateRow>, client_id: &str) -> Redeemed {
+            match state {
+                None => Redeemed::Unknown,
+                Some(row) if row.consumed_at.is_some() => Redeemed::Replayed {
+                    grant_id: row.grant_id,
+                },
+                Some(row) if row.client_id != client_id => Redeemed::WrongClient,
+                Some(_) => Redeemed::Expired,
+            }
         }
 
         /// `$1`..`$10` of both client statements: every column but the timestamps.

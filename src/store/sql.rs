@@ -69,3 +69,33 @@ pub const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, alg, status, privat
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub const RETIRE_CURRENT_KEY: &str =
     "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'current'";
+
+macro_rules! code_columns {
+    () => {
+        "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
+         code_challenge_method, scope, audience, nonce, auth_time, created_at, expires_at"
+    };
+}
+
+pub const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+pub const REVOKE_GRANT: &str =
+    "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
+pub const REVOKE_GRANT_REFRESH_TOKENS: &str =
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
+pub const GRANT_REVOKED: &str = "SELECT revoked_at IS NOT NULL FROM grants WHERE grant_id = $1";
+
+pub const INSERT_CODE: &str = concat!(
+    "INSERT INTO authorization_codes (",
+    code_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+/// The one conditional write that makes a code single-use: under PostgreSQL's read committed
+/// a concurrent UPDATE waits for the row lock and re-checks the WHERE clause; SQLite runs it
+/// inside `BEGIN IMMEDIATE`. Either way exactly one redemption changes the row.
+pub const CONSUME_CODE: &str = concat!(
+    "UPDATE authorization_codes SET consumed_at = $3 ",
+    "WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING ",
+    code_columns!()
+);
+pub const CODE_STATE: &str =
+    "SELECT client_id, grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1";

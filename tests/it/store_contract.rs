@@ -105,3 +105,128 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
     assert_eq!(current.len(), 1);
     drop(store);
 }
+
+mod codes {
+    use valet::crypto::SecretHash;
+    use valet::domain::{ScopeSet, UnixTime};
+    use valet::store::{AuthorizationCode, Redeemed};
+
+    use crate::harness::TestApp;
+    use crate::store_tests;
+
+    store_tests!(
+        redemption_outcomes,
+        fifty_parallel_redemptions_have_one_winner
+    );
+
+    async fn new_code(app: &TestApp, code: &str, grant: &str, expires_at: UnixTime) -> SecretHash {
+        let now = UnixTime::now();
+        app.state
+            .store
+            .insert_grant(
+                grant,
+                "client-a",
+                "user-1",
+                now,
+                now.plus(std::time::Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
+        let hash = app.state.server_keys.hasher.hash(code);
+        app.state
+            .store
+            .insert_code(&AuthorizationCode {
+                code_hash: hash.clone(),
+                grant_id: grant.into(),
+                client_id: "client-a".into(),
+                user_id: "user-1".into(),
+                session_hash: None,
+                redirect_uri: Some("https://app.example.com/cb".into()),
+                code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+                code_challenge_method: Some("S256".into()),
+                scope: ScopeSet::parse("openid read:contacts").unwrap(),
+                audience: Some("https://contacts.example.com".into()),
+                nonce: None,
+                auth_time: now,
+                created_at: now,
+                expires_at,
+            })
+            .await
+            .unwrap();
+        hash
+    }
+
+    async fn redemption_outcomes(app: TestApp) {
+        let store = &app.state.store;
+        let now = UnixTime::now();
+        let later = now.plus(std::time::Duration::from_secs(60));
+        let hash = new_code(&app, "code-1", "grant-1", later).await;
+
+        assert_eq!(
+            store.redeem_code(&hash, "client-b", now).await.unwrap(),
+            Redeemed::WrongClient
+        );
+        match store.redeem_code(&hash, "client-a", now).await.unwrap() {
+            Redeemed::Issued(code) => {
+                assert_eq!(code.grant_id, "grant-1");
+                assert_eq!(code.user_id, "user-1");
+                assert_eq!(
+                    code.redirect_uri.as_deref(),
+                    Some("https://app.example.com/cb")
+                );
+                assert_eq!(code.scope.to_string(), "openid read:contacts");
+                assert_eq!(code.code_challenge_method.as_deref(), Some("S256"));
+            }
+            other => panic!("expected Issued, got {other:?}"),
+        }
+        assert_eq!(
+            store.redeem_code(&hash, "client-a", now).await.unwrap(),
+            Redeemed::Replayed {
+                grant_id: "grant-1".into()
+            }
+        );
+        let unknown = app.state.server_keys.hasher.hash("never-issued");
+        assert_eq!(
+            store.redeem_code(&unknown, "client-a", now).await.unwrap(),
+            Redeemed::Unknown
+        );
+
+        let expired = new_code(&app, "code-2", "grant-2", now).await;
+        assert_eq!(
+            store.redeem_code(&expired, "client-a", now).await.unwrap(),
+            Redeemed::Expired
+        );
+
+        assert_eq!(store.grant_revoked("grant-1").await.unwrap(), Some(false));
+        store.revoke_grant("grant-1", now).await.unwrap();
+        assert_eq!(store.grant_revoked("grant-1").await.unwrap(), Some(true));
+        assert_eq!(store.grant_revoked("no-such-grant").await.unwrap(), None);
+    }
+
+    async fn fifty_parallel_redemptions_have_one_winner(app: TestApp) {
+        let now = UnixTime::now();
+        let hash = new_code(
+            &app,
+            "contested",
+            "grant-x",
+            now.plus(std::time::Duration::from_secs(60)),
+        )
+        .await;
+        let attempts: Vec<_> = (0..50)
+            .map(|_| {
+                let store = app.state.store.clone();
+                let hash = hash.clone();
+                tokio::spawn(async move { store.redeem_code(&hash, "client-a", now).await })
+            })
+            .collect();
+        let mut issued = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap().unwrap() {
+                Redeemed::Issued(_) => issued += 1,
+                Redeemed::Replayed { grant_id } => assert_eq!(grant_id, "grant-x"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(issued, 1, "exactly one redemption wins");
+    }
+}
