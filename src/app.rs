@@ -53,9 +53,11 @@ impl App {
 
     /// Connect and migrate the store, load the secret and keys; serve on `listener`.
     pub async fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+        // The secret first: a PostgreSQL deployment without one must stop before it touches
+        // the database.
+        let (server_keys, source) = ServerKeys::load(&settings)?;
         let store = store::connect(&settings).await?;
         store.migrate().await?;
-        let (server_keys, source) = ServerKeys::load(&settings)?;
         log_secret_source(&source);
         let keys = KeyRing::open(
             store.clone(),

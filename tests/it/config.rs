@@ -207,21 +207,33 @@ fn invalid_configuration_stops_startup_naming_the_key() {
     );
 }
 
-#[test]
-fn postgres_without_a_secret_refuses_to_start() {
+#[tokio::test]
+async fn postgres_without_a_secret_refuses_to_start() {
+    let db = crate::harness::postgres::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let out = clean_command()
         .current_dir(dir.path())
-        .args([
-            "--database-url",
-            "postgres://postgres@127.0.0.1:1/none",
-            "keys",
-            "rotate",
-        ])
+        .env("VALET_LISTEN", "127.0.0.1:0")
+        .args(["--database-url", &db.url, "serve"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let _ = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("VALET_SECRET"),
+        "the message says how to set it: {stderr}"
+    );
+    // It stopped before touching the database: no migrations were applied.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
 }
 
 #[test]
