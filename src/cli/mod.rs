@@ -132,8 +132,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(settings.config.log_format);
     match cli.command {
         Command::Serve { .. } => {
+            let shutdown = app::shutdown_signal();
             let app = App::build(settings).await?;
-            app.run(app::shutdown_signal()).await?;
+            app.run(shutdown).await?;
             Ok(())
         }
         Command::Migrate => {
