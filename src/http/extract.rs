@@ -1,29 +1,55 @@
 //! Typed inputs from requests. A malformed request becomes an `OAuthError`, never a panic.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
+use http_body_util::BodyExt;
 
 use crate::oauth::{OAuthError, Params};
 
+/// How much of an oversized body is read and thrown away before answering. Closing a socket
+/// with unread bytes makes TCP send a reset, which can destroy our `invalid_request` answer
+/// before the client reads it; draining a bounded amount lets the answer arrive.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
 /// The `application/x-www-form-urlencoded` body of an OAuth request (RFC 6749 §3.2), checked
-/// for content type and size (`http.body_limit`, enforced by `DefaultBodyLimit`).
-pub fn oauth_form(
+/// for content type and size (`http.body_limit`).
+pub async fn oauth_form(
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
+    limit: usize,
 ) -> Result<Params, OAuthError> {
     if !is_form_urlencoded(headers) {
         return Err(OAuthError::invalid_request(
             "the request body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = body.map_err(|rejection| {
-        let mut e =
-            OAuthError::invalid_request("the request body is too large or could not be read");
-        e.detail = Some(rejection.body_text());
-        e
-    })?;
-    Params::parse(&body)
+    Params::parse(&read_limited(body, limit).await?)
+}
+
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, OAuthError> {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let mut error = OAuthError::invalid_request("the request body could not be read");
+            error.detail = Some(e.to_string());
+            error
+        })?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                kept.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > limit {
+        return Err(OAuthError::invalid_request(format!(
+            "the request body is larger than {limit} bytes"
+        )));
+    }
+    Ok(Bytes::from(kept))
 }
 
 fn is_form_urlencoded(headers: &HeaderMap) -> bool {

@@ -317,20 +317,19 @@ macro_rules! impl_store {
             }
         }
 
-        /// `$1`..`$10` of both client statements: every column but the timestamps.
-        fn bind_client<'q>(
-            query: sqlx::query::Query<
-                'q,
-                <$engine as EngineDb>::Db,
-                <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
-            >,
-            client: &'q Client,
-            cols: &'q ClientColumns,
-        ) -> sqlx::query::Query<
+        /// A statement of this engine with its arguments, as `sqlx::query` returns it.
+        type EngineQuery<'q> = sqlx::query::Query<
             'q,
             <$engine as EngineDb>::Db,
             <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
-        > {
+        >;
+
+        /// `$1`..`$10` of both client statements: every column but the timestamps.
+        fn bind_client<'q>(
+            query: EngineQuery<'q>,
+            client: &'q Client,
+            cols: &'q ClientColumns,
+        ) -> EngineQuery<'q> {
             query
                 .bind(&client.client_id)
                 .bind(&client.client_name)
@@ -344,18 +343,7 @@ macro_rules! impl_store {
                 .bind(client.first_party)
         }
 
-        fn bind_key<'q>(
-            query: sqlx::query::Query<
-                'q,
-                <$engine as EngineDb>::Db,
-                <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
-            >,
-            key: &'q StoredKey,
-        ) -> sqlx::query::Query<
-            'q,
-            <$engine as EngineDb>::Db,
-            <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
-        > {
+        fn bind_key<'q>(query: EngineQuery<'q>, key: &'q StoredKey) -> EngineQuery<'q> {
             query
                 .bind(&key.kid)
                 .bind(&key.alg)

@@ -1,8 +1,7 @@
 //! `POST /token` (RFC 6749 §3.2): form, client authentication, grant dispatch, response.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -12,11 +11,7 @@ use crate::oauth::token::{self, TokenContext};
 use crate::oauth::{OAuthError, client_auth};
 use crate::state::AppState;
 
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
@@ -26,10 +21,10 @@ pub async fn token(
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<token::TokenResponse, OAuthError> {
     let now = UnixTime::now();
-    let params = extract::oauth_form(headers, body)?;
+    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
