@@ -79,10 +79,6 @@ impl App {
         Ok(Self { state, listener })
     }
 
-    pub fn local_addr(&self) -> Result<SocketAddr, std::io::Error> {
-        self.listener.local_addr()
-    }
-
     pub fn state(&self) -> &AppState {
         &self.state
     }

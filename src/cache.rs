@@ -29,10 +29,6 @@ impl Directory {
         }
     }
 
-    pub fn store(&self) -> &SharedStore {
-        &self.store
-    }
-
     /// Unknown ids are cached too (as `None`), for the same short time.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         let load = async { Ok(self.store.client(client_id).await?.map(Arc::new)) };

@@ -149,14 +149,6 @@ impl ScopeSet {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
-
-    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        Self(self.0.intersection(&other.0).cloned().collect())
-    }
-
-    pub fn is_subset(&self, other: &ScopeSet) -> bool {
-        self.0.is_subset(&other.0)
-    }
 }
 
 impl fmt::Display for ScopeSet {

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{CliError, Context, output};
 use crate::domain::{ScopeSet, UnixTime};
+use crate::oauth::scope::is_resource_indicator;
 use crate::store::{Api, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -106,14 +107,13 @@ pub async fn run(cx: &Context, command: ApiCommand) -> Result<(), CliError> {
     }
 }
 
-/// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
 fn check_identifier(identifier: &str) -> Result<(), CliError> {
-    match url::Url::parse(identifier) {
-        Ok(url) if url.fragment().is_none() => Ok(()),
-        _ => Err(CliError::invalid(format!(
-            "--identifier `{identifier}` must be an absolute URI without a fragment, e.g. https://contacts.example.com"
-        ))),
+    if is_resource_indicator(identifier) {
+        return Ok(());
     }
+    Err(CliError::invalid(format!(
+        "--identifier `{identifier}` must be an absolute URI without a fragment, e.g. https://contacts.example.com"
+    )))
 }
 
 fn not_found(identifier: &str) -> CliError {

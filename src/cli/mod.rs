@@ -116,16 +116,14 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let (listen, issuer) = match &cli.command {
+        Command::Serve { listen, issuer } => (listen.clone(), issuer.clone()),
+        _ => (None, None),
+    };
     let flags = FlagOverrides {
         database_url: cli.database_url.clone(),
-        listen: match &cli.command {
-            Command::Serve { listen, .. } => listen.clone(),
-            _ => None,
-        },
-        issuer: match &cli.command {
-            Command::Serve { issuer, .. } => issuer.clone(),
-            _ => None,
-        },
+        listen,
+        issuer,
     };
     let config = Config::load(cli.config.as_deref(), &flags)?;
     let settings = config.validate()?;

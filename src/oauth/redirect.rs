@@ -77,15 +77,8 @@ fn same_but_loopback_port(registered: &str, requested: &str) -> bool {
     else {
         return false;
     };
-    let loopback_ip = |url: &Url| {
-        url.scheme() == "http"
-            && match url.host() {
-                Some(Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(Host::Ipv6(ip)) => ip.is_loopback(),
-                _ => false,
-            }
-    };
-    if !loopback_ip(&registered) || !loopback_ip(&requested) {
+    let loopback_http = |url: &Url| url.scheme() == "http" && is_loopback_ip(url);
+    if !loopback_http(&registered) || !loopback_http(&requested) {
         return false;
     }
     let _ = registered.set_port(None);
@@ -93,13 +86,19 @@ fn same_but_loopback_port(registered: &str, requested: &str) -> bool {
     registered == requested
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// A loopback IP literal: the only hosts whose port may vary (RFC 8252 §7.3).
+fn is_loopback_ip(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
+        _ => false,
     }
+}
+
+/// Hosts where plain http is acceptable at registration: loopback IPs and `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    is_loopback_ip(url)
+        || matches!(url.host(), Some(Host::Domain(name)) if name.eq_ignore_ascii_case("localhost"))
 }
 
 #[cfg(test)]

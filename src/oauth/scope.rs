@@ -29,8 +29,10 @@ pub struct TargetRequest {
 impl TargetRequest {
     pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
         let resource = params.get("resource");
-        if let Some(resource) = resource {
-            check_resource_syntax(resource)?;
+        if resource.is_some_and(|r| !is_resource_indicator(r)) {
+            return Err(OAuthError::invalid_target(
+                "resource must be an absolute URI without a fragment (RFC 8707 section 2)",
+            ));
         }
         Ok(Self {
             audience: params.get("audience").map(str::to_owned),
@@ -55,14 +57,10 @@ impl TargetRequest {
     }
 }
 
-/// RFC 8707 §2: an absolute URI without a fragment.
-fn check_resource_syntax(resource: &str) -> Result<(), OAuthError> {
-    match url::Url::parse(resource) {
-        Ok(url) if url.fragment().is_none() => Ok(()),
-        _ => Err(OAuthError::invalid_target(
-            "resource must be an absolute URI without a fragment (RFC 8707 section 2)",
-        )),
-    }
+/// RFC 8707 §2: a resource indicator (an API identifier) is an absolute URI without a
+/// fragment.
+pub fn is_resource_indicator(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| url.fragment().is_none())
 }
 
 /// The API that `audience` names, if this client may use it; `invalid_target` otherwise.

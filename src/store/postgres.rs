@@ -31,10 +31,6 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// sqlx's PostgreSQL migrator holds `pg_advisory_lock` for the whole run, so replicas that
     /// start together apply each migration exactly once.
     async fn run_migrations(&self) -> Result<(), StoreError> {

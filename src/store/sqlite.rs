@@ -60,10 +60,6 @@ impl SqliteStore {
         Ok(Self { pool, lock_path })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// sqlx's SQLite migrator takes no lock of its own; the process lock plays the part of
     /// PostgreSQL's advisory lock.
     async fn run_migrations(&self) -> Result<(), StoreError> {

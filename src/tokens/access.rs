@@ -38,9 +38,7 @@ pub struct AccessGrant<'a> {
 
 pub struct IssuedAccessToken {
     pub token: String,
-    pub jti: String,
     pub expires_in: u64,
-    pub claims: AccessClaims,
 }
 
 /// Build and sign an access token with the current key.
@@ -57,15 +55,13 @@ pub fn issue(
         aud: grant.audience.to_owned(),
         exp: exp.0,
         iat: now.0,
-        jti: jti.clone(),
+        jti,
         client_id: grant.client_id.to_owned(),
         scope: grant.scope.to_string(),
     };
     let token = sign_jwt(key, ACCESS_TOKEN_TYP, &claims)?;
     Ok(IssuedAccessToken {
         token,
-        jti,
         expires_in: grant.ttl.as_secs(),
-        claims,
     })
 }

@@ -189,20 +189,14 @@ fn thumbprint(members: &Value) -> String {
 /// The keys in use at one moment: the current signer and the public keys to publish.
 pub struct KeySet {
     current: Arc<SigningKey>,
-    published: Vec<Arc<SigningKey>>,
     jwks: bytes::Bytes,
-    /// (kid, status) of every stored key, to skip rebuilding when nothing changed.
+    /// (kid, status) of the published keys: a reload that finds the same rebuilds nothing.
     fingerprint: Vec<(String, KeyStatus)>,
 }
 
 impl KeySet {
     pub fn current(&self) -> &Arc<SigningKey> {
         &self.current
-    }
-
-    /// Keys whose tokens may still be alive: the current one and recently retired ones.
-    pub fn published(&self) -> &[Arc<SigningKey>] {
-        &self.published
     }
 
     /// The serialized JWKS document, built once per key change.
@@ -214,7 +208,6 @@ impl KeySet {
 /// The in-memory key ring shared by every request of this process.
 pub struct KeyRing {
     store: SharedStore,
-    alg: SigningAlg,
     loader: KeyLoader,
     set: RwLock<Arc<KeySet>>,
 }
@@ -242,10 +235,10 @@ impl KeyRing {
             publish_retired_for,
             parsed: RwLock::new(HashMap::new()),
         };
-        let set = loader.build(store.signing_keys().await?, now)?;
+        let rows = store.signing_keys().await?;
+        let set = loader.build(&loader.live(&rows, now))?;
         Ok(Self {
             store,
-            alg,
             loader,
             set: RwLock::new(Arc::new(set)),
         })
@@ -258,24 +251,14 @@ impl KeyRing {
         }
     }
 
-    pub fn configured_alg(&self) -> SigningAlg {
-        self.alg
-    }
-
     /// Re-read the store; cheap when nothing changed.
     pub async fn reload(&self, now: UnixTime) -> Result<(), KeyError> {
         let rows = self.store.signing_keys().await?;
-        let current = self.current();
-        if current.fingerprint == fingerprint(&rows)
-            && current.published.len()
-                == rows
-                    .iter()
-                    .filter(|r| self.loader.still_published(r, now))
-                    .count()
-        {
+        let live = self.loader.live(&rows, now);
+        if self.current().fingerprint == fingerprint(&live) {
             return Ok(());
         }
-        let next = Arc::new(self.loader.build(rows, now)?);
+        let next = Arc::new(self.loader.build(&live)?);
         match self.set.write() {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
@@ -284,20 +267,26 @@ impl KeyRing {
     }
 }
 
-fn fingerprint(rows: &[StoredKey]) -> Vec<(String, KeyStatus)> {
-    rows.iter().map(|r| (r.kid.clone(), r.status)).collect()
+fn fingerprint(live: &[&StoredKey]) -> Vec<(String, KeyStatus)> {
+    live.iter().map(|r| (r.kid.clone(), r.status)).collect()
 }
 
 impl KeyLoader {
-    fn build(&self, rows: Vec<StoredKey>, now: UnixTime) -> Result<KeySet, KeyError> {
-        let current_row = rows
+    /// The rows whose keys are published now: the current key and recently retired ones.
+    fn live<'a>(&self, rows: &'a [StoredKey], now: UnixTime) -> Vec<&'a StoredKey> {
+        rows.iter()
+            .filter(|r| self.still_published(r, now))
+            .collect()
+    }
+
+    fn build(&self, live: &[&StoredKey]) -> Result<KeySet, KeyError> {
+        let current_row = live
             .iter()
             .find(|r| r.status == KeyStatus::Current)
             .ok_or(KeyError::NoCurrentKey)?;
         let current = self.parse(current_row)?;
-        let published = rows
+        let published = live
             .iter()
-            .filter(|r| self.still_published(r, now))
             .map(|r| self.parse(r))
             .collect::<Result<Vec<_>, _>>()?;
         let jwks = serde_json::to_vec(&json!({
@@ -305,13 +294,12 @@ impl KeyLoader {
         }))
         .map_err(|_| KeyError::Sign)?;
         if let Ok(mut parsed) = self.parsed.write() {
-            parsed.retain(|kid, _| rows.iter().any(|r| &r.kid == kid));
+            parsed.retain(|kid, _| live.iter().any(|r| &r.kid == kid));
         }
         Ok(KeySet {
             current,
-            published,
             jwks: jwks.into(),
-            fingerprint: fingerprint(&rows),
+            fingerprint: fingerprint(live),
         })
     }
 
