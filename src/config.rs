@@ -27,6 +27,9 @@ pub struct Config {
     pub keys: KeysConfig,
     pub clients: ClientsConfig,
     pub password_hash: PasswordHashConfig,
+    pub authorize: AuthorizeConfig,
+    pub login: LoginConfig,
+    pub ui: UiConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
 }
@@ -44,6 +47,9 @@ impl Default for Config {
             keys: KeysConfig::default(),
             clients: ClientsConfig::default(),
             password_hash: PasswordHashConfig::default(),
+            authorize: AuthorizeConfig::default(),
+            login: LoginConfig::default(),
+            ui: UiConfig::default(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
         }
@@ -139,6 +145,9 @@ pub struct PasswordHashConfig {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// How many hashes may run at once; 0 means one per CPU core. Bounds the memory and CPU
+    /// a flood of logins can take from every other request.
+    pub max_concurrent: usize,
 }
 
 impl Default for PasswordHashConfig {
@@ -147,6 +156,79 @@ impl Default for PasswordHashConfig {
             memory_kib: 19_456,
             iterations: 2,
             parallelism: 1,
+            max_concurrent: 0,
+        }
+    }
+}
+
+/// The authorization endpoint (RFC 6749 §3.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizeConfig {
+    /// How long a person has to sign in and consent before the request must start again.
+    pub pending_request_ttl: ConfigDuration,
+    /// Accept `code_challenge_method=plain` (RFC 7636 §4.2); RFC 9700 §2.1.1 advises against.
+    pub allow_plain_pkce: bool,
+}
+
+impl Default for AuthorizeConfig {
+    fn default() -> Self {
+        Self {
+            pending_request_ttl: ConfigDuration::secs(600),
+            allow_plain_pkce: false,
+        }
+    }
+}
+
+/// Login sessions and the failed-login limiter (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    pub session_ttl: ConfigDuration,
+    /// Failures of one username (from any address) before each further one is delayed.
+    pub user_free_failures: u32,
+    /// Failures from one client address (for any username) before each further one is delayed.
+    pub address_free_failures: u32,
+    /// Failures older than this are forgotten.
+    pub failure_window: ConfigDuration,
+    /// The longest a username is refused after failures: short, so that an attacker cannot
+    /// keep the real user out.
+    pub user_max_lockout: ConfigDuration,
+    pub address_max_lockout: ConfigDuration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: ConfigDuration::secs(86_400),
+            user_free_failures: 5,
+            address_free_failures: 20,
+            failure_window: ConfigDuration::secs(900),
+            user_max_lockout: ConfigDuration::secs(60),
+            address_max_lockout: ConfigDuration::secs(900),
+        }
+    }
+}
+
+/// The look of the login, consent and error pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    pub product_name: String,
+    pub logo_url: Option<String>,
+    /// A CSS hex colour such as `#4f46e5`.
+    pub accent_color: String,
+    /// A directory whose `*.html` files replace the built-in templates of the same name.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            product_name: "Valet".into(),
+            logo_url: None,
+            accent_color: "#4f46e5".into(),
+            templates_dir: None,
         }
     }
 }
@@ -332,6 +414,7 @@ impl Config {
                 "memory_kib must be at least 8 x parallelism, iterations and parallelism at least 1",
             ));
         }
+        self.validate_ui()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",
@@ -356,6 +439,12 @@ impl Config {
             ("keys.reload_interval", self.keys.reload_interval),
             ("http.request_timeout", self.http.request_timeout),
             ("database.acquire_timeout", self.database.acquire_timeout),
+            (
+                "authorize.pending_request_ttl",
+                self.authorize.pending_request_ttl,
+            ),
+            ("login.session_ttl", self.login.session_ttl),
+            ("login.failure_window", self.login.failure_window),
         ];
         for (key, value) in positive {
             if value.0.is_zero() {
@@ -377,6 +466,39 @@ impl Config {
         Ok(())
     }
 
+    fn validate_ui(&self) -> Result<(), ConfigError> {
+        let ui = &self.ui;
+        if ui.product_name.trim().is_empty() {
+            return Err(ConfigError::invalid("ui.product_name", "must not be empty"));
+        }
+        if let Some(logo) = &ui.logo_url
+            && !Url::parse(logo).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+        {
+            return Err(ConfigError::invalid(
+                "ui.logo_url",
+                format!("`{logo}` is not an http or https URL"),
+            ));
+        }
+        if !is_hex_colour(&ui.accent_color) {
+            return Err(ConfigError::invalid(
+                "ui.accent_color",
+                format!(
+                    "`{}` is not a hex colour like #4f46e5",
+                    ui.accent_color
+                ),
+            ));
+        }
+        if let Some(dir) = &ui.templates_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::invalid(
+                "ui.templates_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+
     /// The configuration as TOML with the secret hidden, for `valet config`.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
@@ -386,6 +508,13 @@ impl Config {
         shown.database_url = redact_url(&shown.database_url);
         toml_string(&shown)
     }
+}
+
+/// `#rgb` or `#rrggbb`: the accent colour goes into a stylesheet, so nothing else may pass.
+fn is_hex_colour(text: &str) -> bool {
+    text.strip_prefix('#').is_some_and(|hex| {
+        matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT`, `<SERVICE>_PORT_8080_TCP`
@@ -545,6 +674,11 @@ impl Settings {
     pub fn access_token_ttl(&self) -> Duration {
         self.config.tokens.access_token_ttl.0
     }
+
+    /// Whether cookies must be `Secure`: the issuer is what browsers see.
+    pub fn https(&self) -> bool {
+        self.issuer.scheme() == "https"
+    }
 }
 
 #[cfg(test)]
@@ -575,10 +709,16 @@ mod tests {
         let expected = Config {
             secret: alone.secret.clone(),
             default_audience: alone.default_audience.clone(),
+            ui: UiConfig {
+                logo_url: alone.ui.logo_url.clone(),
+                templates_dir: alone.ui.templates_dir.clone(),
+                ..UiConfig::default()
+            },
             ..Config::default()
         };
         assert_eq!(alone, expected);
         assert!(alone.secret.is_some() && alone.default_audience.is_some());
+        assert!(alone.ui.logo_url.is_some() && alone.ui.templates_dir.is_some());
     }
 
     #[test]
