@@ -10,6 +10,10 @@ use crate::cache::Directory;
 use crate::config::Settings;
 use crate::crypto::{SecretError, SecretSource, ServerKeys};
 use crate::domain::UnixTime;
+use crate::http::pages::{PageLoadError, Pages};
+use crate::login::csrf::CsrfTokens;
+use crate::login::limiter::LoginLimiter;
+use crate::login::password::PasswordVerifier;
 use crate::oauth::metadata::Metadata;
 use crate::state::{AppState, Inner};
 use crate::store::{self, StoreError};
@@ -28,6 +32,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Pages(#[from] PageLoadError),
+    #[error("password hashing: {0}")]
+    Passwords(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -68,8 +76,16 @@ impl App {
         )
         .await?;
         let directory = Directory::new(store.clone(), settings.config.clients.cache_ttl.0);
+        let pages = Pages::load(&settings.config.ui)?;
+        let passwords = PasswordVerifier::new(&settings.config.password_hash)
+            .await
+            .map_err(|e| StartError::Passwords(e.to_string()))?;
         let state = AppState::new(Inner {
             metadata: Metadata::new(&settings),
+            pages,
+            csrf: CsrfTokens::new(server_keys.csrf.clone()),
+            limiter: LoginLimiter::new(store.clone(), settings.config.login.clone()),
+            passwords,
             settings,
             store,
             keys,
@@ -91,7 +107,8 @@ impl App {
         let reloader = tokio::spawn(reload_keys(self.state.clone()));
         self.announce().await;
         let router = crate::http::router::router(self.state.clone());
-        let served = axum::serve(self.listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartError::Serve);

@@ -482,10 +482,7 @@ impl Config {
         if !is_hex_colour(&ui.accent_color) {
             return Err(ConfigError::invalid(
                 "ui.accent_color",
-                format!(
-                    "`{}` is not a hex colour like #4f46e5",
-                    ui.accent_color
-                ),
+                format!("`{}` is not a hex colour like #4f46e5", ui.accent_color),
             ));
         }
         if let Some(dir) = &ui.templates_dir
@@ -512,9 +509,8 @@ impl Config {
 
 /// `#rgb` or `#rrggbb`: the accent colour goes into a stylesheet, so nothing else may pass.
 fn is_hex_colour(text: &str) -> bool {
-    text.strip_prefix('#').is_some_and(|hex| {
-        matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    text.strip_prefix('#')
+        .is_some_and(|hex| matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT`, `<SERVICE>_PORT_8080_TCP`

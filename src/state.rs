@@ -5,6 +5,10 @@ use std::sync::Arc;
 use crate::cache::Directory;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
+use crate::http::pages::Pages;
+use crate::login::csrf::CsrfTokens;
+use crate::login::limiter::LoginLimiter;
+use crate::login::password::PasswordVerifier;
 use crate::oauth::metadata::Metadata;
 use crate::store::SharedStore;
 use crate::tokens::KeyRing;
@@ -19,6 +23,10 @@ pub struct Inner {
     pub server_keys: ServerKeys,
     pub directory: Directory,
     pub metadata: Metadata,
+    pub pages: Pages,
+    pub csrf: CsrfTokens,
+    pub limiter: LoginLimiter,
+    pub passwords: PasswordVerifier,
 }
 
 impl AppState {

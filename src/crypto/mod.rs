@@ -42,6 +42,8 @@ pub enum SecretError {
 pub struct ServerKeys {
     pub sealer: KeySealer,
     pub hasher: SecretHasher,
+    /// Keys the CSRF tokens of the login, consent and logout forms.
+    pub csrf: SecretHasher,
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -67,6 +69,7 @@ impl ServerKeys {
             sealer: KeySealer::new(&expand32(&prk, b"valet/v1 signing-key sealing")?)
                 .map_err(|_| SecretError::Derive)?,
             hasher: SecretHasher::new(&expand32(&prk, b"valet/v1 secret hashing")?),
+            csrf: SecretHasher::new(&expand32(&prk, b"valet/v1 csrf tokens")?),
         })
     }
 

@@ -7,6 +7,8 @@
 //! test a guess. User passwords are different (chosen by people) and use Argon2id.
 
 use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
 /// A stored hash; compare only with [`SecretHash::matches`].
@@ -23,6 +25,15 @@ impl SecretHash {
     /// Constant-time equality, so a timing side channel leaks nothing of the stored hash.
     pub fn matches(&self, other: &SecretHash) -> bool {
         self.0.ct_eq(&other.0).into()
+    }
+
+    /// base64url, for the few columns that key by text.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.0)
+    }
+
+    pub fn from_text(text: &str) -> Option<Self> {
+        URL_SAFE_NO_PAD.decode(text).ok().map(SecretHash)
     }
 }
 

@@ -1,7 +1,9 @@
 //! HTTP: extract typed inputs, call the protocol modules, render what they return.
 
+pub mod browser;
 pub mod endpoints;
 pub mod extract;
 pub mod middleware;
+pub mod pages;
 pub mod respond;
 pub mod router;

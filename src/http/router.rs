@@ -3,9 +3,9 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::endpoints::{discovery, health, token};
+use super::endpoints::{authorize, consent, discovery, health, login, logout, token};
 use super::middleware;
-use crate::oauth::metadata::{JWKS_PATH, TOKEN_PATH};
+use crate::oauth::metadata::{AUTHORIZE_PATH, JWKS_PATH, TOKEN_PATH};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -22,6 +22,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(JWKS_PATH, get(discovery::jwks))
         .route(TOKEN_PATH, post(token::token))
+        .route(
+            AUTHORIZE_PATH,
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route("/login", get(login::login_get).post(login::login_post))
+        .route(
+            "/consent",
+            get(consent::consent_get).post(consent::consent_post),
+        )
+        .route("/logout", get(logout::logout_get).post(logout::logout_post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state);

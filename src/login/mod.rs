@@ -1,4 +1,7 @@
-//! What it takes for a person to prove who they are: passwords today; sessions, CSRF and
-//! the failed-login limiter come with the login page.
+//! What it takes for a person to prove who they are: passwords, server-side sessions, CSRF
+//! tokens for the forms, and the failed-login limiter.
 
+pub mod csrf;
+pub mod limiter;
 pub mod password;
+pub mod session;

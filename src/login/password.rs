@@ -1,8 +1,11 @@
 //! User passwords: Argon2id (RFC 9106) with the configured parameters, PHC string format.
 //! Hashing is CPU- and memory-heavy, so it runs on the blocking pool, never on the runtime.
 
-use argon2::password_hash::{PasswordHasher, SaltString};
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashConfig;
 use crate::crypto::random_bytes;
@@ -42,6 +45,69 @@ pub fn hash_blocking(config: &PasswordHashConfig, password: &str) -> Result<Stri
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// Checks passwords off the async runtime, at most `max_concurrent` at a time, and at the
+/// same cost whether or not the user exists.
+#[derive(Clone)]
+pub struct PasswordVerifier {
+    config: PasswordHashConfig,
+    permits: Arc<Semaphore>,
+    /// Verified against when the username is unknown, so that the answer takes as long.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordVerifier {
+    /// Hashes a random dummy password with the configured parameters (once, at startup).
+    pub async fn new(config: &PasswordHashConfig) -> Result<Self, PasswordError> {
+        let dummy_password =
+            crate::crypto::random_token().map_err(|e| PasswordError::Hash(e.to_string()))?;
+        let dummy_hash = hash(config, dummy_password).await?;
+        let permits = match config.max_concurrent {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Self {
+            config: config.clone(),
+            permits: Arc::new(Semaphore::new(permits)),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// Whether `password` matches `stored` (a PHC string); `None` for an unknown user costs
+    /// the same and answers false.
+    pub async fn verify(
+        &self,
+        stored: Option<&str>,
+        password: String,
+    ) -> Result<bool, PasswordError> {
+        let known = stored.is_some();
+        let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| PasswordError::Hash(e.to_string()))?;
+        let config = self.config.clone();
+        let matched =
+            tokio::task::spawn_blocking(move || verify_blocking(&config, &stored, &password))
+                .await
+                .map_err(|e| PasswordError::Hash(e.to_string()))??;
+        Ok(known && matched)
+    }
+}
+
+/// Verify with the parameters recorded in the hash itself, so that hashes made before a
+/// change of `password_hash` keep working.
+fn verify_blocking(
+    config: &PasswordHashConfig,
+    stored: &str,
+    password: &str,
+) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(argon2(config)?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
 /// [`hash_blocking`] on the blocking pool.
 pub async fn hash(config: &PasswordHashConfig, password: String) -> Result<String, PasswordError> {
     let config = config.clone();
@@ -53,7 +119,6 @@ pub async fn hash(config: &PasswordHashConfig, password: String) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
     #[test]
     fn hashes_are_argon2id_with_the_configured_parameters() {
@@ -82,5 +147,36 @@ mod tests {
             hash_blocking(&config, ""),
             Err(PasswordError::Empty)
         ));
+    }
+
+    #[tokio::test]
+    async fn verifier_accepts_only_the_right_password_of_a_known_user() {
+        let config = PasswordHashConfig {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 1,
+        };
+        let verifier = PasswordVerifier::new(&config).await.unwrap();
+        let stored = hash_blocking(&config, "correct horse").unwrap();
+        assert!(
+            verifier
+                .verify(Some(&stored), "correct horse".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verifier
+                .verify(Some(&stored), "Correct horse".into())
+                .await
+                .unwrap()
+        );
+        assert!(!verifier.verify(None, "correct horse".into()).await.unwrap());
+        assert!(
+            verifier
+                .verify(Some("not a phc string"), "x".into())
+                .await
+                .is_err()
+        );
     }
 }

@@ -89,6 +89,10 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, d)
     }
 
+    pub fn invalid_grant(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+
     pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidScope, d)
     }

@@ -4,11 +4,15 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::authorize::ResponseType;
+use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
+use crate::domain::GrantType;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
+pub const AUTHORIZE_PATH: &str = "/authorize";
 
 /// Both documents, serialized once.
 #[derive(Clone)]
@@ -29,13 +33,23 @@ impl Metadata {
 }
 
 fn oauth_document(settings: &Settings) -> Value {
+    let mut grants: Vec<GrantType> = TOKEN_GRANTS.to_vec();
+    grants.push(GrantType::Implicit);
+    grants.sort();
+    let mut pkce_methods = vec!["S256"];
+    if settings.config.authorize.allow_plain_pkce {
+        pkce_methods.push("plain");
+    }
     json!({
         "issuer": settings.issuer_str(),
+        "authorization_endpoint": settings.endpoint(AUTHORIZE_PATH),
         "token_endpoint": settings.endpoint(TOKEN_PATH),
         "jwks_uri": settings.endpoint(JWKS_PATH),
-        "grant_types_supported": TOKEN_GRANTS.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "grant_types_supported": grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types_supported": ResponseType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "code_challenge_methods_supported": pkce_methods,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        // No authorization endpoint yet, so no response type is supported (RFC 8414 §2).
-        "response_types_supported": [],
+        "authorization_response_iss_parameter_supported": true,
     })
 }

@@ -1,6 +1,7 @@
 //! OAuth 2.0 protocol logic. Nothing here knows about HTTP: handlers in `http` extract typed
 //! inputs, call into these modules with `now`, and render what comes back.
 
+pub mod authorize;
 pub mod client_auth;
 pub mod error;
 pub mod grants;
@@ -8,6 +9,7 @@ pub mod metadata;
 pub mod params;
 pub mod pkce;
 pub mod redirect;
+pub mod response_mode;
 pub mod scope;
 pub mod token;
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::grants::client_credentials;
+use super::grants::{authorization_code, client_credentials};
 use super::{OAuthError, Params};
 use crate::domain::{GrantType, UnixTime, printable};
 use crate::state::AppState;
@@ -12,6 +12,7 @@ use crate::store::Client;
 /// A token request whose grant type is known, allowed for the client and implemented.
 #[derive(Debug)]
 pub enum TokenRequest {
+    AuthorizationCode(authorization_code::Exchange),
     ClientCredentials(client_credentials::Request),
 }
 
@@ -34,7 +35,8 @@ pub struct TokenResponse {
 }
 
 /// The grant types `/token` accepts today, for the metadata documents.
-pub const TOKEN_GRANTS: [GrantType; 1] = [GrantType::ClientCredentials];
+pub const TOKEN_GRANTS: [GrantType; 2] =
+    [GrantType::AuthorizationCode, GrantType::ClientCredentials];
 
 /// Read `grant_type` and check the client may use it; then let the grant parse the rest.
 pub fn parse(params: &Params, client: &Client) -> Result<TokenRequest, OAuthError> {
@@ -64,12 +66,12 @@ pub fn parse(params: &Params, client: &Client) -> Result<TokenRequest, OAuthErro
         GrantType::ClientCredentials => Ok(TokenRequest::ClientCredentials(
             client_credentials::parse(params)?,
         )),
-        GrantType::AuthorizationCode
-        | GrantType::Implicit
-        | GrantType::Password
-        | GrantType::RefreshToken => Err(OAuthError::unsupported_grant_type(format!(
-            "grant type `{grant}` is not supported"
-        ))),
+        GrantType::AuthorizationCode => Ok(TokenRequest::AuthorizationCode(
+            authorization_code::parse(params)?,
+        )),
+        GrantType::Implicit | GrantType::Password | GrantType::RefreshToken => Err(
+            OAuthError::unsupported_grant_type(format!("grant type `{grant}` is not supported")),
+        ),
     }
 }
 
@@ -78,6 +80,7 @@ pub async fn exchange(
     request: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
     match request {
+        TokenRequest::AuthorizationCode(req) => authorization_code::exchange(cx, req).await,
         TokenRequest::ClientCredentials(req) => client_credentials::exchange(cx, req).await,
     }
 }

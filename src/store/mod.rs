@@ -14,10 +14,13 @@ use async_trait::async_trait;
 
 use crate::config::{Settings, StoreKind};
 use crate::crypto::SecretHash;
-use crate::domain::UnixTime;
+use crate::domain::{ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
-pub use records::{Api, AuthorizationCode, Client, KeyStatus, Redeemed, StoredKey, User};
+pub use records::{
+    Api, AuthorizationCode, Client, Consent, KeyStatus, PendingRequest, Redeemed, Session,
+    StoredKey, User,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +124,57 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: UnixTime,
     ) -> Result<Redeemed, StoreError>;
+
+    async fn insert_pending(&self, pending: &PendingRequest) -> Result<(), StoreError>;
+    /// A pending request that has not expired.
+    async fn pending(
+        &self,
+        id_hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<PendingRequest>, StoreError>;
+    /// Remove and return a live pending request: of concurrent calls, one gets it.
+    async fn take_pending(
+        &self,
+        id_hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<PendingRequest>, StoreError>;
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// A session that has neither ended nor expired.
+    async fn session(
+        &self,
+        id_hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<Session>, StoreError>;
+    async fn end_session(&self, id_hash: &SecretHash, now: UnixTime) -> Result<bool, StoreError>;
+
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+    ) -> Result<Option<ScopeSet>, StoreError>;
+    /// Insert or replace the consent for (user, client, audience).
+    async fn save_consent(&self, consent: &Consent, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Count a failed login against `key` in the window that started after `window_start`;
+    /// returns the failures in the current window.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_start: UnixTime,
+    ) -> Result<i64, StoreError>;
+    /// Refuse logins for `key` until `until` (a lock only ever gets longer).
+    async fn lock_login(&self, key: &str, until: UnixTime) -> Result<(), StoreError>;
+    /// The later lock of two keys, if either is locked at `now`.
+    async fn login_locked_until(
+        &self,
+        user_key: &str,
+        address_key: &str,
+        now: UnixTime,
+    ) -> Result<Option<UnixTime>, StoreError>;
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -9,7 +9,7 @@ use super::shared::{EngineDb, impl_store};
 use super::sql;
 use crate::config::DatabaseConfig;
 use crate::crypto::SecretHash;
-use crate::domain::UnixTime;
+use crate::domain::{ScopeSet, UnixTime};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -351,3 +351,79 @@ pub(super) struct CodeStateRow {
     pub grant_id: String,
     pub consumed_at: Option<i64>,
 }
+
+/// An `/authorize` request waiting for the person to sign in and consent, so that any
+/// replica can continue it. `id_hash` is the hash of the opaque id in the page URLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRequest {
+    pub id_hash: SecretHash,
+    pub client_id: String,
+    /// The validated request, serialized by the authorization endpoint.
+    pub request: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    pub id: String,
+    pub client_id: String,
+    pub request: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl TryFrom<PendingRow> for PendingRequest {
+    type Error = StoreError;
+
+    fn try_from(row: PendingRow) -> Result<Self, StoreError> {
+        Ok(PendingRequest {
+            id_hash: SecretHash::from_text(&row.id)
+                .ok_or_else(|| StoreError::Internal("corrupt pending request id".into()))?,
+            client_id: row.client_id,
+            request: row.request,
+            created_at: UnixTime(row.created_at),
+            expires_at: UnixTime(row.expires_at),
+        })
+    }
+}
+
+/// A server-side login session; the browser holds only the id, the store only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id_hash: SecretHash,
+    pub user_id: String,
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    pub id_hash: Vec<u8>,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Session {
+            id_hash: SecretHash(row.id_hash),
+            user_id: row.user_id,
+            auth_time: UnixTime(row.auth_time),
+            created_at: UnixTime(row.created_at),
+            expires_at: UnixTime(row.expires_at),
+        }
+    }
+}
+
+/// What a user has allowed a client for one API (`audience`; empty where none applies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consent {
+    pub user_id: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: ScopeSet,
+}

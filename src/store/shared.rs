@@ -303,6 +303,167 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(outcome)
             }
+
+            async fn insert_pending(&self, pending: &PendingRequest) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_PENDING)
+                    .bind(pending.id_hash.to_text())
+                    .bind(&pending.client_id)
+                    .bind(&pending.request)
+                    .bind(pending.created_at.0)
+                    .bind(pending.expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn pending(
+                &self,
+                id_hash: &SecretHash,
+                now: UnixTime,
+            ) -> Result<Option<PendingRequest>, StoreError> {
+                sqlx::query_as::<_, PendingRow>(sql::SELECT_PENDING)
+                    .bind(id_hash.to_text())
+                    .bind(now.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(PendingRequest::try_from)
+                    .transpose()
+            }
+
+            async fn take_pending(
+                &self,
+                id_hash: &SecretHash,
+                now: UnixTime,
+            ) -> Result<Option<PendingRequest>, StoreError> {
+                sqlx::query_as::<_, PendingRow>(sql::TAKE_PENDING)
+                    .bind(id_hash.to_text())
+                    .bind(now.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(PendingRequest::try_from)
+                    .transpose()
+            }
+
+            async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(session.id_hash.0.as_slice())
+                    .bind(&session.user_id)
+                    .bind(session.auth_time.0)
+                    .bind(session.created_at.0)
+                    .bind(session.expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn session(
+                &self,
+                id_hash: &SecretHash,
+                now: UnixTime,
+            ) -> Result<Option<Session>, StoreError> {
+                Ok(sqlx::query_as::<_, SessionRow>(sql::SELECT_SESSION)
+                    .bind(id_hash.0.as_slice())
+                    .bind(now.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Session::from))
+            }
+
+            async fn end_session(
+                &self,
+                id_hash: &SecretHash,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::END_SESSION)
+                    .bind(id_hash.0.as_slice())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+                audience: &str,
+            ) -> Result<Option<ScopeSet>, StoreError> {
+                sqlx::query_scalar::<_, String>(sql::SELECT_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(audience)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|text| {
+                        ScopeSet::parse(&text)
+                            .map_err(|e| StoreError::Internal(format!("corrupt consent: {e}")))
+                    })
+                    .transpose()
+            }
+
+            async fn save_consent(
+                &self,
+                consent: &Consent,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::UPSERT_CONSENT)
+                    .bind(&consent.user_id)
+                    .bind(&consent.client_id)
+                    .bind(&consent.audience)
+                    .bind(consent.scope.to_string())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn record_login_failure(
+                &self,
+                key: &str,
+                now: UnixTime,
+                window_start: UnixTime,
+            ) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(sql::RECORD_LOGIN_FAILURE)
+                    .bind(key)
+                    .bind(now.0)
+                    .bind(window_start.0)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn lock_login(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
+                sqlx::query(sql::LOCK_LOGIN)
+                    .bind(key)
+                    .bind(until.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn login_locked_until(
+                &self,
+                user_key: &str,
+                address_key: &str,
+                now: UnixTime,
+            ) -> Result<Option<UnixTime>, StoreError> {
+                Ok(
+                    sqlx::query_scalar::<_, Option<i64>>(sql::LOGIN_LOCKED_UNTIL)
+                        .bind(user_key)
+                        .bind(address_key)
+                        .bind(now.0)
+                        .fetch_one(&self.pool)
+                        .await?
+                        .map(UnixTime),
+                )
+            }
+
+            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::CLEAR_LOGIN_FAILURES)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
         }
 
         /// Zero rows changed: say why, from the row as it is now.

@@ -99,3 +99,38 @@ pub const CONSUME_CODE: &str = concat!(
 );
 pub const CODE_STATE: &str =
     "SELECT client_id, grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1";
+
+pub const INSERT_PENDING: &str = "INSERT INTO pending_requests (id, client_id, request, user_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, NULL, $4, $5)";
+pub const SELECT_PENDING: &str = "SELECT id, client_id, request, created_at, expires_at FROM pending_requests \
+     WHERE id = $1 AND expires_at > $2";
+/// Completing a request deletes it in one conditional write: it can finish only once.
+pub const TAKE_PENDING: &str = "DELETE FROM pending_requests WHERE id = $1 AND expires_at > $2 \
+     RETURNING id, client_id, request, created_at, expires_at";
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const SELECT_SESSION: &str = "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions \
+     WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2";
+pub const END_SESSION: &str =
+    "UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL";
+
+pub const SELECT_CONSENT: &str =
+    "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2 AND audience = $3";
+pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, audience, scope, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id, client_id, audience) \
+     DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at";
+
+/// One atomic count per limiter key: a failure outside the window starts a new window.
+/// `$2` is now, `$3` the start of the current window.
+pub const RECORD_LOGIN_FAILURE: &str = "INSERT INTO login_failures (limiter_key, failures, window_start, locked_until) \
+     VALUES ($1, 1, $2, 0) ON CONFLICT (limiter_key) DO UPDATE SET \
+     failures = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END, \
+     window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END \
+     RETURNING failures";
+/// Locks only ever get longer, whichever replica writes last.
+pub const LOCK_LOGIN: &str =
+    "UPDATE login_failures SET locked_until = $2 WHERE limiter_key = $1 AND locked_until < $2";
+pub const LOGIN_LOCKED_UNTIL: &str = "SELECT MAX(locked_until) FROM login_failures \
+     WHERE (limiter_key = $1 OR limiter_key = $2) AND locked_until > $3";
+pub const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_failures WHERE limiter_key = $1";

@@ -36,7 +36,7 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
         assert_eq!(doc["jwks_uri"], app.url("/.well-known/jwks.json"), "{path}");
         assert_eq!(
             doc["grant_types_supported"],
-            serde_json::json!(["client_credentials"]),
+            serde_json::json!(["authorization_code", "implicit", "client_credentials"]),
             "{path}"
         );
         let methods = doc["token_endpoint_auth_methods_supported"]
@@ -47,7 +47,18 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
         }
         assert!(doc["response_types_supported"].is_array(), "{path}");
         // Nothing is advertised that does not exist yet.
-        assert!(doc.get("authorization_endpoint").is_none(), "{path}");
+        for later in [
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "userinfo_endpoint",
+        ] {
+            assert!(doc.get(later).is_none(), "{path} advertises {later}");
+        }
+        assert_eq!(
+            doc["authorization_endpoint"],
+            app.url("/authorize"),
+            "{path}"
+        );
         // The documents it points to are really there.
         let jwks = app
             .http

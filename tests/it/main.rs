@@ -2,11 +2,15 @@
 
 mod harness;
 
+mod authorization_code;
+mod authorize_errors;
+mod browser;
 mod cli;
 mod client_credentials;
 mod config;
 mod discovery;
 mod errors;
 mod keys;
+mod login;
 mod readme;
 mod store_contract;

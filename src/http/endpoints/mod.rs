@@ -1,5 +1,9 @@
 //! One thin handler per endpoint of SPEC §4.
 
+pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod health;
+pub mod login;
+pub mod logout;
 pub mod token;

@@ -1,3 +1,6 @@
-//! One module per grant type; each has a request struct, `parse` and `exchange`.
+//! One module per grant type; each has a request struct, `parse` and `exchange`, and the
+//! front-channel grants also hold their `/authorize` half.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod implicit;

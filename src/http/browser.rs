@@ -1,0 +1,166 @@
+//! What the browser-facing endpoints share: cookies, the CSRF cookie, page errors, and
+//! delivering an authorization response by redirect or form post.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+
+use super::pages::{ErrorView, FormPostView, Page};
+use crate::crypto::random_token;
+use crate::domain::UnixTime;
+use crate::login::csrf::CSRF_COOKIE;
+use crate::login::session::{self, SESSION_COOKIE};
+use crate::oauth::authorize::PageError;
+use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
+use crate::state::AppState;
+use crate::store::{Session, User};
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https (SPEC §7).
+fn set_cookie(
+    state: &AppState,
+    name: &'static str,
+    value: String,
+    max_age: Option<Duration>,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(state.settings.https());
+    if let Some(age) = max_age {
+        let secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        cookie = cookie.max_age(cookie::time::Duration::seconds(secs));
+    }
+    HeaderValue::from_str(&cookie.build().encoded().to_string())
+        .unwrap_or(HeaderValue::from_static(""))
+}
+
+pub fn session_cookie(state: &AppState, value: String) -> HeaderValue {
+    set_cookie(
+        state,
+        SESSION_COOKIE,
+        value,
+        Some(state.settings.config.login.session_ttl.0),
+    )
+}
+
+pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
+    set_cookie(state, SESSION_COOKIE, String::new(), Some(Duration::ZERO))
+}
+
+/// The browser's CSRF cookie value; a new one (to be set on the response) if it has none.
+pub struct CsrfCookie {
+    pub value: String,
+    fresh: bool,
+}
+
+impl CsrfCookie {
+    pub fn ensure(headers: &HeaderMap) -> Result<Self, PageError> {
+        match cookie(headers, CSRF_COOKIE).filter(|v| !v.is_empty()) {
+            Some(value) => Ok(Self {
+                value,
+                fresh: false,
+            }),
+            None => Ok(Self {
+                value: random_token().map_err(|e| {
+                    PageError::from_store(crate::store::StoreError::Internal(e.to_string()))
+                })?,
+                fresh: true,
+            }),
+        }
+    }
+
+    /// Add the `Set-Cookie` header if the cookie is new.
+    pub fn apply(&self, state: &AppState, mut response: Response) -> Response {
+        if self.fresh {
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(state, CSRF_COOKIE, self.value.clone(), None),
+            );
+        }
+        response
+    }
+}
+
+/// The signed-in person, if the request carries a live session of an enabled user.
+pub async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Option<(Session, User)>, PageError> {
+    session::current(
+        &state.store,
+        &state.server_keys.hasher,
+        cookie(headers, SESSION_COOKIE).as_deref(),
+        now,
+    )
+    .await
+    .map_err(PageError::from_store)
+}
+
+pub fn error_page(state: &AppState, error: PageError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    state.pages.render(
+        status,
+        Page::Error(ErrorView {
+            title: error.title.to_owned(),
+            message: error.message,
+            developer_detail: error.developer_detail,
+        }),
+    )
+}
+
+/// A 303 to one of our own pages or to the client: never re-posts the form (RFC 9700 §4.12),
+/// and never leaks the URL through `Referer`.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::LOCATION, value);
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Send an authorization response to the client in its response mode.
+pub fn deliver(state: &AppState, response: AuthorizationResponse) -> Response {
+    match response_mode::deliver(response, state.settings.issuer_str()) {
+        Delivery::Redirect(location) => see_other(&location),
+        Delivery::FormPost { action, fields } => state.pages.render(
+            StatusCode::OK,
+            Page::FormPost(FormPostView {
+                redirect_uri: action,
+                fields,
+            }),
+        ),
+    }
+}
+
+/// `/login?request=…` or `/consent?request=…`.
+pub fn page_url(path: &str, request_id: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("request", request_id)
+        .finish();
+    format!("{path}?{query}")
+}

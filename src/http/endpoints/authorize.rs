@@ -1,0 +1,75 @@
+//! `GET|POST /authorize` (RFC 6749 §3.1): validate, keep the request pending, then send the
+//! person to sign in, to consent, or straight back to the client.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::consent::proceed;
+use crate::domain::UnixTime;
+use crate::http::browser::{self, page_url};
+use crate::http::extract;
+use crate::oauth::authorize::{self, PageError, Rejection};
+use crate::oauth::{OAuthError, Params};
+use crate::state::AppState;
+
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    handle(&state, &headers, params).await
+}
+
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let params = extract::oauth_form(&headers, body, state.settings.config.http.body_limit).await;
+    handle(&state, &headers, params).await
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Result<Params, OAuthError>,
+) -> Response {
+    let now = UnixTime::now();
+    let params = match params {
+        Ok(params) => params,
+        // Unparsed, nothing is known good yet: say so on a page.
+        Err(error) => return browser::error_page(state, malformed(&error)),
+    };
+    let (_client, request) = match authorize::validate(state, &params).await {
+        Ok(valid) => valid,
+        Err(Rejection::Page(page)) => return browser::error_page(state, page),
+        Err(Rejection::Redirect(error)) => {
+            tracing::info!(error = error.error.code.as_str(), description = %error.error.description, "authorization request refused");
+            return browser::deliver(state, error.into_response());
+        }
+    };
+    let result = async {
+        let id = authorize::create_pending(state, &request, now).await?;
+        match browser::signed_in(state, headers, now).await? {
+            Some((session, user)) => {
+                let pending = authorize::load_pending(state, Some(&id), now).await?;
+                Ok(proceed(state, &pending, &session, &user, now).await)
+            }
+            None => Ok(browser::see_other(&page_url("/login", &id))),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(state, page))
+}
+
+fn malformed(error: &OAuthError) -> PageError {
+    PageError {
+        status: 400,
+        title: "The app's request is not valid",
+        message: "The app sent a request this service cannot read.".into(),
+        developer_detail: vec![error.description.to_string()],
+    }
+}

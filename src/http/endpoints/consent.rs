@@ -1,0 +1,158 @@
+//! `GET|POST /consent`: the person allows or denies what the app asks for. First-party
+//! clients and requests already covered by an earlier consent skip the page.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::domain::UnixTime;
+use crate::http::browser::{self, CsrfCookie, page_url};
+use crate::http::extract;
+use crate::http::pages::{ConsentView, Page, ScopeView};
+use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::oauth::authorize::{self, PageError, Pending};
+use crate::oauth::scope::OPENID_SCOPES;
+use crate::state::AppState;
+use crate::store::{Session, User};
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub request: Option<String>,
+}
+
+/// The step after sign-in: the consent page if the person must be asked, else the answer.
+pub async fn proceed(
+    state: &AppState,
+    pending: &Pending,
+    session: &Session,
+    user: &User,
+    now: UnixTime,
+) -> Response {
+    let result = async {
+        if authorize::needs_consent(state, pending, user)
+            .await
+            .map_err(PageError::from_store)?
+        {
+            return Ok(browser::see_other(&page_url("/consent", &pending.id)));
+        }
+        let response = authorize::approve(state, pending, user, session, now).await?;
+        Ok(browser::deliver(state, response))
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(state, page))
+}
+
+pub async fn consent_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
+        let Some((session, user)) = browser::signed_in(&state, &headers, now).await? else {
+            return Ok(browser::see_other(&page_url("/login", &pending.id)));
+        };
+        if !authorize::needs_consent(&state, &pending, &user)
+            .await
+            .map_err(PageError::from_store)?
+        {
+            return Ok(proceed(&state, &pending, &session, &user, now).await);
+        }
+        let csrf = CsrfCookie::ensure(&headers)?;
+        let view = consent_view(&state, &pending, &user, &csrf.value).await?;
+        Ok(csrf.apply(
+            &state,
+            state.pages.render(StatusCode::OK, Page::Consent(view)),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+pub async fn consent_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
+            .await
+            .map_err(|_| PageError::bad_form())?;
+        let request_id = form.get("request");
+        let csrf_ok = browser::cookie(&headers, CSRF_COOKIE).is_some_and(|cookie| {
+            state.csrf.verify(FormPurpose::Consent, request_id.unwrap_or(""), &cookie, form.get("csrf").unwrap_or(""))
+        });
+        if !csrf_ok {
+            return Err(PageError::bad_form());
+        }
+        let pending = authorize::load_pending(&state, request_id, now).await?;
+        let Some((session, user)) = browser::signed_in(&state, &headers, now).await? else {
+            return Ok(browser::see_other(&page_url("/login", &pending.id)));
+        };
+        let response = match form.get("decision") {
+            Some("allow") => {
+                authorize::save_consent(&state, &pending, &user, now).await.map_err(PageError::from_store)?;
+                tracing::info!(client_id = %pending.client.client_id, user_id = %user.id, "consent granted");
+                authorize::approve(&state, &pending, &user, &session, now).await?
+            }
+            Some("deny") => {
+                tracing::info!(client_id = %pending.client.client_id, user_id = %user.id, "consent denied");
+                authorize::deny(&state, &pending, now).await?
+            }
+            _ => return Err(PageError::bad_form()),
+        };
+        Ok(browser::deliver(&state, response))
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+async fn consent_view(
+    state: &AppState,
+    pending: &Pending,
+    user: &User,
+    csrf_cookie: &str,
+) -> Result<ConsentView, PageError> {
+    let api = state
+        .directory
+        .api(&pending.request.audience)
+        .await
+        .map_err(PageError::from_store)?;
+    let scopes = pending
+        .request
+        .scope()
+        .iter()
+        .map(|name| ScopeView {
+            name: name.to_owned(),
+            api_name: api
+                .as_ref()
+                .filter(|api| api.scopes.contains(name))
+                .map(|api| api.name.clone()),
+            description: openid_description(name).map(str::to_owned),
+        })
+        .collect();
+    Ok(ConsentView {
+        client_name: pending.client.client_name.clone(),
+        request: pending.id.clone(),
+        csrf: state
+            .csrf
+            .token(FormPurpose::Consent, &pending.id, csrf_cookie),
+        username: user.username.clone(),
+        scopes,
+    })
+}
+
+fn openid_description(scope: &str) -> Option<&'static str> {
+    debug_assert!(OPENID_SCOPES.len() == 4);
+    match scope {
+        "openid" => Some("Know who you are"),
+        "profile" => Some("See your name"),
+        "email" => Some("See your email address"),
+        "offline_access" => Some("Stay connected when you are not using it"),
+        _ => None,
+    }
+}

@@ -1,0 +1,206 @@
+//! `GET|POST /login`: the sign-in form of a pending authorization request. A failure says so
+//! without telling whether the user exists, keeps the username, and counts against the
+//! limiter; a success starts a fresh server-side session.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::consent::{PageQuery, proceed};
+use crate::domain::UnixTime;
+use crate::http::browser::{self, CsrfCookie};
+use crate::http::extract;
+use crate::http::pages::{LoginView, Page};
+use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::login::limiter::Attempt;
+use crate::login::session;
+use crate::oauth::authorize::{self, PageError, Pending};
+use crate::state::AppState;
+
+pub async fn login_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
+        if let Some((session, user)) = browser::signed_in(&state, &headers, now).await? {
+            return Ok(proceed(&state, &pending, &session, &user, now).await);
+        }
+        let csrf = CsrfCookie::ensure(&headers)?;
+        let page = login_page(
+            &state,
+            &pending,
+            &csrf.value,
+            StatusCode::OK,
+            String::new(),
+            None,
+        );
+        Ok(csrf.apply(&state, page))
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+pub async fn login_post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
+            .await
+            .map_err(|_| PageError::bad_form())?;
+        let request_id = form.get("request");
+        let cookie = browser::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+        let csrf_ok = !cookie.is_empty()
+            && state.csrf.verify(
+                FormPurpose::Login,
+                request_id.unwrap_or(""),
+                &cookie,
+                form.get("csrf").unwrap_or(""),
+            );
+        if !csrf_ok {
+            return Err(PageError::bad_form());
+        }
+        let pending = authorize::load_pending(&state, request_id, now).await?;
+        let username = form.get("username").unwrap_or("").to_owned();
+        let again = |status, message: &str| {
+            login_page(
+                &state,
+                &pending,
+                &cookie,
+                status,
+                username.clone(),
+                Some(message.to_owned()),
+            )
+        };
+        let Some(password) = form.get("password").filter(|_| !username.is_empty()) else {
+            return Ok(again(
+                StatusCode::BAD_REQUEST,
+                "Enter your username and password.",
+            ));
+        };
+        let attempt = Attempt {
+            username: &username,
+            address: peer.ip(),
+        };
+        let limiter = &state.limiter;
+        if let Err(locked) = limiter
+            .check(&attempt, now)
+            .await
+            .map_err(PageError::from_store)?
+        {
+            tracing::info!(
+                retry_after = locked.retry_after,
+                "sign-in refused by the limiter"
+            );
+            let message = format!(
+                "Too many failed sign-in attempts. Wait {} and try again.",
+                seconds(locked.retry_after)
+            );
+            let mut page = again(StatusCode::TOO_MANY_REQUESTS, &message);
+            if let Ok(value) = HeaderValue::from_str(&locked.retry_after.to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Ok(page);
+        }
+        let user = state
+            .store
+            .user_by_username(&username)
+            .await
+            .map_err(PageError::from_store)?;
+        let verified = state
+            .passwords
+            .verify(
+                user.as_ref().map(|u| u.password_hash.as_str()),
+                password.to_owned(),
+            )
+            .await
+            .map_err(|e| {
+                PageError::from_store(crate::store::StoreError::Internal(e.to_string()))
+            })?;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => {
+                limiter
+                    .record_failure(&attempt, now)
+                    .await
+                    .map_err(PageError::from_store)?;
+                tracing::info!("sign-in failed");
+                return Ok(again(
+                    StatusCode::UNAUTHORIZED,
+                    "The username or password is incorrect.",
+                ));
+            }
+        };
+        if user.disabled {
+            tracing::info!(user_id = %user.id, "sign-in refused: user disabled");
+            return Ok(again(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Contact your administrator.",
+            ));
+        }
+        limiter
+            .record_success(&attempt)
+            .await
+            .map_err(PageError::from_store)?;
+        let new = session::new_session(
+            &state.server_keys.hasher,
+            &user.id,
+            now,
+            state.settings.config.login.session_ttl.0,
+        )
+        .map_err(|e| PageError::from_store(crate::store::StoreError::Internal(e.to_string())))?;
+        state
+            .store
+            .insert_session(&new.session)
+            .await
+            .map_err(PageError::from_store)?;
+        tracing::info!(user_id = %user.id, client_id = %pending.client.client_id, "signed in");
+        let mut response = proceed(&state, &pending, &new.session, &user, now).await;
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            browser::session_cookie(&state, new.cookie_value),
+        );
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+fn login_page(
+    state: &AppState,
+    pending: &Pending,
+    csrf_cookie: &str,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+) -> Response {
+    state.pages.render(
+        status,
+        Page::Login(LoginView {
+            client_name: pending.client.client_name.clone(),
+            request: pending.id.clone(),
+            csrf: state
+                .csrf
+                .token(FormPurpose::Login, &pending.id, csrf_cookie),
+            username,
+            error,
+        }),
+    )
+}
+
+fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
+}

@@ -1,0 +1,75 @@
+//! `GET|POST /logout`: GET asks for confirmation (a link alone must not sign anyone out), POST
+//! ends the session and clears its cookie.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+
+use crate::domain::UnixTime;
+use crate::http::browser::{self, CsrfCookie};
+use crate::http::extract;
+use crate::http::pages::{LogoutView, Page};
+use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::login::session::SESSION_COOKIE;
+use crate::oauth::authorize::PageError;
+use crate::state::AppState;
+
+pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let signed_in = browser::signed_in(&state, &headers, now).await?;
+        let csrf = CsrfCookie::ensure(&headers)?;
+        let view = LogoutView {
+            csrf: state.csrf.token(FormPurpose::Logout, "", &csrf.value),
+            username: signed_in.map(|(_, user)| user.username),
+        };
+        Ok(csrf.apply(
+            &state,
+            state.pages.render(StatusCode::OK, Page::Logout(view)),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+pub async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let now = UnixTime::now();
+    let result = async {
+        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
+            .await
+            .map_err(|_| PageError::bad_form())?;
+        let csrf_ok = browser::cookie(&headers, CSRF_COOKIE).is_some_and(|cookie| {
+            state.csrf.verify(
+                FormPurpose::Logout,
+                "",
+                &cookie,
+                form.get("csrf").unwrap_or(""),
+            )
+        });
+        if !csrf_ok {
+            return Err(PageError::bad_form());
+        }
+        if let Some(value) = browser::cookie(&headers, SESSION_COOKIE) {
+            let ended = state
+                .store
+                .end_session(&state.server_keys.hasher.hash(&value), now)
+                .await
+                .map_err(PageError::from_store)?;
+            if ended {
+                tracing::info!("signed out");
+            }
+        }
+        let mut response = state.pages.render(StatusCode::OK, Page::SignedOut);
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, browser::clear_session_cookie(&state));
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}

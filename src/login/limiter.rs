@@ -1,0 +1,180 @@
+//! Failed-login throttling (SPEC §7), shared by the login page and the password grant.
+//!
+//! Failures are counted per username and per client address in the store, so every replica
+//! sees them. After the free failures, each further failure locks that key for a time that
+//! doubles (1 s, 2 s, 4 s, …) up to a maximum. The maximum for a username is short: the lock
+//! slows a guesser down without keeping the real user out for long. While a key is locked,
+//! attempts are refused without checking the password and without counting.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::LoginConfig;
+use crate::domain::UnixTime;
+use crate::store::{SharedStore, StoreError};
+
+#[derive(Clone)]
+pub struct LoginLimiter {
+    store: SharedStore,
+    config: LoginConfig,
+}
+
+/// Whose attempts are counted.
+pub struct Attempt<'a> {
+    pub username: &'a str,
+    pub address: IpAddr,
+}
+
+impl Attempt<'_> {
+    fn user_key(&self) -> String {
+        format!("user:{}", self.username.to_lowercase())
+    }
+
+    /// An IPv6 client usually controls a whole /64, so that is the unit counted.
+    fn address_key(&self) -> String {
+        match self.address {
+            IpAddr::V4(ip) => format!("addr:{ip}"),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(v4) => format!("addr:{v4}"),
+                None => {
+                    let s = ip.segments();
+                    format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+}
+
+/// Refused: try again after this many seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub retry_after: u64,
+}
+
+impl LoginLimiter {
+    pub fn new(store: SharedStore, config: LoginConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// `Err(Locked)` while the username or the address is locked.
+    pub async fn check(
+        &self,
+        attempt: &Attempt<'_>,
+        now: UnixTime,
+    ) -> Result<Result<(), Locked>, StoreError> {
+        let until = self
+            .store
+            .login_locked_until(&attempt.user_key(), &attempt.address_key(), now)
+            .await?;
+        Ok(match until {
+            Some(until) if until > now => Err(Locked {
+                retry_after: u64::try_from(until.0 - now.0).unwrap_or(1),
+            }),
+            _ => Ok(()),
+        })
+    }
+
+    pub async fn record_failure(
+        &self,
+        attempt: &Attempt<'_>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let window_start = UnixTime(now.0.saturating_sub(secs(self.config.failure_window.0)));
+        let keys = [
+            (
+                attempt.user_key(),
+                self.config.user_free_failures,
+                self.config.user_max_lockout.0,
+            ),
+            (
+                attempt.address_key(),
+                self.config.address_free_failures,
+                self.config.address_max_lockout.0,
+            ),
+        ];
+        for (key, free, max) in keys {
+            let failures = self
+                .store
+                .record_login_failure(&key, now, window_start)
+                .await?;
+            if let Some(lock) = lockout(failures, free, max) {
+                self.store.lock_login(&key, now.plus(lock)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A correct password clears the username's count; the address's stays, or an attacker
+    /// could reset it by signing in to an account of their own between guesses.
+    pub async fn record_success(&self, attempt: &Attempt<'_>) -> Result<(), StoreError> {
+        self.store.clear_login_failures(&attempt.user_key()).await
+    }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The lock after the `failures`-th failure: none within the free ones, then 1 s doubling up
+/// to `max`.
+fn lockout(failures: i64, free: u32, max: Duration) -> Option<Duration> {
+    let beyond = failures - i64::from(free);
+    if beyond <= 0 || max.is_zero() {
+        return None;
+    }
+    let doubling = u32::try_from(beyond - 1).unwrap_or(u32::MAX).min(30);
+    Some(Duration::from_secs(1u64 << doubling).min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_doubles_after_the_free_failures_up_to_the_maximum() {
+        let max = Duration::from_secs(60);
+        let locks: Vec<_> = (1..=12)
+            .map(|n| lockout(n, 5, max).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            locks,
+            [
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(1),
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(16),
+                Some(32),
+                Some(60)
+            ]
+        );
+        assert_eq!(lockout(10_000, 5, max), Some(max));
+        assert_eq!(lockout(1, 0, max), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_host_and_ipv6_slash_64() {
+        let key = |ip: &str| {
+            Attempt {
+                username: "Alice",
+                address: ip.parse().unwrap(),
+            }
+            .address_key()
+        };
+        assert_eq!(key("203.0.113.9"), "addr:203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.9"), "addr:203.0.113.9");
+        let user = Attempt {
+            username: "Alice",
+            address: "127.0.0.1".parse().unwrap(),
+        }
+        .user_key();
+        assert_eq!(user, "user:alice");
+    }
+}

@@ -1,0 +1,57 @@
+//! Server-side login sessions. The browser holds a 256-bit random id in the `valet_session`
+//! cookie; the store holds only its hash, so a copy of the store cannot be used to sign in.
+
+use std::time::Duration;
+
+use crate::crypto::{SecretError, SecretHasher, random_token};
+use crate::domain::UnixTime;
+use crate::store::{Session, SharedStore, StoreError, User};
+
+pub const SESSION_COOKIE: &str = "valet_session";
+
+/// A session just made: the cookie value goes to the browser, the record to the store.
+pub struct NewSession {
+    pub cookie_value: String,
+    pub session: Session,
+}
+
+/// Always a fresh id on login, never one the browser brought (no session fixation).
+pub fn new_session(
+    hasher: &SecretHasher,
+    user_id: &str,
+    now: UnixTime,
+    ttl: Duration,
+) -> Result<NewSession, SecretError> {
+    let cookie_value = random_token()?;
+    Ok(NewSession {
+        session: Session {
+            id_hash: hasher.hash(&cookie_value),
+            user_id: user_id.to_owned(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now.plus(ttl),
+        },
+        cookie_value,
+    })
+}
+
+/// The live session that `cookie_value` names and its user, if the user still exists and is
+/// not disabled.
+pub async fn current(
+    store: &SharedStore,
+    hasher: &SecretHasher,
+    cookie_value: Option<&str>,
+    now: UnixTime,
+) -> Result<Option<(Session, User)>, StoreError> {
+    let Some(value) = cookie_value else {
+        return Ok(None);
+    };
+    let Some(session) = store.session(&hasher.hash(value), now).await? else {
+        return Ok(None);
+    };
+    Ok(store
+        .user_by_id(&session.user_id)
+        .await?
+        .filter(|user| !user.disabled)
+        .map(|user| (session, user)))
+}

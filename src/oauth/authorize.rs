@@ -1,0 +1,575 @@
+//! The authorization endpoint's protocol half (RFC 6749 §3.1, §4.1.1, §4.2.1; RFC 7636 §4.3;
+//! RFC 9207): validating a request, keeping it as a pending request while the person signs
+//! in and consents, and finishing it with a code or a token.
+//!
+//! Validation order matters: until `client_id` and `redirect_uri` are known good, nothing may
+//! be sent to the redirect URI, so those failures are a [`PageError`]; every later failure is
+//! an [`AuthorizeError`] that carries the [`RedirectTarget`] it goes back to.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::grants::{authorization_code, implicit};
+use super::pkce::{self, Method};
+use super::redirect::{self, RedirectMismatch};
+use super::response_mode::{AuthorizationResponse, RedirectTarget, ResponseMode};
+use super::scope::{self, ScopeRequest, Subject, TargetRequest};
+use super::{ErrorCode, OAuthError, Params};
+use crate::crypto::random_token;
+use crate::domain::{GrantType, ScopeSet, UnixTime, is_valid_client_id, printable};
+use crate::state::AppState;
+use crate::store::{Client, Consent, PendingRequest, Session, StoreError, User};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseType {
+    /// RFC 6749 §4.1.
+    Code,
+    /// RFC 6749 §4.2 (implicit).
+    Token,
+}
+
+impl ResponseType {
+    pub const ALL: [ResponseType; 2] = [ResponseType::Code, ResponseType::Token];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::Token => "token",
+        }
+    }
+
+    fn grant(self) -> GrantType {
+        match self {
+            ResponseType::Code => GrantType::AuthorizationCode,
+            ResponseType::Token => GrantType::Implicit,
+        }
+    }
+
+    /// RFC 6749 §4.1.2 and §4.2.2: code in the query, token in the fragment.
+    fn default_mode(self) -> ResponseMode {
+        match self {
+            ResponseType::Code => ResponseMode::Query,
+            ResponseType::Token => ResponseMode::Fragment,
+        }
+    }
+}
+
+/// A validated request, as kept in the store while the person signs in and consents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    /// The matched redirect URI.
+    pub redirect_uri: String,
+    /// Whether the request named it: then the token request must repeat it (§4.1.3).
+    pub redirect_uri_sent: bool,
+    pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+    /// What the policy allows before the person's consent (SPEC §6).
+    pub scope: String,
+    pub audience: String,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn scope(&self) -> ScopeSet {
+        // Stored by `validate`, which only stores a parsed scope.
+        ScopeSet::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+/// A failure that must not be redirected: shown to the person as an HTML page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError {
+    pub status: u16,
+    pub title: &'static str,
+    /// For the person in front of the browser.
+    pub message: String,
+    /// For the app's developer: what was sent, what is registered. Never anything secret.
+    pub developer_detail: Vec<String>,
+}
+
+impl PageError {
+    fn new(status: u16, title: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            message: message.into(),
+            developer_detail: Vec::new(),
+        }
+    }
+
+    fn detail(mut self, line: impl Into<String>) -> Self {
+        self.developer_detail.push(line.into());
+        self
+    }
+
+    pub fn request_gone() -> Self {
+        Self::new(
+            400,
+            "This sign-in request has ended",
+            "It expired or was already completed. Go back to the app and start again.",
+        )
+    }
+
+    pub fn bad_form() -> Self {
+        Self::new(
+            403,
+            "This form has expired",
+            "For your security the form could not be accepted. Go back, reload the page and try again.",
+        )
+    }
+
+    pub fn from_store(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::new(
+                    503,
+                    "Temporarily unavailable",
+                    "The service is busy. Please try again in a moment.",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "authorization request failed");
+                Self::new(
+                    500,
+                    "Something went wrong",
+                    "The service hit an unexpected error. Please try again later.",
+                )
+            }
+        }
+    }
+
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "authorization request failed");
+        Self::new(
+            500,
+            "Something went wrong",
+            "The service hit an unexpected error. Please try again later.",
+        )
+    }
+}
+
+/// A failure reported to the client at its redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeError {
+    pub error: OAuthError,
+    pub target: RedirectTarget,
+}
+
+impl AuthorizeError {
+    pub fn into_response(self) -> AuthorizationResponse {
+        AuthorizationResponse::error(self.target, &self.error)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Page(PageError),
+    Redirect(AuthorizeError),
+}
+
+impl From<PageError> for Rejection {
+    fn from(error: PageError) -> Self {
+        Rejection::Page(error)
+    }
+}
+
+/// Check a request in the order of RFC 6749 §4.1.2.1.
+pub async fn validate(
+    state: &AppState,
+    params: &Params,
+) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
+    let client = known_client(state, params.get("client_id")).await?;
+    let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
+        .map_err(|mismatch| redirect_page(&client, mismatch))?;
+    let response_type = params.get("response_type");
+    let default_mode = match response_type {
+        Some("token") => ResponseMode::Fragment,
+        _ => ResponseMode::Query,
+    };
+    let mut target = RedirectTarget {
+        redirect_uri,
+        mode: default_mode,
+        state: params.get("state").map(str::to_owned),
+    };
+    let fail = |target: &RedirectTarget, error: OAuthError| {
+        Rejection::Redirect(AuthorizeError {
+            error,
+            target: target.clone(),
+        })
+    };
+    if let Some(mode) = params.get("response_mode") {
+        let mode = ResponseMode::parse(mode).ok_or_else(|| {
+            fail(
+                &target,
+                OAuthError::invalid_request(format!(
+                    "response_mode `{}` is not supported (query, fragment, form_post)",
+                    printable(mode)
+                )),
+            )
+        })?;
+        // The error itself must not put anything in a query the client asked to avoid.
+        if response_type == Some("token") && mode == ResponseMode::Query {
+            return Err(fail(
+                &target,
+                OAuthError::invalid_request(
+                    "response_mode query cannot carry an access token; use fragment or form_post",
+                ),
+            ));
+        }
+        target.mode = mode;
+    }
+    let checked = check(state, params, &client, response_type)
+        .await
+        .map_err(|error| fail(&target, error))?;
+    let request = AuthorizationRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: target.redirect_uri.as_str().to_owned(),
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
+        response_mode: target.mode,
+        state: target.state.clone(),
+        nonce: params.get("nonce").map(str::to_owned),
+        ..checked
+    };
+    Ok((client, request))
+}
+
+async fn known_client(state: &AppState, client_id: Option<&str>) -> Result<Arc<Client>, PageError> {
+    let Some(client_id) = client_id else {
+        return Err(PageError::new(
+            400,
+            "The app's request is incomplete",
+            "The app did not say who it is.",
+        )
+        .detail("the client_id parameter is missing"));
+    };
+    let unknown = || {
+        PageError::new(
+            400,
+            "Unknown app",
+            "The app that sent you here is not registered with this service.",
+        )
+        .detail(format!("client_id sent: {}", printable(client_id)))
+    };
+    if !is_valid_client_id(client_id) {
+        return Err(unknown());
+    }
+    state
+        .directory
+        .client(client_id)
+        .await
+        .map_err(PageError::from_store)?
+        .ok_or_else(unknown)
+}
+
+fn redirect_page(client: &Client, mismatch: RedirectMismatch) -> PageError {
+    let page = PageError::new(
+        400,
+        "The app's request is not valid",
+        format!(
+            "{} asked to send you back to an address it has not registered, so this service will not go there.",
+            client.client_name
+        ),
+    )
+    .detail(mismatch.to_string());
+    let page = match &mismatch {
+        RedirectMismatch::NotRegistered { requested } => {
+            page.detail(format!("redirect_uri sent: {}", printable(requested)))
+        }
+        RedirectMismatch::Required => page.detail("redirect_uri sent: (none)"),
+    };
+    let registered = if client.redirect_uris.is_empty() {
+        "(none)".to_owned()
+    } else {
+        client.redirect_uris.join(", ")
+    };
+    page.detail(format!("registered redirect URIs: {registered}"))
+}
+
+/// Everything after the redirect URI is known good; each failure goes back to the client.
+async fn check(
+    state: &AppState,
+    params: &Params,
+    client: &Client,
+    response_type: Option<&str>,
+) -> Result<AuthorizationRequest, OAuthError> {
+    let response_type = parse_response_type(response_type)?;
+    if !client.allows_grant(response_type.grant()) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not allowed the {} grant (response_type {})",
+            response_type.grant(),
+            response_type.as_str()
+        )));
+    }
+    let requested = scope::requested(params)?;
+    let audience = TargetRequest::from_params(params)?
+        .resolve(state.settings.config.default_audience.as_deref())?;
+    let api = state.directory.api(&audience).await?;
+    let api = scope::check_target(client, &audience, api.as_deref())?;
+    let granted = scope::decide(&ScopeRequest {
+        requested: requested.as_ref(),
+        client,
+        api,
+        subject: Subject::User,
+    })?;
+    let (code_challenge, code_challenge_method) = match response_type {
+        ResponseType::Code => check_pkce(state, params, client)?,
+        ResponseType::Token => (None, None),
+    };
+    Ok(AuthorizationRequest {
+        client_id: String::new(),
+        redirect_uri: String::new(),
+        redirect_uri_sent: false,
+        response_type,
+        response_mode: response_type.default_mode(),
+        state: None,
+        scope: granted.to_string(),
+        audience: api.identifier.clone(),
+        code_challenge,
+        code_challenge_method,
+        nonce: None,
+    })
+}
+
+fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {
+    let text = text
+        .ok_or_else(|| OAuthError::invalid_request("the `response_type` parameter is required"))?;
+    ResponseType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == text)
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!(
+                    "response_type `{}` is not supported (code, token)",
+                    printable(text)
+                ),
+            )
+        })
+}
+
+/// RFC 7636 §4.3 with SPEC §7: S256 required for public clients, `plain` only if allowed.
+fn check_pkce(
+    state: &AppState,
+    params: &Params,
+    client: &Client,
+) -> Result<(Option<String>, Option<String>), OAuthError> {
+    let method_text = params.get("code_challenge_method");
+    let Some(challenge) = params.get("code_challenge") else {
+        if method_text.is_some() {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method was sent without code_challenge",
+            ));
+        }
+        if client.is_public() {
+            return Err(OAuthError::invalid_request(
+                "a public client must use PKCE: send code_challenge with code_challenge_method=S256",
+            ));
+        }
+        return Ok((None, None));
+    };
+    let method = Method::parse(method_text)?;
+    if method == Method::Plain && !state.settings.config.authorize.allow_plain_pkce {
+        return Err(OAuthError::invalid_request(
+            "code_challenge_method plain is not allowed; use S256 (an absent method means plain)",
+        ));
+    }
+    pkce::check_challenge(challenge, method)?;
+    Ok((Some(challenge.to_owned()), Some(method.as_str().to_owned())))
+}
+
+/// Keep a validated request in the store; the returned id continues it on any replica.
+pub async fn create_pending(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    now: UnixTime,
+) -> Result<String, PageError> {
+    let id = random_token().map_err(PageError::internal)?;
+    let json = serde_json::to_string(request).map_err(PageError::internal)?;
+    state
+        .store
+        .insert_pending(&PendingRequest {
+            id_hash: state.server_keys.hasher.hash(&id),
+            client_id: request.client_id.clone(),
+            request: json,
+            created_at: now,
+            expires_at: now.plus(state.settings.config.authorize.pending_request_ttl.0),
+        })
+        .await
+        .map_err(PageError::from_store)?;
+    Ok(id)
+}
+
+/// A pending request brought back, with its client and where its answer goes.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub client: Arc<Client>,
+    pub request: AuthorizationRequest,
+}
+
+impl Pending {
+    /// Re-matched against the client's registration as it is now, so an answer never goes to
+    /// a redirect URI the client has since removed.
+    pub fn target(&self) -> Result<RedirectTarget, PageError> {
+        let redirect_uri =
+            redirect::matched(&self.client.redirect_uris, Some(&self.request.redirect_uri))
+                .map_err(|mismatch| redirect_page(&self.client, mismatch))?;
+        Ok(RedirectTarget {
+            redirect_uri,
+            mode: self.request.response_mode,
+            state: self.request.state.clone(),
+        })
+    }
+}
+
+/// Parse a pending-request id from a page URL or form and load it.
+pub async fn load_pending(
+    state: &AppState,
+    id: Option<&str>,
+    now: UnixTime,
+) -> Result<Pending, PageError> {
+    let id = id.ok_or_else(PageError::request_gone)?;
+    let stored = state
+        .store
+        .pending(&state.server_keys.hasher.hash(id), now)
+        .await
+        .map_err(PageError::from_store)?
+        .ok_or_else(PageError::request_gone)?;
+    restore(state, id, &stored).await
+}
+
+async fn restore(
+    state: &AppState,
+    id: &str,
+    stored: &PendingRequest,
+) -> Result<Pending, PageError> {
+    let request: AuthorizationRequest =
+        serde_json::from_str(&stored.request).map_err(PageError::internal)?;
+    let client = state
+        .directory
+        .client(&stored.client_id)
+        .await
+        .map_err(PageError::from_store)?
+        .ok_or_else(PageError::request_gone)?;
+    Ok(Pending {
+        id: id.to_owned(),
+        client,
+        request,
+    })
+}
+
+/// Whether the person must be asked: never for a first-party client, and not when an earlier
+/// consent covers every scope asked for now.
+pub async fn needs_consent(
+    state: &AppState,
+    pending: &Pending,
+    user: &User,
+) -> Result<bool, StoreError> {
+    if pending.client.first_party {
+        return Ok(false);
+    }
+    let asked = pending.request.scope();
+    let given = state
+        .store
+        .consent(
+            &user.id,
+            &pending.client.client_id,
+            &pending.request.audience,
+        )
+        .await?;
+    Ok(!given.is_some_and(|given| asked.iter().all(|s| given.contains(s))))
+}
+
+/// Remember what the person allowed, on top of what they allowed before.
+pub async fn save_consent(
+    state: &AppState,
+    pending: &Pending,
+    user: &User,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let client_id = &pending.client.client_id;
+    let audience = &pending.request.audience;
+    let earlier = state
+        .store
+        .consent(&user.id, client_id, audience)
+        .await?
+        .unwrap_or_default();
+    let scope = ScopeSet::from_tokens(
+        earlier
+            .iter()
+            .chain(pending.request.scope().iter())
+            .map(str::to_owned),
+    );
+    state
+        .store
+        .save_consent(
+            &Consent {
+                user_id: user.id.clone(),
+                client_id: client_id.clone(),
+                audience: audience.clone(),
+                scope,
+            },
+            now,
+        )
+        .await
+}
+
+/// Finish the request for a signed-in person who allowed it: a code or a token. The pending
+/// request is consumed in one conditional write, so it finishes at most once.
+pub async fn approve(
+    state: &AppState,
+    pending: &Pending,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, PageError> {
+    let target = take(state, pending, now).await?;
+    let issued = match pending.request.response_type {
+        ResponseType::Code => {
+            authorization_code::issue_code(state, &pending.request, user, session, now).await
+        }
+        ResponseType::Token => implicit::issue_token(state, &pending.request, user, now),
+    };
+    Ok(match issued {
+        Ok(params) => AuthorizationResponse { target, params },
+        Err(error) => {
+            if error.code == ErrorCode::ServerError {
+                tracing::error!(detail = ?error.detail, "authorization failed");
+            }
+            AuthorizationResponse::error(target, &error)
+        }
+    })
+}
+
+/// The person said no (RFC 6749 §4.1.2.1 `access_denied`).
+pub async fn deny(
+    state: &AppState,
+    pending: &Pending,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, PageError> {
+    let target = take(state, pending, now).await?;
+    let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+    Ok(AuthorizationResponse::error(target, &error))
+}
+
+async fn take(
+    state: &AppState,
+    pending: &Pending,
+    now: UnixTime,
+) -> Result<RedirectTarget, PageError> {
+    let target = pending.target()?;
+    state
+        .store
+        .take_pending(&state.server_keys.hasher.hash(&pending.id), now)
+        .await
+        .map_err(PageError::from_store)?
+        .ok_or_else(PageError::request_gone)?;
+    Ok(target)
+}

@@ -1,0 +1,191 @@
+//! The authorization code grant (RFC 6749 §4.1): issuing a code at `/authorize` (§4.1.2) and
+//! exchanging it at `/token` (§4.1.3) with PKCE (RFC 7636 §4.5, §4.6). A code is single-use:
+//! a second redemption revokes what the first produced (§4.1.2, §10.5).
+
+use super::super::authorize::AuthorizationRequest;
+use super::super::pkce::{self, Method};
+use super::super::redirect;
+use super::super::token::{TokenContext, TokenResponse};
+use super::super::{OAuthError, Params};
+use crate::crypto::random_token;
+use crate::domain::UnixTime;
+use crate::state::AppState;
+use crate::store::{AuthorizationCode, Redeemed, Session, User};
+use crate::tokens::access::{self, AccessGrant};
+
+/// Store a fresh code (its hash only) and the grant it belongs to; return the response
+/// parameters.
+pub async fn issue_code(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let tokens = &state.settings.config.tokens;
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_grant(
+            &grant_id,
+            &request.client_id,
+            &user.id,
+            now,
+            now.plus(tokens.refresh_absolute_ttl.0),
+        )
+        .await?;
+    let code = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
+    state
+        .store
+        .insert_code(&AuthorizationCode {
+            code_hash: state.server_keys.hasher.hash(&code),
+            grant_id,
+            client_id: request.client_id.clone(),
+            user_id: user.id.clone(),
+            session_hash: Some(session.id_hash.clone()),
+            redirect_uri: request
+                .redirect_uri_sent
+                .then(|| request.redirect_uri.clone()),
+            code_challenge: request.code_challenge.clone(),
+            code_challenge_method: request.code_challenge_method.clone(),
+            scope: request.scope(),
+            audience: Some(request.audience.clone()),
+            nonce: request.nonce.clone(),
+            auth_time: session.auth_time,
+            created_at: now,
+            expires_at: now.plus(tokens.code_ttl.0),
+        })
+        .await?;
+    Ok(vec![("code", code)])
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    code: String,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+pub fn parse(params: &Params) -> Result<Exchange, OAuthError> {
+    Ok(Exchange {
+        code: params.require("code")?.to_owned(),
+        redirect_uri: params.get("redirect_uri").map(str::to_owned),
+        code_verifier: params.get("code_verifier").map(str::to_owned),
+    })
+}
+
+pub async fn exchange(
+    cx: &TokenContext<'_>,
+    request: Exchange,
+) -> Result<TokenResponse, OAuthError> {
+    let state = cx.state;
+    let code_hash = state.server_keys.hasher.hash(&request.code);
+    let code = match state
+        .store
+        .redeem_code(&code_hash, &cx.client.client_id, cx.now)
+        .await?
+    {
+        Redeemed::Issued(code) => code,
+        Redeemed::Replayed { grant_id } => {
+            state.store.revoke_grant(&grant_id, cx.now).await?;
+            tracing::warn!(client_id = %cx.client.client_id, %grant_id, "authorization code replayed; grant revoked");
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used; everything issued from it is revoked",
+            ));
+        }
+        Redeemed::Unknown | Redeemed::WrongClient => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is not valid for this client",
+            ));
+        }
+        Redeemed::Expired => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code has expired",
+            ));
+        }
+    };
+    check_redirect_uri(cx, &code, request.redirect_uri.as_deref())?;
+    check_verifier(cx, &code, request.code_verifier.as_deref())?;
+    let user = state
+        .store
+        .user_by_id(&code.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the user who authorized this code is no longer active")
+        })?;
+    let audience = code.audience.clone().unwrap_or_default();
+    let keys = state.keys.current();
+    let issued = access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: state.settings.issuer_str(),
+            subject: &user.id,
+            client_id: &cx.client.client_id,
+            audience: &audience,
+            scope: &code.scope,
+            ttl: state.settings.access_token_ttl(),
+        },
+        cx.now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: code.scope.to_string(),
+        refresh_token: None,
+    })
+}
+
+/// §4.1.3: identical to the one sent to `/authorize` when one was sent there.
+fn check_redirect_uri(
+    cx: &TokenContext<'_>,
+    code: &AuthorizationCode,
+    sent: Option<&str>,
+) -> Result<(), OAuthError> {
+    let matches = match (code.redirect_uri.as_deref(), sent) {
+        (Some(expected), Some(sent)) => expected == sent,
+        (Some(_), None) => false,
+        (None, Some(sent)) => redirect::matched(&cx.client.redirect_uris, Some(sent)).is_ok(),
+        (None, None) => true,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant(
+            "redirect_uri must be the one sent in the authorization request",
+        ))
+    }
+}
+
+/// RFC 7636 §4.6, and RFC 9700 §2.1.1: a verifier without a challenge is refused too, so that
+/// PKCE cannot be stripped from the authorization request.
+fn check_verifier(
+    cx: &TokenContext<'_>,
+    code: &AuthorizationCode,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (code.code_challenge.as_deref(), verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = Method::parse(code.code_challenge_method.as_deref())?;
+            if pkce::verify(verifier, challenge, method) {
+                Ok(())
+            } else {
+                Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ))
+            }
+        }
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "code_verifier is required: the authorization request used PKCE",
+        )),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier was sent but the authorization request had no code_challenge",
+        )),
+        (None, None) if cx.client.is_public() => {
+            Err(OAuthError::invalid_grant("a public client must use PKCE"))
+        }
+        (None, None) => Ok(()),
+    }
+}

@@ -1,0 +1,39 @@
+//! The implicit grant (RFC 6749 §4.2): an access token straight in the redirect, never a
+//! refresh token (§4.2.2). Only for clients allowed `implicit`.
+
+use super::super::OAuthError;
+use super::super::authorize::AuthorizationRequest;
+use crate::domain::UnixTime;
+use crate::state::AppState;
+use crate::store::User;
+use crate::tokens::access::{self, AccessGrant};
+
+/// The §4.2.2 response parameters (`state` and `iss` are added on delivery).
+pub fn issue_token(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &User,
+    now: UnixTime,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let scope = request.scope();
+    let keys = state.keys.current();
+    let issued = access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: state.settings.issuer_str(),
+            subject: &user.id,
+            client_id: &request.client_id,
+            audience: &request.audience,
+            scope: &scope,
+            ttl: state.settings.access_token_ttl(),
+        },
+        now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    Ok(vec![
+        ("access_token", issued.token),
+        ("token_type", "Bearer".to_owned()),
+        ("expires_in", issued.expires_in.to_string()),
+        ("scope", scope.to_string()),
+    ])
+}

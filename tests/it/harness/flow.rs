@@ -1,0 +1,273 @@
+//! A scripted browser for the authorization flow: a cookie-keeping HTTP client that reads the
+//! real login and consent pages, fills in their forms and follows the redirects by hand.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use scraper::{Html, Selector};
+use serde_json::Value;
+
+use super::{CONTACTS, TestApp};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// RFC 7636 §4.1–§4.2 with S256.
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        Self::from_verifier(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn from_verifier(verifier: String) -> Self {
+        let challenge =
+            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+        Self {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+/// The one `<form method="post">` of a page, with every named input and its value.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn parse(html: &str) -> Self {
+        let doc = Html::parse_document(html);
+        let forms: Vec<_> = doc
+            .select(&Selector::parse("form[method=post]").unwrap())
+            .collect();
+        assert_eq!(forms.len(), 1, "exactly one POST form expected in:\n{html}");
+        let form = forms[0];
+        let fields = form
+            .select(&Selector::parse("input[name]").unwrap())
+            .map(|input| {
+                let attr = |n| input.value().attr(n).unwrap_or("").to_owned();
+                (attr("name"), attr("value"))
+            })
+            .collect();
+        Self {
+            action: form.value().attr("action").unwrap_or("").to_owned(),
+            fields,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Self {
+        match self.fields.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value.to_owned(),
+            None => self.fields.push((name.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        self.fields.retain(|(n, _)| n != name);
+        self
+    }
+}
+
+/// Buttons of the page's form as (name, value).
+pub fn buttons(html: &str) -> Vec<(String, String)> {
+    let doc = Html::parse_document(html);
+    doc.select(&Selector::parse("form[method=post] button").unwrap())
+        .map(|b| {
+            let attr = |n| b.value().attr(n).unwrap_or("").to_owned();
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in a {} response", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The parameters of a redirect to the client: query or fragment.
+pub fn redirect_params(location: &str) -> HashMap<String, String> {
+    let url = url::Url::parse(location).unwrap_or_else(|e| panic!("{location}: {e}"));
+    let encoded = match url.fragment() {
+        Some(fragment) => fragment.to_owned(),
+        None => url.query().unwrap_or("").to_owned(),
+    };
+    url::form_urlencoded::parse(encoded.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub struct WebClient {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+}
+
+impl TestApp {
+    /// A user with [`PASSWORD`]; returns its id.
+    pub async fn create_user(&self, username: &str) -> String {
+        let user = self
+            .cli_json(&[
+                "user",
+                "create",
+                "--username",
+                username,
+                "--password",
+                PASSWORD,
+                "--json",
+            ])
+            .await;
+        user["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// A client of the Contacts API registered with `extra` CLI flags (e.g. `--public`).
+    pub async fn create_web_client(
+        &self,
+        redirect_uri: &str,
+        scope: &str,
+        extra: &[&str],
+    ) -> WebClient {
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            "Contacts Web",
+            "--redirect-uri",
+            redirect_uri,
+            "--scope",
+            scope,
+            "--audience",
+            CONTACTS,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let client: Value = self.cli_json(&args).await;
+        WebClient {
+            client_id: client["client_id"].as_str().unwrap().to_owned(),
+            secret: client["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: redirect_uri.to_owned(),
+        }
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            self.url(path_or_url)
+        };
+        self.http.get(url).send().await.expect("GET")
+    }
+
+    /// `GET /authorize` with these parameters.
+    pub async fn authorize(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .get(self.url("/authorize"))
+            .query(params)
+            .send()
+            .await
+            .expect("authorize")
+    }
+
+    /// Post a page's form back to the server, as a browser would.
+    pub async fn submit(&self, form: &Form) -> reqwest::Response {
+        self.http
+            .post(self.url(&form.action))
+            .form(&form.fields)
+            .send()
+            .await
+            .expect("submit")
+    }
+
+    /// Follow a 303 to one of our own pages and return its HTML.
+    pub async fn follow_to_page(&self, response: reqwest::Response, path: &str) -> String {
+        assert_eq!(response.status(), 303, "expected a redirect to {path}");
+        let location = location(&response);
+        assert!(
+            location.starts_with(path),
+            "expected a redirect to {path}, got {location}"
+        );
+        let page = self.get(&location).await;
+        assert_eq!(page.status(), 200, "{location}");
+        page.text().await.unwrap()
+    }
+
+    /// Sign in on a login page.
+    pub async fn sign_in(
+        &self,
+        login_html: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let mut form = Form::parse(login_html);
+        form.set("username", username).set("password", password);
+        self.submit(&form).await
+    }
+
+    /// Press a consent button.
+    pub async fn decide(&self, consent_html: &str, decision: &str) -> reqwest::Response {
+        let mut form = Form::parse(consent_html);
+        form.set("decision", decision);
+        self.submit(&form).await
+    }
+
+    /// `/authorize` → login → consent (allow) → the redirect to the client; returns its
+    /// parameters.
+    pub async fn sign_in_and_allow(
+        &self,
+        params: &[(&str, &str)],
+        username: &str,
+    ) -> HashMap<String, String> {
+        let response = self.authorize(params).await;
+        let login = self.follow_to_page(response, "/login").await;
+        let response = self.sign_in(&login, username, PASSWORD).await;
+        let consent = self.follow_to_page(response, "/consent").await;
+        let response = self.decide(&consent, "allow").await;
+        assert_eq!(response.status(), 303);
+        redirect_params(&location(&response))
+    }
+
+    /// Redeem a code at `/token` as `client` (Basic when it has a secret).
+    pub async fn redeem(
+        &self,
+        client: &WebClient,
+        code: &str,
+        verifier: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", client.redirect_uri.as_str()),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        match &client.secret {
+            Some(secret) => self.token(Some((&client.client_id, secret)), &form).await,
+            None => {
+                form.push(("client_id", &client.client_id));
+                self.token(None, &form).await
+            }
+        }
+    }
+}

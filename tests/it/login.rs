@@ -1,0 +1,221 @@
+//! The login page: CSRF, failures that reveal nothing, the limiter, disabled users, and
+//! pending requests that can be continued only while they live.
+
+use scraper::{Html, Selector};
+
+use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, location};
+use crate::harness::{self, Backend, CONTACTS, TestApp};
+use crate::{backend_tests, store_tests};
+
+store_tests!(
+    failed_login_reveals_nothing_and_keeps_the_username,
+    csrf_token_missing_or_wrong_is_refused,
+    disabled_user_cannot_sign_in,
+    unknown_or_finished_request_is_an_error_page
+);
+backend_tests!(
+    limiter_locks_a_username_then_lets_the_user_back,
+    limiter_counts_per_address
+);
+
+const CALLBACK: &str = "https://app.example.com/callback";
+
+async fn client(app: &TestApp) -> WebClient {
+    app.create_contacts_api().await;
+    app.create_web_client(CALLBACK, "read:contacts", &["--public"])
+        .await
+}
+
+/// Start a request and return the login page's HTML.
+async fn login_page(app: &TestApp, client: &WebClient) -> String {
+    let pkce = Pkce::new();
+    let response = app
+        .authorize(&[
+            ("client_id", client.client_id.as_str()),
+            ("response_type", "code"),
+            ("audience", CONTACTS),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    app.follow_to_page(response, "/login").await
+}
+
+fn alert(html: &str) -> String {
+    let doc = Html::parse_document(html);
+    doc.select(&Selector::parse("[role=alert]").unwrap())
+        .map(|e| e.text().collect::<String>().trim().to_owned())
+        .next()
+        .unwrap_or_default()
+}
+
+async fn failed_login_reveals_nothing_and_keeps_the_username(app: TestApp) {
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let page = login_page(&app, &client).await;
+
+    let wrong_password = app.sign_in(&page, "alice", "wrong password").await;
+    let unknown_user = app.sign_in(&page, "mallory", "wrong password").await;
+    assert_eq!(wrong_password.status(), unknown_user.status());
+    assert_eq!(wrong_password.status(), 401);
+    assert!(
+        wrong_password
+            .headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().contains("valet_session"))
+    );
+    let (a, b) = (
+        wrong_password.text().await.unwrap(),
+        unknown_user.text().await.unwrap(),
+    );
+    assert_eq!(
+        alert(&a),
+        alert(&b),
+        "same words whether or not the user exists"
+    );
+    assert!(alert(&a).contains("incorrect"), "{}", alert(&a));
+    let form = Form::parse(&a);
+    assert_eq!(form.get("username"), Some("alice"), "the username is kept");
+    assert_eq!(form.get("password"), Some(""), "the password is not");
+
+    // The re-rendered form works: sign in with it.
+    let response = app.sign_in(&a, "alice", PASSWORD).await;
+    assert_eq!(response.status(), 303);
+    assert!(location(&response).starts_with("/consent"));
+}
+
+async fn csrf_token_missing_or_wrong_is_refused(app: TestApp) {
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let page = login_page(&app, &client).await;
+    let mut form = Form::parse(&page);
+    form.set("username", "alice").set("password", PASSWORD);
+
+    let mut missing = form.clone();
+    missing.remove("csrf");
+    let mut wrong = form.clone();
+    wrong.set("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    for forged in [missing, wrong] {
+        let response = app.submit(&forged).await;
+        assert_eq!(response.status(), 403);
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "no session from a forged form"
+        );
+    }
+    // A browser without the CSRF cookie (another site posting the form) is refused too.
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = stranger
+        .post(app.url("/login"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    assert_eq!(
+        app.submit(&form).await.status(),
+        303,
+        "the genuine form still works"
+    );
+}
+
+async fn disabled_user_cannot_sign_in(app: TestApp) {
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    app.cli_json(&["user", "show", "alice", "--json"]).await;
+    assert!(
+        app.cli(&["user", "disable", "alice"])
+            .await
+            .status
+            .success()
+    );
+    let page = login_page(&app, &client).await;
+    let response = app.sign_in(&page, "alice", PASSWORD).await;
+    assert_eq!(response.status(), 403);
+    assert!(alert(&response.text().await.unwrap()).contains("disabled"));
+    let response = app.sign_in(&page, "alice", "wrong").await;
+    assert_eq!(
+        response.status(),
+        401,
+        "a wrong password says nothing about the account"
+    );
+
+    // A session made before the user was disabled no longer counts.
+    assert!(app.cli(&["user", "enable", "alice"]).await.status.success());
+    let response = app.sign_in(&page, "alice", PASSWORD).await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        app.cli(&["user", "disable", "alice"])
+            .await
+            .status
+            .success()
+    );
+    let page = login_page(&app, &client).await;
+    assert!(page.contains("name=\"password\""), "back to the login page");
+}
+
+async fn unknown_or_finished_request_is_an_error_page(app: TestApp) {
+    for path in [
+        "/login?request=nonsense",
+        "/login",
+        "/consent?request=nonsense",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(
+            response.text().await.unwrap().contains("start again"),
+            "{path}"
+        );
+    }
+}
+
+async fn limiter_locks_a_username_then_lets_the_user_back(backend: Backend) {
+    let app = harness::spawn_with(backend, |c| {
+        c.login.user_free_failures = 0;
+        c.login.user_max_lockout = valet::config::ConfigDuration::secs(60);
+    })
+    .await;
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let page = login_page(&app, &client).await;
+    assert_eq!(app.sign_in(&page, "alice", "guess 1").await.status(), 401);
+    // Locked for a second now: even the right password is refused, without being checked.
+    let refused = app.sign_in(&page, "ALICE", PASSWORD).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let html = refused.text().await.unwrap();
+    assert!(alert(&html).contains("Too many"), "{}", alert(&html));
+    assert_eq!(Form::parse(&html).get("username"), Some("ALICE"));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100 * retry)).await;
+    let response = app.sign_in(&page, "alice", PASSWORD).await;
+    assert_eq!(
+        response.status(),
+        303,
+        "the lock is short: the real user gets back in"
+    );
+}
+
+async fn limiter_counts_per_address(backend: Backend) {
+    let app = harness::spawn_with(backend, |c| {
+        c.login.address_free_failures = 1;
+        c.login.user_free_failures = 100;
+    })
+    .await;
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let page = login_page(&app, &client).await;
+    assert_eq!(app.sign_in(&page, "bob", "x").await.status(), 401);
+    assert_eq!(app.sign_in(&page, "carol", "x").await.status(), 401);
+    // Two failures from this address, for other users: the address is locked for everyone.
+    assert_eq!(app.sign_in(&page, "alice", PASSWORD).await.status(), 429);
+}
