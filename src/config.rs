@@ -94,6 +94,8 @@ pub struct TokensConfig {
     pub refresh_idle_ttl: ConfigDuration,
     pub refresh_absolute_ttl: ConfigDuration,
     pub refresh_reuse_grace: ConfigDuration,
+    /// Issue refresh tokens only when the request's scope includes `offline_access`.
+    pub refresh_requires_offline_access: bool,
     pub signing_alg: SigningAlg,
 }
 
@@ -105,6 +107,7 @@ impl Default for TokensConfig {
             refresh_idle_ttl: ConfigDuration::secs(14 * 86_400),
             refresh_absolute_ttl: ConfigDuration::secs(90 * 86_400),
             refresh_reuse_grace: ConfigDuration::secs(0),
+            refresh_requires_offline_access: false,
             signing_alg: SigningAlg::RS256,
         }
     }

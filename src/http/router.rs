@@ -3,9 +3,11 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::endpoints::{authorize, consent, discovery, health, login, logout, token};
+use super::endpoints::{
+    authorize, consent, discovery, health, introspect, login, logout, revoke, token,
+};
 use super::middleware;
-use crate::oauth::metadata::{AUTHORIZE_PATH, JWKS_PATH, TOKEN_PATH};
+use crate::oauth::metadata::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -22,6 +24,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(JWKS_PATH, get(discovery::jwks))
         .route(TOKEN_PATH, post(token::token))
+        .route(REVOKE_PATH, post(revoke::revoke))
+        .route(INTROSPECT_PATH, post(introspect::introspect))
         .route(
             AUTHORIZE_PATH,
             get(authorize::authorize_get).post(authorize::authorize_post),

@@ -535,7 +535,7 @@ pub async fn approve(
         ResponseType::Code => {
             authorization_code::issue_code(state, &pending.request, user, session, now).await
         }
-        ResponseType::Token => implicit::issue_token(state, &pending.request, user, now),
+        ResponseType::Token => implicit::issue_token(state, &pending.request, user, now).await,
     };
     Ok(match issued {
         Ok(params) => AuthorizationResponse { target, params },

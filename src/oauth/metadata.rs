@@ -13,6 +13,8 @@ use crate::domain::GrantType;
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
 pub const AUTHORIZE_PATH: &str = "/authorize";
+pub const REVOKE_PATH: &str = "/revoke";
+pub const INTROSPECT_PATH: &str = "/introspect";
 
 /// Both documents, serialized once.
 #[derive(Clone)]
@@ -50,6 +52,10 @@ fn oauth_document(settings: &Settings) -> Value {
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce_methods,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": settings.endpoint(REVOKE_PATH),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": settings.endpoint(INTROSPECT_PATH),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
     })
 }

@@ -5,11 +5,13 @@ pub mod authorize;
 pub mod client_auth;
 pub mod error;
 pub mod grants;
+pub mod introspect;
 pub mod metadata;
 pub mod params;
 pub mod pkce;
 pub mod redirect;
 pub mod response_mode;
+pub mod revoke;
 pub mod scope;
 pub mod token;
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::grants::{authorization_code, client_credentials};
+use super::grants::{authorization_code, client_credentials, password, refresh_token};
 use super::{OAuthError, Params};
 use crate::domain::{GrantType, UnixTime, printable};
 use crate::state::AppState;
@@ -13,7 +13,9 @@ use crate::store::Client;
 #[derive(Debug)]
 pub enum TokenRequest {
     AuthorizationCode(authorization_code::Exchange),
+    Password(password::Request),
     ClientCredentials(client_credentials::Request),
+    RefreshToken(refresh_token::Request),
 }
 
 /// What every grant's `exchange` may read.
@@ -21,6 +23,8 @@ pub struct TokenContext<'a> {
     pub state: &'a AppState,
     pub client: &'a Client,
     pub now: UnixTime,
+    /// The client's address, for the login limiter of the password grant.
+    pub peer: std::net::IpAddr,
 }
 
 /// RFC 6749 §5.1.
@@ -35,8 +39,12 @@ pub struct TokenResponse {
 }
 
 /// The grant types `/token` accepts today, for the metadata documents.
-pub const TOKEN_GRANTS: [GrantType; 2] =
-    [GrantType::AuthorizationCode, GrantType::ClientCredentials];
+pub const TOKEN_GRANTS: [GrantType; 4] = [
+    GrantType::AuthorizationCode,
+    GrantType::Password,
+    GrantType::ClientCredentials,
+    GrantType::RefreshToken,
+];
 
 /// Read `grant_type` and check the client may use it; then let the grant parse the rest.
 pub fn parse(params: &Params, client: &Client) -> Result<TokenRequest, OAuthError> {
@@ -69,9 +77,12 @@ pub fn parse(params: &Params, client: &Client) -> Result<TokenRequest, OAuthErro
         GrantType::AuthorizationCode => Ok(TokenRequest::AuthorizationCode(
             authorization_code::parse(params)?,
         )),
-        GrantType::Implicit | GrantType::Password | GrantType::RefreshToken => Err(
-            OAuthError::unsupported_grant_type(format!("grant type `{grant}` is not supported")),
-        ),
+        GrantType::Password => Ok(TokenRequest::Password(password::parse(params)?)),
+        GrantType::RefreshToken => Ok(TokenRequest::RefreshToken(refresh_token::parse(params)?)),
+        // Implicit tokens come only from /authorize (RFC 6749 §4.2); TOKEN_GRANTS excludes it.
+        GrantType::Implicit => Err(OAuthError::unsupported_grant_type(
+            "the implicit grant has no token request; use /authorize with response_type=token",
+        )),
     }
 }
 
@@ -81,6 +92,8 @@ pub async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     match request {
         TokenRequest::AuthorizationCode(req) => authorization_code::exchange(cx, req).await,
+        TokenRequest::Password(req) => password::exchange(cx, req).await,
         TokenRequest::ClientCredentials(req) => client_credentials::exchange(cx, req).await,
+        TokenRequest::RefreshToken(req) => refresh_token::exchange(cx, req).await,
     }
 }

@@ -18,8 +18,8 @@ use crate::domain::{ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
 pub use records::{
-    Api, AuthorizationCode, Client, Consent, KeyStatus, PendingRequest, Redeemed, Session,
-    StoredKey, User,
+    Api, AuthorizationCode, Client, Consent, KeyStatus, PendingRequest, Redeemed, RefreshToken,
+    Session, StoredKey, User,
 };
 pub use sqlite::SqliteStore;
 
@@ -175,6 +175,40 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<Option<UnixTime>, StoreError>;
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    async fn refresh_token(
+        &self,
+        token_hash: &SecretHash,
+    ) -> Result<Option<RefreshToken>, StoreError>;
+    /// Mark `presented` rotated and insert `successor`, in one transaction; false (and
+    /// nothing written) if `presented` was no longer live: another request rotated it first.
+    async fn rotate_refresh(
+        &self,
+        presented: &SecretHash,
+        successor: &RefreshToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Within the reuse grace period: withdraw the unused successor of `presented` and insert
+    /// `successor` instead; false if the successor was used already (then it is reuse).
+    async fn replace_successor(
+        &self,
+        presented: &SecretHash,
+        successor: &RefreshToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn revoke_refresh_family(&self, family_id: &str, now: UnixTime)
+    -> Result<(), StoreError>;
+
+    /// Put an access token's `jti` on the deny list until `expires_at` (RFC 7009).
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        client_id: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -427,3 +427,73 @@ pub struct Consent {
     pub audience: String,
     pub scope: ScopeSet,
 }
+
+/// A refresh token as stored (RFC 6749 §6): only its hash, in a family that rotation extends
+/// one token at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub token_hash: SecretHash,
+    pub family_id: String,
+    /// The token this one replaced; `None` for the first of its family.
+    pub parent_hash: Option<SecretHash>,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: ScopeSet,
+    pub audience: String,
+    /// The code the family came from, for the authorization code grant.
+    pub code_hash: Option<SecretHash>,
+    pub issued_at: UnixTime,
+    /// Idle expiry of this token.
+    pub expires_at: UnixTime,
+    /// Absolute expiry of the family.
+    pub family_expires_at: UnixTime,
+    pub rotated_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+    /// Read only: the grant was revoked (a replayed code), which revokes the family too.
+    pub grant_revoked: bool,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RefreshRow {
+    pub token_hash: Vec<u8>,
+    pub family_id: String,
+    pub parent_hash: Option<Vec<u8>>,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub code_hash: Option<Vec<u8>>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub family_expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub grant_revoked: bool,
+}
+
+impl TryFrom<RefreshRow> for RefreshToken {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshRow) -> Result<Self, StoreError> {
+        Ok(RefreshToken {
+            token_hash: SecretHash(row.token_hash),
+            family_id: row.family_id,
+            parent_hash: row.parent_hash.map(SecretHash),
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scope: ScopeSet::parse(&row.scope)
+                .map_err(|e| StoreError::Internal(format!("corrupt scope: {e}")))?,
+            audience: row.audience.unwrap_or_default(),
+            code_hash: row.code_hash.map(SecretHash),
+            issued_at: UnixTime(row.issued_at),
+            expires_at: UnixTime(row.expires_at),
+            family_expires_at: UnixTime(row.family_expires_at),
+            rotated_at: row.rotated_at.map(UnixTime),
+            revoked_at: row.revoked_at.map(UnixTime),
+            grant_revoked: row.grant_revoked,
+        })
+    }
+}

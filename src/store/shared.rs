@@ -464,6 +464,108 @@ macro_rules! impl_store {
                     .await?;
                 Ok(())
             }
+
+            async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+                bind_refresh(sqlx::query(sql::INSERT_REFRESH), token)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn refresh_token(
+                &self,
+                token_hash: &SecretHash,
+            ) -> Result<Option<RefreshToken>, StoreError> {
+                sqlx::query_as::<_, RefreshRow>(sql::SELECT_REFRESH)
+                    .bind(token_hash.0.as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(RefreshToken::try_from)
+                    .transpose()
+            }
+
+            async fn rotate_refresh(
+                &self,
+                presented: &SecretHash,
+                successor: &RefreshToken,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let rotated = sqlx::query(sql::ROTATE_REFRESH)
+                    .bind(presented.0.as_slice())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if rotated {
+                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(rotated)
+            }
+
+            async fn replace_successor(
+                &self,
+                presented: &SecretHash,
+                successor: &RefreshToken,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let withdrawn = sqlx::query(sql::WITHDRAW_SUCCESSOR)
+                    .bind(presented.0.as_slice())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if withdrawn {
+                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(withdrawn)
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                family_id: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::REVOKE_FAMILY)
+                    .bind(family_id)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_access_token(
+                &self,
+                jti: &str,
+                client_id: &str,
+                now: UnixTime,
+                expires_at: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::REVOKE_ACCESS_TOKEN)
+                    .bind(jti)
+                    .bind(client_id)
+                    .bind(now.0)
+                    .bind(expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+                Ok(sqlx::query_scalar::<_, bool>(sql::ACCESS_TOKEN_REVOKED)
+                    .bind(jti)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
         }
 
         /// Zero rows changed: say why, from the row as it is now.
@@ -502,6 +604,23 @@ macro_rules! impl_store {
                 .bind(&cols.audiences)
                 .bind(&cols.allowed_origins)
                 .bind(client.first_party)
+        }
+
+        /// `$1`..`$12` of `INSERT_REFRESH`.
+        fn bind_refresh<'q>(query: EngineQuery<'q>, token: &'q RefreshToken) -> EngineQuery<'q> {
+            query
+                .bind(token.token_hash.0.as_slice())
+                .bind(&token.family_id)
+                .bind(token.parent_hash.as_ref().map(|h| h.0.as_slice()))
+                .bind(&token.grant_id)
+                .bind(&token.client_id)
+                .bind(&token.user_id)
+                .bind(token.scope.to_string())
+                .bind(&token.audience)
+                .bind(token.code_hash.as_ref().map(|h| h.0.as_slice()))
+                .bind(token.issued_at.0)
+                .bind(token.expires_at.0)
+                .bind(token.family_expires_at.0)
         }
 
         fn bind_key<'q>(query: EngineQuery<'q>, key: &'q StoredKey) -> EngineQuery<'q> {

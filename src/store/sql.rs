@@ -134,3 +134,39 @@ pub const LOCK_LOGIN: &str =
 pub const LOGIN_LOCKED_UNTIL: &str = "SELECT MAX(locked_until) FROM login_failures \
      WHERE (limiter_key = $1 OR limiter_key = $2) AND locked_until > $3";
 pub const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_failures WHERE limiter_key = $1";
+
+macro_rules! refresh_columns {
+    () => {
+        "token_hash, family_id, parent_hash, grant_id, client_id, user_id, scope, audience, code_hash, \
+         issued_at, expires_at, family_expires_at, rotated_at, revoked_at"
+    };
+}
+
+pub const INSERT_REFRESH: &str = concat!(
+    "INSERT INTO refresh_tokens (",
+    refresh_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)"
+);
+/// The token with whether its grant was revoked: a code replay revokes the grant, and that
+/// must kill tokens however the two writes interleave.
+pub const SELECT_REFRESH: &str = concat!(
+    "SELECT ",
+    refresh_columns!(),
+    ", EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL) AS grant_revoked \
+     FROM refresh_tokens WHERE token_hash = $1"
+);
+/// The one conditional write that makes a refresh token single-use.
+pub const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
+     WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+     AND expires_at > $2 AND family_expires_at > $2 \
+     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)";
+/// Grace period: the unused successor of a just-rotated token is withdrawn for a new one.
+pub const WITHDRAW_SUCCESSOR: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
+     WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
+pub const REVOKE_FAMILY: &str =
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL";
+
+pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
+pub const ACCESS_TOKEN_REVOKED: &str =
+    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)";

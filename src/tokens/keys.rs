@@ -190,6 +190,8 @@ fn thumbprint(members: &Value) -> String {
 pub struct KeySet {
     current: Arc<SigningKey>,
     jwks: bytes::Bytes,
+    /// Verification keys of every published key, by kid, built once per key change.
+    verifiers: HashMap<String, (jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>,
     /// (kid, status) of the published keys: a reload that finds the same rebuilds nothing.
     fingerprint: Vec<(String, KeyStatus)>,
 }
@@ -202,6 +204,14 @@ impl KeySet {
     /// The serialized JWKS document, built once per key change.
     pub fn jwks(&self) -> bytes::Bytes {
         self.jwks.clone()
+    }
+
+    /// The verification key for `kid`, if that key is published.
+    pub fn verifier(
+        &self,
+        kid: &str,
+    ) -> Option<&(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)> {
+        self.verifiers.get(kid)
     }
 }
 
@@ -296,9 +306,14 @@ impl KeyLoader {
         if let Ok(mut parsed) = self.parsed.write() {
             parsed.retain(|kid, _| live.iter().any(|r| &r.kid == kid));
         }
+        let verifiers = published
+            .iter()
+            .map(|k| Ok((k.kid().to_owned(), verifier(k)?)))
+            .collect::<Result<_, KeyError>>()?;
         Ok(KeySet {
             current,
             jwks: jwks.into(),
+            verifiers,
             fingerprint: fingerprint(live),
         })
     }
@@ -326,6 +341,26 @@ impl KeyLoader {
         }
         Ok(key)
     }
+}
+
+/// The public half as jsonwebtoken wants it, from the JWK we publish.
+fn verifier(
+    key: &SigningKey,
+) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), KeyError> {
+    let unusable = |reason: String| KeyError::Unusable {
+        kid: key.kid().to_owned(),
+        reason,
+    };
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(key.public_jwk().clone()).map_err(|e| unusable(e.to_string()))?;
+    let decoding =
+        jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
+    let alg = match key.alg() {
+        SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
+        SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
+        SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+    };
+    Ok((decoding, alg))
 }
 
 /// Decrypt and parse one stored key, checking that it is the key its row says it is.

@@ -36,7 +36,13 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
         assert_eq!(doc["jwks_uri"], app.url("/.well-known/jwks.json"), "{path}");
         assert_eq!(
             doc["grant_types_supported"],
-            serde_json::json!(["authorization_code", "implicit", "client_credentials"]),
+            serde_json::json!([
+                "authorization_code",
+                "implicit",
+                "password",
+                "client_credentials",
+                "refresh_token"
+            ]),
             "{path}"
         );
         let methods = doc["token_endpoint_auth_methods_supported"]

@@ -1,7 +1,10 @@
 //! `POST /token` (RFC 6749 §3.2): form, client authentication, grant dispatch, response.
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::State;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -11,8 +14,13 @@ use crate::oauth::token::{self, TokenContext};
 use crate::oauth::{OAuthError, client_auth};
 use crate::state::AppState;
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&state, &headers, body).await {
+pub async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, peer, &headers, body).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -20,6 +28,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
 
 async fn handle(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<token::TokenResponse, OAuthError> {
@@ -33,6 +42,7 @@ async fn handle(
         state,
         client: &client,
         now,
+        peer: peer.ip(),
     };
     let response = token::exchange(&cx, request).await?;
     tracing::info!(client_id = %client.client_id, scope = %response.scope, "token issued");

@@ -7,6 +7,7 @@ use super::super::pkce::{self, Method};
 use super::super::redirect;
 use super::super::token::{TokenContext, TokenResponse};
 use super::super::{OAuthError, Params};
+use super::refresh_token::{self, Lineage};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
 use crate::state::AppState;
@@ -125,16 +126,30 @@ pub async fn exchange(
             audience: &audience,
             scope: &code.scope,
             ttl: state.settings.access_token_ttl(),
+            grant_id: Some(&code.grant_id),
         },
         cx.now,
     )
     .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let refresh_token = if refresh_token::should_issue(state, cx.client, &code.scope) {
+        let lineage = Lineage {
+            grant_id: &code.grant_id,
+            client_id: &cx.client.client_id,
+            user_id: &user.id,
+            scope: &code.scope,
+            audience: &audience,
+            code_hash: Some(&code.code_hash),
+        };
+        Some(refresh_token::issue_first(state, &lineage, cx.now).await?)
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
         scope: code.scope.to_string(),
-        refresh_token: None,
+        refresh_token,
     })
 }
 

@@ -46,6 +46,7 @@ pub async fn exchange(
             audience: &api.identifier,
             scope: &granted,
             ttl: settings.access_token_ttl(),
+            grant_id: None,
         },
         cx.now,
     )

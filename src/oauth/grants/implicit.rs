@@ -9,13 +9,19 @@ use crate::store::User;
 use crate::tokens::access::{self, AccessGrant};
 
 /// The §4.2.2 response parameters (`state` and `iss` are added on delivery).
-pub fn issue_token(
+pub async fn issue_token(
     state: &AppState,
     request: &AuthorizationRequest,
     user: &User,
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let scope = request.scope();
+    let ttl = state.settings.access_token_ttl();
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
+        .await?;
     let keys = state.keys.current();
     let issued = access::issue(
         keys.current(),
@@ -25,7 +31,8 @@ pub fn issue_token(
             client_id: &request.client_id,
             audience: &request.audience,
             scope: &scope,
-            ttl: state.settings.access_token_ttl(),
+            ttl,
+            grant_id: Some(&grant_id),
         },
         now,
     )

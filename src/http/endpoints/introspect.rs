@@ -1,0 +1,46 @@
+//! `POST /introspect` (RFC 7662): for authenticated confidential clients (resource servers
+//! and the clients themselves), never for anonymous callers.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::UnixTime;
+use crate::http::extract;
+use crate::oauth::introspect::{self, Introspection};
+use crate::oauth::{OAuthError, client_auth};
+use crate::state::AppState;
+
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(answer) => {
+            let mut response = Json(answer).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Introspection, OAuthError> {
+    let now = UnixTime::now();
+    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
+    let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
+    let client =
+        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    if client.is_public() {
+        // RFC 7662 §2.1: the caller must be authorized; a public client proves nothing.
+        return Err(OAuthError::invalid_client(
+            "introspection needs client authentication with a secret; public clients cannot introspect",
+        ));
+    }
+    introspect::introspect(state, &params, now).await
+}

@@ -1,0 +1,34 @@
+//! `POST /revoke` (RFC 7009): client authentication, then revocation; 200 with an empty body
+//! whether or not there was anything to revoke.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::UnixTime;
+use crate::http::extract;
+use crate::oauth::{OAuthError, client_auth, revoke};
+use crate::state::AppState;
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+    let now = UnixTime::now();
+    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
+    let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
+    let client =
+        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    revoke::revoke(state, &client, &params, now).await
+}

@@ -1,0 +1,136 @@
+//! The resource owner password credentials grant (RFC 6749 §4.3), for confidential clients
+//! allowed `password` only. The password is checked with Argon2id off the runtime at a bounded
+//! concurrency; an unknown username costs the same as a wrong password; the login limiter
+//! applies as on the login page. No consent step: the client is trusted with the password.
+
+use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
+use super::super::token::{TokenContext, TokenResponse};
+use super::super::{OAuthError, Params};
+use super::refresh_token::{self, Lineage};
+use crate::domain::ScopeSet;
+use crate::login::limiter::Attempt;
+use crate::tokens::access::{self, AccessGrant};
+
+pub struct Request {
+    username: String,
+    password: String,
+    scope: Option<ScopeSet>,
+    target: TargetRequest,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn parse(params: &Params) -> Result<Request, OAuthError> {
+    Ok(Request {
+        username: params.require("username")?.to_owned(),
+        password: params.require("password")?.to_owned(),
+        scope: scope::requested(params)?,
+        target: TargetRequest::from_params(params)?,
+    })
+}
+
+pub async fn exchange(
+    cx: &TokenContext<'_>,
+    request: Request,
+) -> Result<TokenResponse, OAuthError> {
+    let state = cx.state;
+    // Policy first: a request that could never succeed does not cost an Argon2 run.
+    let audience = request
+        .target
+        .resolve(state.settings.config.default_audience.as_deref())?;
+    let api = state.directory.api(&audience).await?;
+    let api = scope::check_target(cx.client, &audience, api.as_deref())?;
+    let granted = scope::decide(&ScopeRequest {
+        requested: request.scope.as_ref(),
+        client: cx.client,
+        api,
+        subject: Subject::User,
+    })?;
+
+    let attempt = Attempt {
+        username: &request.username,
+        address: cx.peer,
+    };
+    if let Err(locked) = state.limiter.check(&attempt, cx.now).await? {
+        return Err(OAuthError::invalid_grant(format!(
+            "too many failed sign-in attempts for this user or from this address; retry in {} seconds",
+            locked.retry_after
+        )));
+    }
+    let user = state.store.user_by_username(&request.username).await?;
+    let verified = state
+        .passwords
+        .verify(
+            user.as_ref().map(|u| u.password_hash.as_str()),
+            request.password,
+        )
+        .await
+        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            state.limiter.record_failure(&attempt, cx.now).await?;
+            return Err(OAuthError::invalid_grant(
+                "the username or password is incorrect",
+            ));
+        }
+    };
+    if user.disabled {
+        return Err(OAuthError::invalid_grant("this user is disabled"));
+    }
+    state.limiter.record_success(&attempt).await?;
+
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    let tokens = &state.settings.config.tokens;
+    state
+        .store
+        .insert_grant(
+            &grant_id,
+            &cx.client.client_id,
+            &user.id,
+            cx.now,
+            cx.now.plus(tokens.refresh_absolute_ttl.0),
+        )
+        .await?;
+    let keys = state.keys.current();
+    let issued = access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: state.settings.issuer_str(),
+            subject: &user.id,
+            client_id: &cx.client.client_id,
+            audience: &api.identifier,
+            scope: &granted,
+            ttl: state.settings.access_token_ttl(),
+            grant_id: Some(&grant_id),
+        },
+        cx.now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let refresh_token = if refresh_token::should_issue(state, cx.client, &granted) {
+        let lineage = Lineage {
+            grant_id: &grant_id,
+            client_id: &cx.client.client_id,
+            user_id: &user.id,
+            scope: &granted,
+            audience: &api.identifier,
+            code_hash: None,
+        };
+        Some(refresh_token::issue_first(state, &lineage, cx.now).await?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: granted.to_string(),
+        refresh_token,
+    })
+}

@@ -1,0 +1,242 @@
+//! The refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): every use replaces
+//! the token with a successor in the same family; presenting a replaced token again means it
+//! was stolen or copied, so the whole family is revoked. Idle and absolute lifetimes bound
+//! each token and the family.
+
+use super::super::scope::{self, Subject};
+use super::super::token::{TokenContext, TokenResponse};
+use super::super::{OAuthError, Params};
+use crate::crypto::{SecretHash, random_token};
+use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
+use crate::state::AppState;
+use crate::store::{Client, RefreshToken};
+use crate::tokens::access::{self, AccessGrant};
+
+/// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Whether a grant with this scope gets a refresh token: never for client_credentials or
+/// implicit (their callers never ask), only for clients allowed `refresh_token`.
+pub fn should_issue(state: &AppState, client: &Client, scope: &ScopeSet) -> bool {
+    client.allows_grant(GrantType::RefreshToken)
+        && (!state.settings.config.tokens.refresh_requires_offline_access
+            || scope.contains(OFFLINE_ACCESS))
+}
+
+/// What a new refresh token belongs to.
+pub struct Lineage<'a> {
+    pub grant_id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a ScopeSet,
+    pub audience: &'a str,
+    pub code_hash: Option<&'a SecretHash>,
+}
+
+/// The first token of a new family; returns the token to hand out.
+pub async fn issue_first(
+    state: &AppState,
+    lineage: &Lineage<'_>,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let tokens = &state.settings.config.tokens;
+    let family_expires_at = now.plus(tokens.refresh_absolute_ttl.0);
+    let family_id = uuid::Uuid::new_v4().to_string();
+    let (token, record) = mint(state, lineage, &family_id, None, family_expires_at, now)?;
+    state.store.insert_refresh(&record).await?;
+    Ok(token)
+}
+
+/// A token and its record; the idle expiry never passes the family's absolute one.
+fn mint(
+    state: &AppState,
+    lineage: &Lineage<'_>,
+    family_id: &str,
+    parent: Option<&SecretHash>,
+    family_expires_at: UnixTime,
+    now: UnixTime,
+) -> Result<(String, RefreshToken), OAuthError> {
+    let token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let idle = now.plus(state.settings.config.tokens.refresh_idle_ttl.0);
+    let record = RefreshToken {
+        token_hash: state.server_keys.hasher.hash(&token),
+        family_id: family_id.to_owned(),
+        parent_hash: parent.cloned(),
+        grant_id: lineage.grant_id.to_owned(),
+        client_id: lineage.client_id.to_owned(),
+        user_id: lineage.user_id.to_owned(),
+        scope: lineage.scope.clone(),
+        audience: lineage.audience.to_owned(),
+        code_hash: lineage.code_hash.cloned(),
+        issued_at: now,
+        expires_at: idle.min(family_expires_at),
+        family_expires_at,
+        rotated_at: None,
+        revoked_at: None,
+        grant_revoked: false,
+    };
+    Ok((token, record))
+}
+
+#[derive(Debug)]
+pub struct Request {
+    refresh_token: String,
+    scope: Option<ScopeSet>,
+}
+
+pub fn parse(params: &Params) -> Result<Request, OAuthError> {
+    Ok(Request {
+        refresh_token: params.require("refresh_token")?.to_owned(),
+        scope: scope::requested(params)?,
+    })
+}
+
+pub async fn exchange(
+    cx: &TokenContext<'_>,
+    request: Request,
+) -> Result<TokenResponse, OAuthError> {
+    let state = cx.state;
+    let presented = state.server_keys.hasher.hash(&request.refresh_token);
+    let current = state
+        .store
+        .refresh_token(&presented)
+        .await?
+        .filter(|t| t.client_id == cx.client.client_id)
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the refresh token is not valid for this client")
+        })?;
+    if current.revoked_at.is_some() || current.grant_revoked {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token has been revoked",
+        ));
+    }
+    if current.rotated_at.is_none()
+        && (current.expires_at <= cx.now || current.family_expires_at <= cx.now)
+    {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let access_scope = narrowed(cx, &current, request.scope.as_ref()).await?;
+    let user = state
+        .store
+        .user_by_id(&current.user_id)
+        .await?
+        .filter(|u| !u.disabled);
+    let Some(user) = user else {
+        state
+            .store
+            .revoke_refresh_family(&current.family_id, cx.now)
+            .await?;
+        return Err(OAuthError::invalid_grant(
+            "the user of this refresh token is no longer active",
+        ));
+    };
+    let lineage = Lineage {
+        grant_id: &current.grant_id,
+        client_id: &current.client_id,
+        user_id: &user.id,
+        // RFC 6749 §6: a new refresh token keeps the scope of the one it replaces.
+        scope: &current.scope,
+        audience: &current.audience,
+        code_hash: current.code_hash.as_ref(),
+    };
+    let (token, successor) = mint(
+        state,
+        &lineage,
+        &current.family_id,
+        Some(&presented),
+        current.family_expires_at,
+        cx.now,
+    )?;
+    if !rotate(cx, &current, &presented, &successor).await? {
+        state
+            .store
+            .revoke_refresh_family(&current.family_id, cx.now)
+            .await?;
+        tracing::warn!(
+            client_id = %cx.client.client_id,
+            family_id = %current.family_id,
+            "refresh token reused; family revoked"
+        );
+        return Err(OAuthError::invalid_grant(
+            "this refresh token was already used; every token of its family is revoked",
+        ));
+    }
+    let keys = state.keys.current();
+    let issued = access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: state.settings.issuer_str(),
+            subject: &user.id,
+            client_id: &cx.client.client_id,
+            audience: &current.audience,
+            scope: &access_scope,
+            ttl: state.settings.access_token_ttl(),
+            grant_id: Some(&current.grant_id),
+        },
+        cx.now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: access_scope.to_string(),
+        refresh_token: Some(token),
+    })
+}
+
+/// Rotate, or within the reuse grace period replace the unused successor of a token that was
+/// just rotated (a client retrying after a lost response). False means reuse.
+async fn rotate(
+    cx: &TokenContext<'_>,
+    current: &RefreshToken,
+    presented: &SecretHash,
+    successor: &RefreshToken,
+) -> Result<bool, OAuthError> {
+    let store = &cx.state.store;
+    if current.rotated_at.is_none() && store.rotate_refresh(presented, successor, cx.now).await? {
+        return Ok(true);
+    }
+    // Rotated before this request, or by a concurrent one: read the row as it is now.
+    let grace = cx.state.settings.config.tokens.refresh_reuse_grace.0;
+    let rotated_at = match current.rotated_at {
+        Some(at) => Some(at),
+        None => store
+            .refresh_token(presented)
+            .await?
+            .and_then(|t| t.rotated_at),
+    };
+    let within_grace = rotated_at.is_some_and(|at| !grace.is_zero() && at.plus(grace) > cx.now);
+    Ok(within_grace
+        && store
+            .replace_successor(presented, successor, cx.now)
+            .await?)
+}
+
+/// RFC 6749 §6: the requested scope, which must not exceed the original grant, and which
+/// shrinks further if the client or API has lost a scope since.
+async fn narrowed(
+    cx: &TokenContext<'_>,
+    current: &RefreshToken,
+    requested: Option<&ScopeSet>,
+) -> Result<ScopeSet, OAuthError> {
+    let requested = requested.unwrap_or(&current.scope);
+    if let Some(wider) = requested.iter().find(|s| !current.scope.contains(s)) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope `{}` was not granted originally; a refresh may only narrow the scope",
+            printable(wider)
+        )));
+    }
+    let api = cx
+        .state
+        .directory
+        .api(&current.audience)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the API of this refresh token no longer exists")
+        })?;
+    let permitted = scope::permitted(cx.client, &api, Subject::User);
+    Ok(ScopeSet::from_tokens(
+        requested.iter().filter(|s| permitted.contains(s)),
+    ))
+}

@@ -1,0 +1,162 @@
+//! Token introspection (RFC 7662): whether a token is active now, and what it carries. An
+//! access token is active when its signature, issuer and expiry check out, it is not on the
+//! revocation deny list, its grant was not revoked, its client still exists and its user is
+//! still enabled; a refresh token when it is the live member of its family under the same
+//! conditions. Anything else is `{"active": false}` and nothing more (§2.2).
+
+use serde::Serialize;
+
+use super::{OAuthError, Params};
+use crate::domain::UnixTime;
+use crate::state::AppState;
+use crate::store::User;
+use crate::tokens::access::{self, AccessClaims};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ActiveToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveToken {
+    pub scope: String,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    pub token_type: &'static str,
+    pub exp: i64,
+    pub iat: i64,
+    pub sub: String,
+    pub aud: String,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            token: None,
+        }
+    }
+}
+
+/// Look at `token` as the hint suggests first, then as the other kind.
+pub async fn introspect(
+    state: &AppState,
+    params: &Params,
+    now: UnixTime,
+) -> Result<Introspection, OAuthError> {
+    let token = params.require("token")?;
+    let refresh_first = params.get("token_type_hint") == Some("refresh_token");
+    let found = if refresh_first {
+        match as_refresh(state, token, now).await? {
+            Some(active) => Some(active),
+            None => as_access(state, token, now).await?,
+        }
+    } else {
+        match as_access(state, token, now).await? {
+            Some(active) => Some(active),
+            None => as_refresh(state, token, now).await?,
+        }
+    };
+    Ok(
+        found.map_or_else(Introspection::inactive, |token| Introspection {
+            active: true,
+            token: Some(token),
+        }),
+    )
+}
+
+async fn as_access(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<ActiveToken>, OAuthError> {
+    let keys = state.keys.current();
+    // Only something shaped like a JWT is worth a signature check.
+    if token.split('.').count() != 3 {
+        return Ok(None);
+    }
+    let Some(claims) = access::verify(&keys, token, state.settings.issuer_str(), now) else {
+        return Ok(None);
+    };
+    if state.store.access_token_revoked(&claims.jti).await?
+        || state.directory.client(&claims.client_id).await?.is_none()
+    {
+        return Ok(None);
+    }
+    let username = match claims.grant_id() {
+        Some(grant_id) => {
+            if state.store.grant_revoked(grant_id).await? != Some(false) {
+                return Ok(None);
+            }
+            match active_user(state, &claims.sub).await? {
+                Some(user) => Some(user.username),
+                None => return Ok(None),
+            }
+        }
+        None => None,
+    };
+    Ok(Some(describe_access(claims, username)))
+}
+
+fn describe_access(claims: AccessClaims, username: Option<String>) -> ActiveToken {
+    ActiveToken {
+        scope: claims.scope,
+        client_id: claims.client_id,
+        username,
+        token_type: "Bearer",
+        exp: claims.exp,
+        iat: claims.iat,
+        sub: claims.sub,
+        aud: claims.aud,
+        iss: claims.iss,
+        jti: Some(claims.jti),
+    }
+}
+
+async fn as_refresh(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<ActiveToken>, OAuthError> {
+    let Some(stored) = state
+        .store
+        .refresh_token(&state.server_keys.hasher.hash(token))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let live = stored.rotated_at.is_none()
+        && stored.revoked_at.is_none()
+        && !stored.grant_revoked
+        && stored.expires_at > now
+        && stored.family_expires_at > now;
+    if !live || state.directory.client(&stored.client_id).await?.is_none() {
+        return Ok(None);
+    }
+    let Some(user) = active_user(state, &stored.user_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ActiveToken {
+        scope: stored.scope.to_string(),
+        client_id: stored.client_id,
+        username: Some(user.username),
+        token_type: "refresh_token",
+        exp: stored.expires_at.0,
+        iat: stored.issued_at.0,
+        sub: stored.user_id,
+        aud: stored.audience,
+        iss: state.settings.issuer_str().to_owned(),
+        jti: None,
+    }))
+}
+
+async fn active_user(state: &AppState, id: &str) -> Result<Option<User>, OAuthError> {
+    Ok(state.store.user_by_id(id).await?.filter(|u| !u.disabled))
+}
