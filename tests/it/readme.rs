@@ -5,13 +5,16 @@ use crate::store_tests;
 
 store_tests!(readme_tour_works);
 
-fn tour_block() -> String {
+/// The shell block between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
+fn block(name: &str) -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
-        .find("<!-- tour:start -->")
-        .expect("tour start marker");
-    let end = readme.find("<!-- tour:end -->").expect("tour end marker");
+        .find(&format!("<!-- {name}:start -->"))
+        .expect("start marker");
+    let end = readme
+        .find(&format!("<!-- {name}:end -->"))
+        .expect("end marker");
     let block = &readme[start..end];
     let code_start = block.find("```sh\n").expect("sh block") + "```sh\n".len();
     let code_end = block[code_start..].find("```").expect("block end") + code_start;
@@ -19,7 +22,8 @@ fn tour_block() -> String {
 }
 
 async fn readme_tour_works(app: TestApp) {
-    let script = tour_block().replace("http://localhost:8080", &app.base);
+    let script = format!("{}\n{}", block("tour"), block("grants"))
+        .replace("http://localhost:8080", &app.base);
     assert!(
         script.contains("valet client create"),
         "the tour provisions a client"
@@ -52,4 +56,16 @@ async fn readme_tour_works(app: TestApp) {
     assert_eq!(token["scope"], "read:contacts");
     let jwt = token["access_token"].as_str().unwrap();
     crate::harness::verify_with_jwks(&app, jwt, crate::harness::CONTACTS).await;
+
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(app.dir.path().join(name)).unwrap()).unwrap()
+    };
+    let active = read("active.json");
+    assert_eq!(active["active"], true);
+    assert_eq!(
+        active["scope"], "read:contacts",
+        "the refresh narrowed the scope"
+    );
+    assert_eq!(active["username"], "alice");
+    assert_eq!(read("revoked.json"), serde_json::json!({"active": false}));
 }
