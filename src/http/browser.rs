@@ -76,9 +76,7 @@ impl CsrfCookie {
                 fresh: false,
             }),
             None => Ok(Self {
-                value: random_token().map_err(|e| {
-                    PageError::from_store(crate::store::StoreError::Internal(e.to_string()))
-                })?,
+                value: random_token().map_err(PageError::internal)?,
                 fresh: true,
             }),
         }

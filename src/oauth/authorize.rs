@@ -145,7 +145,8 @@ impl PageError {
         }
     }
 
-    fn internal(detail: impl std::fmt::Display) -> Self {
+    /// Something on our side failed; the person learns only that.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "authorization request failed");
         Self::new(
             500,

@@ -123,9 +123,7 @@ pub async fn login_post(
                 password.to_owned(),
             )
             .await
-            .map_err(|e| {
-                PageError::from_store(crate::store::StoreError::Internal(e.to_string()))
-            })?;
+            .map_err(PageError::internal)?;
         let user = match user {
             Some(user) if verified => user,
             _ => {
@@ -157,7 +155,7 @@ pub async fn login_post(
             now,
             state.settings.config.login.session_ttl.0,
         )
-        .map_err(|e| PageError::from_store(crate::store::StoreError::Internal(e.to_string())))?;
+        .map_err(PageError::internal)?;
         state
             .store
             .insert_session(&new.session)
