@@ -3,6 +3,7 @@
 
 mod api;
 mod client;
+mod docs;
 mod keys;
 mod output;
 mod user;
@@ -65,6 +66,16 @@ pub enum Command {
     /// Manage signing keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Print a shell completion script, e.g. `valet completions bash > /etc/bash_completion.d/valet`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (valet.1 and one per command) into a directory
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 /// A failed command: printed on one line, exit code 1.
@@ -116,6 +127,13 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    // Generated from the clap definitions; they need no configuration, so a broken config
+    // cannot stop them.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { out_dir } => return docs::man_pages(out_dir),
+        _ => {}
+    }
     let (listen, issuer) = match &cli.command {
         Command::Serve { listen, issuer } => (listen.clone(), issuer.clone()),
         _ => (None, None),
@@ -148,5 +166,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(cmd) => user::run(&Context::open(settings).await?, cmd).await,
         Command::Api(cmd) => api::run(&Context::open(settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&Context::open(settings).await?, cmd).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{CONTACTS, TestApp};
+use crate::harness::{self, CONTACTS, TestApp};
 use crate::store_tests;
 
 store_tests!(
@@ -432,4 +432,82 @@ async fn human_output_is_tables(app: TestApp) {
     let header = text.lines().next().unwrap();
     assert!(header.starts_with("CLIENT_ID"), "{text}");
     assert!(text.lines().nth(1).unwrap().contains("svc"));
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_clap_definitions() {
+    for (shell, marker) in [
+        ("bash", "_valet()"),
+        ("zsh", "#compdef valet"),
+        ("fish", "complete -c valet"),
+    ] {
+        let out = harness::clean_command()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(
+            script.contains("rotate-secret"),
+            "{shell} completes nested subcommands"
+        );
+    }
+    let out = harness::clean_command()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unknown shell is a usage error"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness::clean_command()
+        .args(["man", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for page in [
+        "valet.1",
+        "valet-serve.1",
+        "valet-client-create.1",
+        "valet-keys-rotate.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page} is roff"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = harness::clean_command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for command in [
+        "serve",
+        "migrate",
+        "config",
+        "client",
+        "user",
+        "api",
+        "keys",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(command)),
+            "`valet --help` lacks {command}:\n{help}"
+        );
+    }
 }
