@@ -105,6 +105,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let reloader = tokio::spawn(reload_keys(self.state.clone()));
+        let janitor = tokio::spawn(crate::janitor::run_periodically(
+            self.state.store.clone(),
+            self.state.settings.clone(),
+        ));
         self.announce().await;
         let router = crate::http::router::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -113,6 +117,7 @@ impl App {
             .await
             .map_err(StartError::Serve);
         reloader.abort();
+        janitor.abort();
         served
     }
 

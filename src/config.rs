@@ -30,6 +30,7 @@ pub struct Config {
     pub authorize: AuthorizeConfig,
     pub login: LoginConfig,
     pub ui: UiConfig,
+    pub janitor: JanitorConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
 }
@@ -50,6 +51,7 @@ impl Default for Config {
             authorize: AuthorizeConfig::default(),
             login: LoginConfig::default(),
             ui: UiConfig::default(),
+            janitor: JanitorConfig::default(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
         }
@@ -123,6 +125,25 @@ impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             reload_interval: ConfigDuration::secs(30),
+        }
+    }
+}
+
+/// The periodic clean-up of expired rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JanitorConfig {
+    /// How often each replica runs it; "0s" turns it off (then run `valet janitor --once`).
+    pub interval: ConfigDuration,
+    /// Rows deleted per statement: small batches keep locks short.
+    pub batch_size: u32,
+}
+
+impl Default for JanitorConfig {
+    fn default() -> Self {
+        Self {
+            interval: ConfigDuration::secs(300),
+            batch_size: 500,
         }
     }
 }
@@ -418,6 +439,12 @@ impl Config {
             ));
         }
         self.validate_ui()?;
+        if self.janitor.batch_size == 0 {
+            return Err(ConfigError::invalid(
+                "janitor.batch_size",
+                "must be at least 1",
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod janitor;
 pub mod login;
 pub mod oauth;
 pub mod state;

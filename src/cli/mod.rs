@@ -66,6 +66,12 @@ pub enum Command {
     /// Manage signing keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Delete expired codes, sessions, tokens and other rows now (`serve` does it periodically)
+    Janitor {
+        /// Run once and exit (the only mode; required so that the intent is explicit)
+        #[arg(long)]
+        once: bool,
+    },
     /// Print a shell completion script, e.g. `valet completions bash > /etc/bash_completion.d/valet`
     Completions {
         #[arg(value_enum)]
@@ -166,6 +172,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(cmd) => user::run(&Context::open(settings).await?, cmd).await,
         Command::Api(cmd) => api::run(&Context::open(settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&Context::open(settings).await?, cmd).await,
+        Command::Janitor { once } => {
+            if !once {
+                return Err(CliError::invalid(
+                    "`valet janitor` runs inside `valet serve`; use `valet janitor --once` to run it now",
+                ));
+            }
+            let cx = Context::open(settings).await?;
+            let report =
+                crate::janitor::run_once(&cx.store, &cx.settings, crate::domain::UnixTime::now())
+                    .await?;
+            for (purge, deleted) in report {
+                println!("{:<22} {deleted}", purge.table());
+            }
+            Ok(())
+        }
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }

@@ -209,9 +209,48 @@ pub trait Store: Send + Sync + 'static {
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Delete at most `batch` rows of one kind that expired before `cutoff`; returns how many.
+    async fn purge(&self, purge: Purge, cutoff: UnixTime, batch: u32) -> Result<u64, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// Kinds of rows the janitor deletes once they can matter no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    AuthorizationCodes,
+    PendingRequests,
+    Sessions,
+    RefreshTokens,
+    Grants,
+    RevokedAccessTokens,
+    LoginFailures,
+}
+
+impl Purge {
+    pub const ALL: [Purge; 7] = [
+        Purge::AuthorizationCodes,
+        Purge::PendingRequests,
+        Purge::Sessions,
+        Purge::RefreshTokens,
+        Purge::Grants,
+        Purge::RevokedAccessTokens,
+        Purge::LoginFailures,
+    ];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Purge::AuthorizationCodes => "authorization_codes",
+            Purge::PendingRequests => "pending_requests",
+            Purge::Sessions => "sessions",
+            Purge::RefreshTokens => "refresh_tokens",
+            Purge::Grants => "grants",
+            Purge::RevokedAccessTokens => "revoked_access_tokens",
+            Purge::LoginFailures => "login_failures",
+        }
+    }
+}
 
 /// Connect to the store that `database_url` names (creating a SQLite file if missing).
 /// Migrations are not applied here: `valet serve` and `valet migrate` call [`Store::migrate`].

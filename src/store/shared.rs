@@ -566,6 +566,20 @@ macro_rules! impl_store {
                     .fetch_one(&self.pool)
                     .await?)
             }
+
+            async fn purge(
+                &self,
+                purge: $crate::store::Purge,
+                cutoff: UnixTime,
+                batch: u32,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(sql::purge(purge))
+                    .bind(cutoff.0)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
         }
 
         /// Zero rows changed: say why, from the row as it is now.

@@ -170,3 +170,40 @@ pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, c
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
 pub const ACCESS_TOKEN_REVOKED: &str =
     "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)";
+
+/// The janitor's statements, one per [`Purge`](super::Purge): `$1` is the cut-off time, `$2`
+/// the batch size. Each deletes one batch; replicas running them at once only race to delete
+/// the same rows.
+pub fn purge(purge: super::Purge) -> &'static str {
+    use super::Purge;
+    match purge {
+        Purge::AuthorizationCodes => {
+            "DELETE FROM authorization_codes WHERE code_hash IN \
+             (SELECT code_hash FROM authorization_codes WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::PendingRequests => {
+            "DELETE FROM pending_requests WHERE id IN \
+             (SELECT id FROM pending_requests WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::Sessions => {
+            "DELETE FROM sessions WHERE id_hash IN \
+             (SELECT id_hash FROM sessions WHERE expires_at < $1 OR ended_at < $1 LIMIT $2)"
+        }
+        Purge::RefreshTokens => {
+            "DELETE FROM refresh_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM refresh_tokens WHERE family_expires_at < $1 LIMIT $2)"
+        }
+        Purge::Grants => {
+            "DELETE FROM grants WHERE grant_id IN \
+             (SELECT grant_id FROM grants WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::RevokedAccessTokens => {
+            "DELETE FROM revoked_access_tokens WHERE jti IN \
+             (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::LoginFailures => {
+            "DELETE FROM login_failures WHERE limiter_key IN \
+             (SELECT limiter_key FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT $2)"
+        }
+    }
+}
