@@ -1,5 +1,6 @@
-//! Token revocation (RFC 7009): a client revokes its own refresh token (and with it the whole
-//! family) or access token (its `jti` goes on a deny list until it would expire anyway).
+//! Token revocation (RFC 7009): a client revokes its own refresh token, and with it the whole
+//! grant (§2.1: its family and the access tokens issued under it), or an access token (its
+//! `jti` goes on a deny list until it would expire anyway).
 //! Unknown tokens, tokens of other clients and tokens already revoked all answer 200 (§2.2),
 //! so the endpoint tells an attacker nothing.
 
@@ -55,10 +56,7 @@ async fn revoke_refresh(
         return Ok(false);
     };
     if stored.client_id == client.client_id {
-        state
-            .store
-            .revoke_refresh_family(&stored.family_id, now)
-            .await?;
+        state.store.revoke_grant(&stored.grant_id, now).await?;
         tracing::info!(client_id = %client.client_id, family_id = %stored.family_id, "refresh token revoked");
     }
     Ok(true)

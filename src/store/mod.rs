@@ -111,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
-    /// Revoke a grant and every refresh token issued under it (code replay, RFC 6749 §4.1.2).
+    /// Revoke a grant and every refresh token issued under it; its access tokens then read
+    /// inactive at introspection (code replay, refresh-token reuse, RFC 7009 revocation).
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
     /// `Some(true)` once revoked; `None` for an unknown grant.
     async fn grant_revoked(&self, grant_id: &str) -> Result<Option<bool>, StoreError>;
@@ -197,8 +198,6 @@ pub trait Store: Send + Sync + 'static {
         successor: &RefreshToken,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
-    async fn revoke_refresh_family(&self, family_id: &str, now: UnixTime)
-    -> Result<(), StoreError>;
 
     /// Put an access token's `jti` on the deny list until `expires_at` (RFC 7009).
     async fn revoke_access_token(

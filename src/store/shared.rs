@@ -530,19 +530,6 @@ macro_rules! impl_store {
                 Ok(withdrawn)
             }
 
-            async fn revoke_refresh_family(
-                &self,
-                family_id: &str,
-                now: UnixTime,
-            ) -> Result<(), StoreError> {
-                sqlx::query(sql::REVOKE_FAMILY)
-                    .bind(family_id)
-                    .bind(now.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
             async fn revoke_access_token(
                 &self,
                 jti: &str,

@@ -163,8 +163,6 @@ pub const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
 /// Grace period: the unused successor of a just-rotated token is withdrawn for a new one.
 pub const WITHDRAW_SUCCESSOR: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
      WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
-pub const REVOKE_FAMILY: &str =
-    "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL";
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";

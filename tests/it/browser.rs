@@ -262,6 +262,9 @@ async fn flow(app: Arc<TestApp>, browser: Client, mut callback: CallbackServer, 
 struct ChromeDriver {
     child: Child,
     url: String,
+    /// `TMPDIR` of chromedriver and Chromium: their profile and singleton-socket directories
+    /// (which Chromium leaves behind even after a clean quit) go away with it.
+    _tmp: tempfile::TempDir,
 }
 
 impl ChromeDriver {
@@ -277,10 +280,12 @@ impl ChromeDriver {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let tmp = tempfile::tempdir().expect("temp dir for the browser");
         let child = {
             use std::os::unix::process::CommandExt;
             Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
+                .env("TMPDIR", tmp.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -292,6 +297,7 @@ impl ChromeDriver {
         let mut driver = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            _tmp: tmp,
         };
         driver.wait_ready().await;
         driver

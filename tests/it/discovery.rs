@@ -53,13 +53,15 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
         }
         assert!(doc["response_types_supported"].is_array(), "{path}");
         // Nothing is advertised that does not exist yet.
-        for later in [
-            "revocation_endpoint",
-            "introspection_endpoint",
-            "userinfo_endpoint",
-        ] {
+        for later in ["userinfo_endpoint", "end_session_endpoint"] {
             assert!(doc.get(later).is_none(), "{path} advertises {later}");
         }
+        assert_eq!(doc["revocation_endpoint"], app.url("/revoke"), "{path}");
+        assert_eq!(
+            doc["introspection_endpoint"],
+            app.url("/introspect"),
+            "{path}"
+        );
         assert_eq!(
             doc["authorization_endpoint"],
             app.url("/authorize"),

@@ -1,6 +1,7 @@
 //! The refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): every use replaces
 //! the token with a successor in the same family; presenting a replaced token again means it
-//! was stolen or copied, so the whole family is revoked. Idle and absolute lifetimes bound
+//! was stolen or copied, so the whole family is revoked, with the grant and so the access
+//! tokens issued under it. Idle and absolute lifetimes bound
 //! each token and the family.
 
 use super::super::scope::{self, Subject};
@@ -122,10 +123,7 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled);
     let Some(user) = user else {
-        state
-            .store
-            .revoke_refresh_family(&current.family_id, cx.now)
-            .await?;
+        state.store.revoke_grant(&current.grant_id, cx.now).await?;
         return Err(OAuthError::invalid_grant(
             "the user of this refresh token is no longer active",
         ));
@@ -148,10 +146,7 @@ pub async fn exchange(
         cx.now,
     )?;
     if !rotate(cx, &current, &presented, &successor).await? {
-        state
-            .store
-            .revoke_refresh_family(&current.family_id, cx.now)
-            .await?;
+        state.store.revoke_grant(&current.grant_id, cx.now).await?;
         tracing::warn!(
             client_id = %cx.client.client_id,
             family_id = %current.family_id,
