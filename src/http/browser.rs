@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 
+use super::extract;
 use super::pages::{ErrorView, FormPostView, Page};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
-use crate::login::csrf::CSRF_COOKIE;
+use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
 use crate::login::session::{self, SESSION_COOKIE};
+use crate::oauth::Params;
 use crate::oauth::authorize::PageError;
 use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
 use crate::state::AppState;
@@ -92,6 +95,36 @@ impl CsrfCookie {
         }
         response
     }
+}
+
+/// A form posted from one of our pages, its CSRF token checked.
+pub struct PostedForm {
+    pub fields: Params,
+    /// The browser's CSRF cookie, for a page rendered again in answer.
+    pub csrf_cookie: String,
+}
+
+/// Read a posted form and check its `csrf` field against the browser's cookie for `purpose`,
+/// bound to the form's `request` field (empty where the form has none).
+pub async fn posted_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    purpose: FormPurpose,
+) -> Result<PostedForm, PageError> {
+    let fields = extract::oauth_form(headers, body, state.settings.config.http.body_limit)
+        .await
+        .map_err(|_| PageError::bad_form())?;
+    let csrf_cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let binding = fields.get("request").unwrap_or("");
+    let posted = fields.get("csrf").unwrap_or("");
+    if csrf_cookie.is_empty() || !state.csrf.verify(purpose, binding, &csrf_cookie, posted) {
+        return Err(PageError::bad_form());
+    }
+    Ok(PostedForm {
+        fields,
+        csrf_cookie,
+    })
 }
 
 /// The signed-in person, if the request carries a live session of an enabled user.

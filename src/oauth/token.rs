@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use super::grants::{authorization_code, client_credentials, password, refresh_token};
 use super::{OAuthError, Params};
-use crate::domain::{GrantType, UnixTime, printable};
+use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
 use crate::state::AppState;
 use crate::store::Client;
+use crate::tokens::access::{self, AccessGrant, IssuedAccessToken};
 
 /// A token request whose grant type is known, allowed for the client and implemented.
 #[derive(Debug)]
@@ -36,6 +37,51 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+impl TokenResponse {
+    pub fn new(issued: IssuedAccessToken, scope: &ScopeSet, refresh_token: Option<String>) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: scope.to_string(),
+            refresh_token,
+        }
+    }
+}
+
+/// Whom and what an access token is for; the issuer, lifetime and key come from the state.
+pub struct Bearer<'a> {
+    pub subject: &'a str,
+    pub client_id: &'a str,
+    pub audience: &'a str,
+    pub scope: &'a ScopeSet,
+    /// The user grant it belongs to; `None` for client_credentials.
+    pub grant_id: Option<&'a str>,
+}
+
+/// Sign an access token with the current in-memory key: the last step of every grant.
+pub fn sign_access_token(
+    state: &AppState,
+    bearer: &Bearer<'_>,
+    now: UnixTime,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let keys = state.keys.current();
+    access::issue(
+        keys.current(),
+        &AccessGrant {
+            issuer: state.settings.issuer_str(),
+            subject: bearer.subject,
+            client_id: bearer.client_id,
+            audience: bearer.audience,
+            scope: bearer.scope,
+            ttl: state.settings.access_token_ttl(),
+            grant_id: bearer.grant_id,
+        },
+        now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 /// The grant types `/token` accepts today, for the metadata documents.

@@ -490,21 +490,8 @@ macro_rules! impl_store {
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let rotated = sqlx::query(sql::ROTATE_REFRESH)
-                    .bind(presented.0.as_slice())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if rotated {
-                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(rotated)
+                self.insert_if(sql::ROTATE_REFRESH, presented, successor, now)
+                    .await
             }
 
             async fn replace_successor(
@@ -513,21 +500,8 @@ macro_rules! impl_store {
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let withdrawn = sqlx::query(sql::WITHDRAW_SUCCESSOR)
-                    .bind(presented.0.as_slice())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if withdrawn {
-                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(withdrawn)
+                self.insert_if(sql::WITHDRAW_SUCCESSOR, presented, successor, now)
+                    .await
             }
 
             async fn revoke_access_token(
@@ -566,6 +540,34 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected())
+            }
+        }
+
+        impl $engine {
+            /// In one transaction: run `condition` (an UPDATE of the token `presented`, `$2`
+            /// being now) and insert `successor` only if it changed exactly one row.
+            async fn insert_if(
+                &self,
+                condition: &'static str,
+                presented: &SecretHash,
+                successor: &RefreshToken,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let changed = sqlx::query(condition)
+                    .bind(presented.0.as_slice())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if changed {
+                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(changed)
             }
         }
 

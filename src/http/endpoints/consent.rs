@@ -9,9 +9,8 @@ use serde::Deserialize;
 
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie, page_url};
-use crate::http::extract;
 use crate::http::pages::{ConsentView, Page, ScopeView};
-use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::login::csrf::FormPurpose;
 use crate::oauth::authorize::{self, PageError, Pending};
 use crate::oauth::scope::OPENID_SCOPES;
 use crate::state::AppState;
@@ -79,16 +78,10 @@ pub async fn consent_post(
 ) -> Response {
     let now = UnixTime::now();
     let result = async {
-        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
-            .await
-            .map_err(|_| PageError::bad_form())?;
+        let form = browser::posted_form(&state, &headers, body, FormPurpose::Consent)
+            .await?
+            .fields;
         let request_id = form.get("request");
-        let csrf_ok = browser::cookie(&headers, CSRF_COOKIE).is_some_and(|cookie| {
-            state.csrf.verify(FormPurpose::Consent, request_id.unwrap_or(""), &cookie, form.get("csrf").unwrap_or(""))
-        });
-        if !csrf_ok {
-            return Err(PageError::bad_form());
-        }
         let pending = authorize::load_pending(&state, request_id, now).await?;
         let Some((session, user)) = browser::signed_in(&state, &headers, now).await? else {
             return Ok(browser::see_other(&page_url("/login", &pending.id)));

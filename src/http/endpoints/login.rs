@@ -12,9 +12,8 @@ use axum::response::Response;
 use super::consent::{PageQuery, proceed};
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie};
-use crate::http::extract;
 use crate::http::pages::{LoginView, Page};
-use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
 use crate::login::session;
 use crate::oauth::authorize::{self, PageError, Pending};
@@ -54,21 +53,9 @@ pub async fn login_post(
 ) -> Response {
     let now = UnixTime::now();
     let result = async {
-        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
-            .await
-            .map_err(|_| PageError::bad_form())?;
+        let posted = browser::posted_form(&state, &headers, body, FormPurpose::Login).await?;
+        let (form, cookie) = (posted.fields, posted.csrf_cookie);
         let request_id = form.get("request");
-        let cookie = browser::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-        let csrf_ok = !cookie.is_empty()
-            && state.csrf.verify(
-                FormPurpose::Login,
-                request_id.unwrap_or(""),
-                &cookie,
-                form.get("csrf").unwrap_or(""),
-            );
-        if !csrf_ok {
-            return Err(PageError::bad_form());
-        }
         let pending = authorize::load_pending(&state, request_id, now).await?;
         let username = form.get("username").unwrap_or("").to_owned();
         let again = |status, message: &str| {

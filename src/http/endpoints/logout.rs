@@ -8,9 +8,8 @@ use axum::response::Response;
 
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie};
-use crate::http::extract;
 use crate::http::pages::{LogoutView, Page};
-use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
+use crate::login::csrf::FormPurpose;
 use crate::login::session::SESSION_COOKIE;
 use crate::oauth::authorize::PageError;
 use crate::state::AppState;
@@ -40,20 +39,7 @@ pub async fn logout_post(
 ) -> Response {
     let now = UnixTime::now();
     let result = async {
-        let form = extract::oauth_form(&headers, body, state.settings.config.http.body_limit)
-            .await
-            .map_err(|_| PageError::bad_form())?;
-        let csrf_ok = browser::cookie(&headers, CSRF_COOKIE).is_some_and(|cookie| {
-            state.csrf.verify(
-                FormPurpose::Logout,
-                "",
-                &cookie,
-                form.get("csrf").unwrap_or(""),
-            )
-        });
-        if !csrf_ok {
-            return Err(PageError::bad_form());
-        }
+        browser::posted_form(&state, &headers, body, FormPurpose::Logout).await?;
         if let Some(value) = browser::cookie(&headers, SESSION_COOKIE) {
             let ended = state
                 .store

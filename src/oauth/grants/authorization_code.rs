@@ -5,14 +5,13 @@
 use super::super::authorize::AuthorizationRequest;
 use super::super::pkce::{self, Method};
 use super::super::redirect;
-use super::super::token::{TokenContext, TokenResponse};
+use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
 use crate::state::AppState;
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
-use crate::tokens::access::{self, AccessGrant};
 
 /// Store a fresh code (its hash only) and the grant it belongs to; return the response
 /// parameters.
@@ -116,41 +115,27 @@ pub async fn exchange(
             OAuthError::invalid_grant("the user who authorized this code is no longer active")
         })?;
     let audience = code.audience.clone().unwrap_or_default();
-    let keys = state.keys.current();
-    let issued = access::issue(
-        keys.current(),
-        &AccessGrant {
-            issuer: state.settings.issuer_str(),
+    let issued = sign_access_token(
+        state,
+        &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
             audience: &audience,
             scope: &code.scope,
-            ttl: state.settings.access_token_ttl(),
             grant_id: Some(&code.grant_id),
         },
         cx.now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let refresh_token = if refresh_token::should_issue(state, cx.client, &code.scope) {
-        let lineage = Lineage {
-            grant_id: &code.grant_id,
-            client_id: &cx.client.client_id,
-            user_id: &user.id,
-            scope: &code.scope,
-            audience: &audience,
-            code_hash: Some(&code.code_hash),
-        };
-        Some(refresh_token::issue_first(state, &lineage, cx.now).await?)
-    } else {
-        None
+    )?;
+    let lineage = Lineage {
+        grant_id: &code.grant_id,
+        client_id: &cx.client.client_id,
+        user_id: &user.id,
+        scope: &code.scope,
+        audience: &audience,
+        code_hash: Some(&code.code_hash),
     };
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: code.scope.to_string(),
-        refresh_token,
-    })
+    let refresh_token = refresh_token::issue_if_allowed(state, cx.client, &lineage, cx.now).await?;
+    Ok(TokenResponse::new(issued, &code.scope, refresh_token))
 }
 
 /// §4.1.3: identical to the one sent to `/authorize` when one was sent there.

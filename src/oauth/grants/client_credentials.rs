@@ -2,10 +2,9 @@
 //! itself. No store round trip: the client and API come from the cache, the key from memory.
 
 use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
-use super::super::token::{TokenContext, TokenResponse};
+use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use crate::domain::ScopeSet;
-use crate::tokens::access::{self, AccessGrant};
 
 #[derive(Debug)]
 pub struct Request {
@@ -36,26 +35,16 @@ pub async fn exchange(
         api,
         subject: Subject::Client,
     })?;
-    let keys = cx.state.keys.current();
-    let issued = access::issue(
-        keys.current(),
-        &AccessGrant {
-            issuer: settings.issuer_str(),
+    let issued = sign_access_token(
+        cx.state,
+        &Bearer {
             subject: &cx.client.client_id,
             client_id: &cx.client.client_id,
             audience: &api.identifier,
             scope: &granted,
-            ttl: settings.access_token_ttl(),
             grant_id: None,
         },
         cx.now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: granted.to_string(),
-        refresh_token: None,
-    })
+    )?;
+    Ok(TokenResponse::new(issued, &granted, None))
 }

@@ -3,10 +3,10 @@
 
 use super::super::OAuthError;
 use super::super::authorize::AuthorizationRequest;
+use super::super::token::{Bearer, sign_access_token};
 use crate::domain::UnixTime;
 use crate::state::AppState;
 use crate::store::User;
-use crate::tokens::access::{self, AccessGrant};
 
 /// The §4.2.2 response parameters (`state` and `iss` are added on delivery).
 pub async fn issue_token(
@@ -22,21 +22,17 @@ pub async fn issue_token(
         .store
         .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
         .await?;
-    let keys = state.keys.current();
-    let issued = access::issue(
-        keys.current(),
-        &AccessGrant {
-            issuer: state.settings.issuer_str(),
+    let issued = sign_access_token(
+        state,
+        &Bearer {
             subject: &user.id,
             client_id: &request.client_id,
             audience: &request.audience,
             scope: &scope,
-            ttl,
             grant_id: Some(&grant_id),
         },
         now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    )?;
     Ok(vec![
         ("access_token", issued.token),
         ("token_type", "Bearer".to_owned()),

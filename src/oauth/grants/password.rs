@@ -4,12 +4,11 @@
 //! applies as on the login page. No consent step: the client is trusted with the password.
 
 use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
-use super::super::token::{TokenContext, TokenResponse};
+use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
-use crate::tokens::access::{self, AccessGrant};
 
 pub struct Request {
     username: String,
@@ -98,39 +97,25 @@ pub async fn exchange(
             cx.now.plus(tokens.refresh_absolute_ttl.0),
         )
         .await?;
-    let keys = state.keys.current();
-    let issued = access::issue(
-        keys.current(),
-        &AccessGrant {
-            issuer: state.settings.issuer_str(),
+    let issued = sign_access_token(
+        state,
+        &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
             audience: &api.identifier,
             scope: &granted,
-            ttl: state.settings.access_token_ttl(),
             grant_id: Some(&grant_id),
         },
         cx.now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let refresh_token = if refresh_token::should_issue(state, cx.client, &granted) {
-        let lineage = Lineage {
-            grant_id: &grant_id,
-            client_id: &cx.client.client_id,
-            user_id: &user.id,
-            scope: &granted,
-            audience: &api.identifier,
-            code_hash: None,
-        };
-        Some(refresh_token::issue_first(state, &lineage, cx.now).await?)
-    } else {
-        None
+    )?;
+    let lineage = Lineage {
+        grant_id: &grant_id,
+        client_id: &cx.client.client_id,
+        user_id: &user.id,
+        scope: &granted,
+        audience: &api.identifier,
+        code_hash: None,
     };
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: granted.to_string(),
-        refresh_token,
-    })
+    let refresh_token = refresh_token::issue_if_allowed(state, cx.client, &lineage, cx.now).await?;
+    Ok(TokenResponse::new(issued, &granted, refresh_token))
 }

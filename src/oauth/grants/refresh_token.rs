@@ -5,13 +5,12 @@
 //! each token and the family.
 
 use super::super::scope::{self, Subject};
-use super::super::token::{TokenContext, TokenResponse};
+use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
 use crate::state::AppState;
 use crate::store::{Client, RefreshToken};
-use crate::tokens::access::{self, AccessGrant};
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -32,6 +31,20 @@ pub struct Lineage<'a> {
     pub scope: &'a ScopeSet,
     pub audience: &'a str,
     pub code_hash: Option<&'a SecretHash>,
+}
+
+/// The first token of a new family if the client gets refresh tokens (see [`should_issue`]).
+pub async fn issue_if_allowed(
+    state: &AppState,
+    client: &Client,
+    lineage: &Lineage<'_>,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    if should_issue(state, client, lineage.scope) {
+        Ok(Some(issue_first(state, lineage, now).await?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// The first token of a new family; returns the token to hand out.
@@ -156,28 +169,18 @@ pub async fn exchange(
             "this refresh token was already used; every token of its family is revoked",
         ));
     }
-    let keys = state.keys.current();
-    let issued = access::issue(
-        keys.current(),
-        &AccessGrant {
-            issuer: state.settings.issuer_str(),
+    let issued = sign_access_token(
+        state,
+        &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
             audience: &current.audience,
             scope: &access_scope,
-            ttl: state.settings.access_token_ttl(),
             grant_id: Some(&current.grant_id),
         },
         cx.now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: access_scope.to_string(),
-        refresh_token: Some(token),
-    })
+    )?;
+    Ok(TokenResponse::new(issued, &access_scope, Some(token)))
 }
 
 /// Rotate, or within the reuse grace period replace the unused successor of a token that was
