@@ -86,6 +86,7 @@ impl App {
             csrf: CsrfTokens::new(server_keys.csrf.clone()),
             limiter: LoginLimiter::new(store.clone(), settings.config.login.clone()),
             passwords,
+            draining: std::sync::atomic::AtomicBool::new(false),
             settings,
             store,
             keys,
@@ -99,23 +100,51 @@ impl App {
         &self.state
     }
 
-    /// Serve until `shutdown` completes, then let in-flight requests finish.
+    /// Serve until `shutdown` completes; then drain: `/readyz` turns 503 for
+    /// `http.shutdown_delay`, the listener closes, and in-flight requests get
+    /// `http.drain_timeout` to finish.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let reloader = tokio::spawn(reload_keys(self.state.clone()));
+        let state = self.state.clone();
+        let reloader = tokio::spawn(reload_keys(state.clone()));
         let janitor = tokio::spawn(crate::janitor::run_periodically(
-            self.state.store.clone(),
-            self.state.settings.clone(),
+            state.store.clone(),
+            state.settings.clone(),
         ));
         self.announce().await;
-        let router = crate::http::router::router(self.state.clone());
+        let router = crate::http::router::router(state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain_state = state.clone();
+        let stop_accepting = async move {
+            shutdown.await;
+            drain_state
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let http = &drain_state.settings.config.http;
+            tracing::info!(delay = ?http.shutdown_delay.0, "shutting down: /readyz now answers 503");
+            tokio::time::sleep(http.shutdown_delay.0).await;
+            tracing::info!("listener closed; finishing in-flight requests");
+            let _ = closed_tx.send(());
+        };
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(stop_accepting);
+        let drain_timeout = state.settings.config.http.drain_timeout.0;
+        let deadline = async move {
+            if closed_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            served = server => served.map_err(StartError::Serve),
+            () = deadline => {
+                tracing::warn!(timeout = ?drain_timeout, "drain timeout: abandoning requests still in flight");
+                Ok(())
+            }
+        };
         reloader.abort();
         janitor.abort();
         served
@@ -192,12 +221,12 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
                 }
                 _ => std::future::pending::<()>().await,
             }
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutdown signal received");
         }
     }
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutdown signal received");
     }
 }

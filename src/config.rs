@@ -263,6 +263,11 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes; a larger one is `invalid_request`.
     pub body_limit: usize,
     pub request_timeout: ConfigDuration,
+    /// On SIGTERM, how long `/readyz` answers 503 while new connections are still served, so
+    /// that a load balancer stops sending traffic before the listener closes.
+    pub shutdown_delay: ConfigDuration,
+    /// Then how long in-flight requests may take to finish before the process exits anyway.
+    pub drain_timeout: ConfigDuration,
 }
 
 impl Default for HttpConfig {
@@ -270,6 +275,8 @@ impl Default for HttpConfig {
         Self {
             body_limit: 16 * 1024,
             request_timeout: ConfigDuration::secs(30),
+            shutdown_delay: ConfigDuration::secs(0),
+            drain_timeout: ConfigDuration::secs(8),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Inner {
     pub csrf: CsrfTokens,
     pub limiter: LoginLimiter,
     pub passwords: PasswordVerifier,
+    /// Set when shutdown begins: `/readyz` answers 503 from then on.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {

@@ -18,4 +18,5 @@ mod password;
 mod readme;
 mod refresh;
 mod revocation;
+mod shutdown;
 mod store_contract;
