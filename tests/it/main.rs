@@ -17,6 +17,7 @@ mod login;
 mod password;
 mod readme;
 mod refresh;
+mod replicas;
 mod revocation;
 mod shutdown;
 mod store_contract;
