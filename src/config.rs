@@ -268,6 +268,9 @@ pub struct HttpConfig {
     pub shutdown_delay: ConfigDuration,
     /// Then how long in-flight requests may take to finish before the process exits anyway.
     pub drain_timeout: ConfigDuration,
+    /// Networks (CIDR) of the proxies whose `Forwarded` / `X-Forwarded-For` headers are
+    /// believed; from anyone else they are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -277,6 +280,7 @@ impl Default for HttpConfig {
             request_timeout: ConfigDuration::secs(30),
             shutdown_delay: ConfigDuration::secs(0),
             drain_timeout: ConfigDuration::secs(8),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -446,6 +450,12 @@ impl Config {
             ));
         }
         self.validate_ui()?;
+        let trusted_proxies = self
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|net| parse_network(net))
+            .collect::<Result<Vec<_>, _>>()?;
         if self.janitor.batch_size == 0 {
             return Err(ConfigError::invalid(
                 "janitor.batch_size",
@@ -463,6 +473,7 @@ impl Config {
             issuer,
             listen,
             store,
+            trusted_proxies,
         })
     }
 
@@ -542,6 +553,18 @@ impl Config {
         shown.database_url = redact_url(&shown.database_url);
         toml_string(&shown)
     }
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a single address (`192.0.2.7`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, ConfigError> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            ConfigError::invalid(
+                "http.trusted_proxies",
+                format!("`{text}` is not a network like 10.0.0.0/8 or an address"),
+            )
+        })
 }
 
 /// `#rgb` or `#rrggbb`: the accent colour goes into a stylesheet, so nothing else may pass.
@@ -690,6 +713,7 @@ pub struct Settings {
     pub issuer: Url,
     pub listen: SocketAddr,
     pub store: StoreKind,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {

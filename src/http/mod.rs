@@ -1,6 +1,7 @@
 //! HTTP: extract typed inputs, call the protocol modules, render what they return.
 
 pub mod browser;
+pub mod client_ip;
 pub mod endpoints;
 pub mod extract;
 pub mod middleware;

@@ -13,6 +13,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.config.http;
     let (body_limit, timeout) = (http.body_limit, http.request_timeout.0);
+    let trusted_proxies = state.settings.trusted_proxies.clone().into();
     let routes = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -39,5 +40,5 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state);
-    middleware::apply(routes, body_limit, timeout)
+    middleware::apply(routes, body_limit, timeout, trusted_proxies)
 }

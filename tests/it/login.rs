@@ -15,7 +15,8 @@ store_tests!(
 );
 backend_tests!(
     limiter_locks_a_username_then_lets_the_user_back,
-    limiter_counts_per_address
+    limiter_counts_per_address,
+    forwarded_addresses_count_only_behind_trusted_proxies
 );
 
 const CALLBACK: &str = "https://app.example.com/callback";
@@ -218,4 +219,65 @@ async fn limiter_counts_per_address(backend: Backend) {
     assert_eq!(app.sign_in(&page, "carol", "x").await.status(), 401);
     // Two failures from this address, for other users: the address is locked for everyone.
     assert_eq!(app.sign_in(&page, "alice", PASSWORD).await.status(), 429);
+}
+
+async fn sign_in_from(
+    app: &TestApp,
+    page: &str,
+    username: &str,
+    password: &str,
+    forwarded_for: &str,
+) -> u16 {
+    let mut form = Form::parse(page);
+    form.set("username", username).set("password", password);
+    app.http
+        .post(app.url(&form.action))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn forwarded_addresses_count_only_behind_trusted_proxies(backend: Backend) {
+    for trusted in [true, false] {
+        let app = harness::spawn_with(backend, |c| {
+            c.login.address_free_failures = 1;
+            c.login.user_free_failures = 100;
+            if trusted {
+                c.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+            }
+        })
+        .await;
+        let client = client(&app).await;
+        app.create_user("alice").await;
+        let page = login_page(&app, &client).await;
+        assert_eq!(
+            sign_in_from(&app, &page, "bob", "x", "203.0.113.1").await,
+            401
+        );
+        assert_eq!(
+            sign_in_from(&app, &page, "bob", "x", "203.0.113.1").await,
+            401
+        );
+        assert_eq!(
+            sign_in_from(&app, &page, "alice", PASSWORD, "203.0.113.1").await,
+            429,
+            "that address is locked"
+        );
+        let other_address = sign_in_from(&app, &page, "alice", PASSWORD, "198.51.100.2").await;
+        if trusted {
+            assert_eq!(
+                other_address, 303,
+                "behind a trusted proxy, each client address counts alone"
+            );
+        } else {
+            assert_eq!(
+                other_address, 429,
+                "from an untrusted peer the header is ignored: the peer is locked"
+            );
+        }
+    }
 }

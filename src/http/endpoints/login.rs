@@ -12,6 +12,7 @@ use axum::response::Response;
 use super::consent::{PageQuery, proceed};
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie};
+use crate::http::client_ip::client_ip;
 use crate::http::pages::{LoginView, Page};
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
@@ -76,7 +77,7 @@ pub async fn login_post(
         };
         let attempt = Attempt {
             username: &username,
-            address: peer.ip(),
+            address: client_ip(peer, &headers, &state.settings.trusted_proxies),
         };
         let limiter = &state.limiter;
         if let Err(locked) = limiter

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::UnixTime;
+use crate::http::client_ip::client_ip;
 use crate::http::extract;
 use crate::oauth::token::{self, TokenContext};
 use crate::oauth::{OAuthError, client_auth};
@@ -42,7 +43,7 @@ async fn handle(
         state,
         client: &client,
         now,
-        peer: peer.ip(),
+        peer: client_ip(peer, headers, &state.settings.trusted_proxies),
     };
     let response = token::exchange(&cx, request).await?;
     tracing::info!(client_id = %client.client_id, scope = %response.scope, "token issued");
