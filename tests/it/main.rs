@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod client_credentials;
 mod config;
+mod contacts_example;
 mod discovery;
 mod errors;
 mod introspection;
