@@ -12,6 +12,7 @@ use crate::store::{Api, Client, SharedStore, StoreError};
 #[derive(Clone)]
 pub struct Directory {
     store: SharedStore,
+    origins: Option<Cache<(), Arc<Vec<String>>>>,
     clients: Option<Cache<String, Option<Arc<Client>>>>,
     apis: Option<Cache<String, Option<Arc<Api>>>>,
 }
@@ -24,6 +25,8 @@ impl Directory {
     pub fn new(store: SharedStore, ttl: Duration) -> Self {
         Self {
             store,
+            origins: (!ttl.is_zero())
+                .then(|| Cache::builder().max_capacity(1).time_to_live(ttl).build()),
             clients: short_lived(ttl),
             apis: short_lived(ttl),
         }
@@ -37,6 +40,15 @@ impl Directory {
                 .try_get_with(client_id.to_owned(), load)
                 .await
                 .map_err(unshare),
+            None => load.await,
+        }
+    }
+
+    /// Every origin some client allows, for CORS preflights.
+    pub async fn client_origins(&self) -> Result<Arc<Vec<String>>, StoreError> {
+        let load = async { Ok(Arc::new(self.store.client_origins().await?)) };
+        match &self.origins {
+            Some(cache) => cache.try_get_with((), load).await.map_err(unshare),
             None => load.await,
         }
     }

@@ -31,6 +31,7 @@ pub struct Config {
     pub login: LoginConfig,
     pub ui: UiConfig,
     pub janitor: JanitorConfig,
+    pub cors: CorsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
 }
@@ -52,6 +53,7 @@ impl Default for Config {
             login: LoginConfig::default(),
             ui: UiConfig::default(),
             janitor: JanitorConfig::default(),
+            cors: CorsConfig::default(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
         }
@@ -127,6 +129,14 @@ impl Default for KeysConfig {
             reload_interval: ConfigDuration::secs(30),
         }
     }
+}
+
+/// Browser origins allowed to call the token and revocation endpoints for every client, on
+/// top of each client's own (`valet client create --allowed-origin`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
 }
 
 /// The periodic clean-up of expired rows.
@@ -450,6 +460,17 @@ impl Config {
             ));
         }
         self.validate_ui()?;
+        if let Some(bad) = self
+            .cors
+            .allowed_origins
+            .iter()
+            .find(|o| !crate::http::cors::is_origin(o))
+        {
+            return Err(ConfigError::invalid(
+                "cors.allowed_origins",
+                format!("`{bad}` is not an origin like https://app.example.com"),
+            ));
+        }
         let trusted_proxies = self
             .http
             .trusted_proxies

@@ -72,6 +72,10 @@ pub struct ClientFields {
     /// API identifier the client may request tokens for (repeat or comma-separate)
     #[arg(long = "audience", value_name = "API_ID", value_delimiter = ',')]
     audiences: Option<Vec<String>>,
+    /// Browser origin (scheme://host[:port]) allowed to call /token and /revoke from
+    /// JavaScript (CORS; repeat or comma-separate)
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
     /// A public client (no secret, PKCE required): a browser or mobile app
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     public: Option<bool>,
@@ -265,6 +269,17 @@ async fn apply(
         }
         client.audiences = audiences;
     }
+    if let Some(origins) = fields.allowed_origins {
+        let origins: Vec<String> = origins.into_iter().filter(|o| !o.is_empty()).collect();
+        for origin in &origins {
+            if !crate::http::cors::is_origin(origin) {
+                return Err(CliError::invalid(format!(
+                    "--allowed-origin `{origin}` is not an origin: write scheme://host[:port], e.g. https://app.example.com, with no path"
+                )));
+            }
+        }
+        client.allowed_origins = origins;
+    }
     if let Some(first_party) = fields.first_party {
         client.first_party = first_party;
     }
@@ -313,6 +328,7 @@ pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
         "scope": client.scope.to_string(),
         "token_endpoint_auth_method": client.token_endpoint_auth_method(),
         "audiences": client.audiences,
+        "allowed_origins": client.allowed_origins,
         "first_party": client.first_party,
     });
     if let (Some(secret), Value::Object(map)) = (secret, &mut value) {

@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod client_ip;
+pub mod cors;
 pub mod endpoints;
 pub mod extract;
 pub mod middleware;

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use super::endpoints::{
     authorize, consent, discovery, health, introspect, login, logout, revoke, token,
 };
-use super::middleware;
+use super::{cors, middleware};
 use crate::oauth::metadata::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::state::AppState;
 
@@ -14,7 +14,7 @@ pub fn router(state: AppState) -> Router {
     let http = &state.settings.config.http;
     let (body_limit, timeout) = (http.body_limit, http.request_timeout.0);
     let trusted_proxies = state.settings.trusted_proxies.clone().into();
-    let routes = Router::new()
+    let public_documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery::oauth_metadata),
@@ -24,8 +24,15 @@ pub fn router(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route(JWKS_PATH, get(discovery::jwks))
+        .layer(cors::public_documents());
+    let browser_callable = Router::new()
         .route(TOKEN_PATH, post(token::token))
         .route(REVOKE_PATH, post(revoke::revoke))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::client_endpoints,
+        ));
+    let routes = Router::new()
         .route(INTROSPECT_PATH, post(introspect::introspect))
         .route(
             AUTHORIZE_PATH,
@@ -39,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(logout::logout_get).post(logout::logout_post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(public_documents)
+        .merge(browser_callable)
         .with_state(state);
     middleware::apply(routes, body_limit, timeout, trusted_proxies)
 }

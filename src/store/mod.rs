@@ -68,6 +68,8 @@ pub trait Store: Send + Sync + 'static {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn count_clients(&self) -> Result<i64, StoreError>;
+    /// Every origin any client allows (for CORS preflights, which name no client).
+    async fn client_origins(&self) -> Result<Vec<String>, StoreError>;
     /// Replace every field but `client_id` and `created_at`; false if there is no such client.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;

@@ -51,6 +51,22 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn client_origins(&self) -> Result<Vec<String>, StoreError> {
+                let lists = sqlx::query_scalar::<_, String>(sql::CLIENT_ORIGINS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut origins = Vec::new();
+                for list in lists {
+                    let list: Vec<String> = serde_json::from_str(&list).map_err(|e| {
+                        StoreError::Internal(format!("corrupt allowed_origins column: {e}"))
+                    })?;
+                    origins.extend(list);
+                }
+                origins.sort();
+                origins.dedup();
+                Ok(origins)
+            }
+
             async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
                 let cols = ClientColumns::from(client);
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)

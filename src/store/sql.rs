@@ -205,3 +205,6 @@ pub fn purge(purge: super::Purge) -> &'static str {
         }
     }
 }
+
+pub const CLIENT_ORIGINS: &str =
+    "SELECT allowed_origins FROM clients WHERE allowed_origins <> '[]'";

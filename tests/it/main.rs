@@ -9,6 +9,7 @@ mod cli;
 mod client_credentials;
 mod config;
 mod contacts_example;
+mod cors;
 mod discovery;
 mod errors;
 mod introspection;

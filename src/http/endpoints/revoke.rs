@@ -7,12 +7,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::UnixTime;
+use crate::http::cors::ClientOrigins;
 use crate::http::extract;
 use crate::oauth::{OAuthError, client_auth, revoke};
 use crate::state::AppState;
 
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&state, &headers, body).await {
+    let mut origins = None;
+    let mut response = match handle(&state, &headers, body, &mut origins).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             response
@@ -21,14 +23,24 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
             response
         }
         Err(error) => error.into_response(),
+    };
+    if let Some(origins) = origins {
+        response.extensions_mut().insert(origins);
     }
+    response
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    origins: &mut Option<ClientOrigins>,
+) -> Result<(), OAuthError> {
     let now = UnixTime::now();
     let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    *origins = Some(ClientOrigins(client.allowed_origins.clone().into()));
     revoke::revoke(state, &client, &params, now).await
 }

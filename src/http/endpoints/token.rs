@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::UnixTime;
 use crate::http::client_ip::client_ip;
+use crate::http::cors::ClientOrigins;
 use crate::http::extract;
 use crate::oauth::token::{self, TokenContext};
 use crate::oauth::{OAuthError, client_auth};
@@ -21,10 +21,15 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, peer, &headers, body).await {
+    let mut origins = None;
+    let mut response = match handle(&state, peer, &headers, body, &mut origins).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
+    };
+    if let Some(origins) = origins {
+        response.extensions_mut().insert(origins);
     }
+    response
 }
 
 async fn handle(
@@ -32,12 +37,14 @@ async fn handle(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
+    origins: &mut Option<ClientOrigins>,
 ) -> Result<token::TokenResponse, OAuthError> {
     let now = UnixTime::now();
     let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    *origins = Some(ClientOrigins(client.allowed_origins.clone().into()));
     let request = token::parse(&params, &client)?;
     let cx = TokenContext {
         state,
