@@ -111,6 +111,7 @@ pub async fn run(cx: &Context, command: ClientCommand) -> Result<(), CliError> {
             if !cx.store.delete_client(&client_id).await? {
                 return Err(not_found(&client_id));
             }
+            tracing::info!(target: "audit", event = "client.deleted", %client_id, "client deleted");
             println!("deleted client {client_id}");
             Ok(())
         }
@@ -174,6 +175,7 @@ async fn create(
         ))),
         other => other.map_err(CliError::from),
     }?;
+    tracing::info!(target: "audit", event = "client.created", client_id = %client.client_id, "client created");
     print_client(&client, secret.as_deref(), json);
     Ok(())
 }

@@ -58,6 +58,7 @@ pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
             let key = keys::rotate(&cx.store, &server_keys.sealer, alg, UnixTime::now())
                 .await
                 .map_err(|e| CliError::Other(e.to_string()))?;
+            tracing::info!(target: "audit", event = "key.rotated", kid = %key.kid, alg = %key.alg, "signing key rotated");
             if json {
                 output::json(&key_json(&key));
             } else {

@@ -539,7 +539,14 @@ pub async fn approve(
         ResponseType::Token => implicit::issue_token(state, &pending.request, user, now).await,
     };
     Ok(match issued {
-        Ok(params) => AuthorizationResponse { target, params },
+        Ok(params) => {
+            let event = match pending.request.response_type {
+                ResponseType::Code => "code.issued",
+                ResponseType::Token => "token.issued",
+            };
+            tracing::info!(target: "audit", event, grant_type = %pending.request.response_type.grant(), client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "authorization granted");
+            AuthorizationResponse { target, params }
+        }
         Err(error) => {
             if error.code == ErrorCode::ServerError {
                 tracing::error!(detail = ?error.detail, "authorization failed");

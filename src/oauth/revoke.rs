@@ -57,7 +57,7 @@ async fn revoke_refresh(
     };
     if stored.client_id == client.client_id {
         state.store.revoke_grant(&stored.grant_id, now).await?;
-        tracing::info!(client_id = %client.client_id, family_id = %stored.family_id, "refresh token revoked");
+        tracing::info!(target: "audit", event = "token.revoked", token_type = "refresh_token", client_id = %client.client_id, grant_id = %stored.grant_id, "refresh token revoked with its grant");
     }
     Ok(true)
 }
@@ -82,7 +82,7 @@ async fn revoke_access(
                 crate::domain::UnixTime(claims.exp),
             )
             .await?;
-        tracing::info!(client_id = %client.client_id, jti = %claims.jti, "access token revoked");
+        tracing::info!(target: "audit", event = "token.revoked", token_type = "access_token", client_id = %client.client_id, jti = %claims.jti, "access token revoked");
     }
     Ok(true)
 }

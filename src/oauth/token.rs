@@ -19,6 +19,17 @@ pub enum TokenRequest {
     RefreshToken(refresh_token::Request),
 }
 
+impl TokenRequest {
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            TokenRequest::AuthorizationCode(_) => GrantType::AuthorizationCode,
+            TokenRequest::Password(_) => GrantType::Password,
+            TokenRequest::ClientCredentials(_) => GrantType::ClientCredentials,
+            TokenRequest::RefreshToken(_) => GrantType::RefreshToken,
+        }
+    }
+}
+
 /// What every grant's `exchange` may read.
 pub struct TokenContext<'a> {
     pub state: &'a AppState,

@@ -16,6 +16,7 @@ mod introspection;
 mod janitor;
 mod keys;
 mod login;
+mod logs;
 mod password;
 mod readme;
 mod refresh;

@@ -89,11 +89,11 @@ pub async fn consent_post(
         let response = match form.get("decision") {
             Some("allow") => {
                 authorize::save_consent(&state, &pending, &user, now).await.map_err(PageError::from_store)?;
-                tracing::info!(client_id = %pending.client.client_id, user_id = %user.id, "consent granted");
+                tracing::info!(target: "audit", event = "consent.granted", client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "consent granted");
                 authorize::approve(&state, &pending, &user, &session, now).await?
             }
             Some("deny") => {
-                tracing::info!(client_id = %pending.client.client_id, user_id = %user.id, "consent denied");
+                tracing::info!(target: "audit", event = "consent.denied", client_id = %pending.client.client_id, user_id = %user.id, "consent denied");
                 authorize::deny(&state, &pending, now).await?
             }
             _ => return Err(PageError::bad_form()),

@@ -86,7 +86,10 @@ pub async fn login_post(
             .map_err(PageError::from_store)?
         {
             tracing::info!(
+                target: "audit",
+                event = "login.refused",
                 retry_after = locked.retry_after,
+                client_id = %pending.client.client_id,
                 "sign-in refused by the limiter"
             );
             let message = format!(
@@ -119,7 +122,12 @@ pub async fn login_post(
                     .record_failure(&attempt, now)
                     .await
                     .map_err(PageError::from_store)?;
-                tracing::info!("sign-in failed");
+                tracing::info!(
+                    target: "audit",
+                    event = "login.failure",
+                    client_id = %pending.client.client_id,
+                    "sign-in failed"
+                );
                 return Ok(again(
                     StatusCode::UNAUTHORIZED,
                     "The username or password is incorrect.",
@@ -127,7 +135,7 @@ pub async fn login_post(
             }
         };
         if user.disabled {
-            tracing::info!(user_id = %user.id, "sign-in refused: user disabled");
+            tracing::info!(target: "audit", event = "login.failure", user_id = %user.id, reason = "disabled", "sign-in refused: user disabled");
             return Ok(again(
                 StatusCode::FORBIDDEN,
                 "This account is disabled. Contact your administrator.",
@@ -149,7 +157,7 @@ pub async fn login_post(
             .insert_session(&new.session)
             .await
             .map_err(PageError::from_store)?;
-        tracing::info!(user_id = %user.id, client_id = %pending.client.client_id, "signed in");
+        tracing::info!(target: "audit", event = "login.success", user_id = %user.id, client_id = %pending.client.client_id, "signed in");
         let mut response = proceed(&state, &pending, &new.session, &user, now).await;
         response.headers_mut().append(
             header::SET_COOKIE,

@@ -46,6 +46,7 @@ async fn handle(
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
     *origins = Some(ClientOrigins(client.allowed_origins.clone().into()));
     let request = token::parse(&params, &client)?;
+    let grant = request.grant_type();
     let cx = TokenContext {
         state,
         client: &client,
@@ -53,6 +54,6 @@ async fn handle(
         peer: client_ip(peer, headers, &state.settings.trusted_proxies),
     };
     let response = token::exchange(&cx, request).await?;
-    tracing::info!(client_id = %client.client_id, scope = %response.scope, "token issued");
+    tracing::info!(target: "audit", event = "token.issued", grant_type = %grant, client_id = %client.client_id, scope = %response.scope, "token issued");
     Ok(response)
 }

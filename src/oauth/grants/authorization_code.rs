@@ -88,7 +88,7 @@ pub async fn exchange(
         Redeemed::Issued(code) => code,
         Redeemed::Replayed { grant_id } => {
             state.store.revoke_grant(&grant_id, cx.now).await?;
-            tracing::warn!(client_id = %cx.client.client_id, %grant_id, "authorization code replayed; grant revoked");
+            tracing::warn!(target: "audit", event = "code.replay_detected", client_id = %cx.client.client_id, %grant_id, "authorization code replayed; grant revoked");
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; everything issued from it is revoked",
             ));

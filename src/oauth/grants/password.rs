@@ -75,6 +75,7 @@ pub async fn exchange(
         Some(user) if verified => user,
         _ => {
             state.limiter.record_failure(&attempt, cx.now).await?;
+            tracing::info!(target: "audit", event = "login.failure", client_id = %cx.client.client_id, via = "password grant", "sign-in failed");
             return Err(OAuthError::invalid_grant(
                 "the username or password is incorrect",
             ));

@@ -161,9 +161,11 @@ pub async fn exchange(
     if !rotate(cx, &current, &presented, &successor).await? {
         state.store.revoke_grant(&current.grant_id, cx.now).await?;
         tracing::warn!(
+            target: "audit",
+            event = "refresh.reuse_detected",
             client_id = %cx.client.client_id,
             family_id = %current.family_id,
-            "refresh token reused; family revoked"
+            "refresh token reused; its grant is revoked"
         );
         return Err(OAuthError::invalid_grant(
             "this refresh token was already used; every token of its family is revoked",
