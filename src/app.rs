@@ -77,6 +77,7 @@ impl App {
         .await?;
         let directory = Directory::new(store.clone(), settings.config.clients.cache_ttl.0);
         let pages = Pages::load(&settings.config.ui)?;
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let passwords = PasswordVerifier::new(&settings.config.password_hash)
             .await
             .map_err(|e| StartError::Passwords(e.to_string()))?;
@@ -84,7 +85,12 @@ impl App {
             metadata: Metadata::new(&settings),
             pages,
             csrf: CsrfTokens::new(server_keys.csrf.clone()),
-            limiter: LoginLimiter::new(store.clone(), settings.config.login.clone()),
+            limiter: LoginLimiter::new(
+                store.clone(),
+                settings.config.login.clone(),
+                metrics.clone(),
+            ),
+            metrics,
             passwords,
             draining: std::sync::atomic::AtomicBool::new(false),
             settings,

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod janitor;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod state;
 pub mod store;

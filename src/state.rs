@@ -27,6 +27,7 @@ pub struct Inner {
     pub csrf: CsrfTokens,
     pub limiter: LoginLimiter,
     pub passwords: PasswordVerifier,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Set when shutdown begins: `/readyz` answers 503 from then on.
     pub draining: std::sync::atomic::AtomicBool,
 }

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::endpoints::{
-    authorize, consent, discovery, health, introspect, login, logout, revoke, token,
+    authorize, consent, discovery, health, introspect, login, logout, metrics, revoke, token,
 };
 use super::{cors, middleware};
 use crate::oauth::metadata::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
@@ -46,8 +46,13 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(logout::logout_get).post(logout::logout_post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(public_documents)
         .merge(browser_callable)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .with_state(state);
     middleware::apply(routes, body_limit, timeout, trusted_proxies)
 }

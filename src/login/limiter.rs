@@ -7,16 +7,19 @@
 //! attempts are refused without checking the password and without counting.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::LoginConfig;
 use crate::domain::UnixTime;
+use crate::metrics::Metrics;
 use crate::store::{SharedStore, StoreError};
 
 #[derive(Clone)]
 pub struct LoginLimiter {
     store: SharedStore,
     config: LoginConfig,
+    metrics: Arc<Metrics>,
 }
 
 /// Whose attempts are counted.
@@ -52,8 +55,12 @@ pub struct Locked {
 }
 
 impl LoginLimiter {
-    pub fn new(store: SharedStore, config: LoginConfig) -> Self {
-        Self { store, config }
+    pub fn new(store: SharedStore, config: LoginConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            config,
+            metrics,
+        }
     }
 
     /// `Err(Locked)` while the username or the address is locked.
@@ -67,9 +74,12 @@ impl LoginLimiter {
             .login_locked_until(&attempt.user_key(), &attempt.address_key(), now)
             .await?;
         Ok(match until {
-            Some(until) if until > now => Err(Locked {
-                retry_after: u64::try_from(until.0 - now.0).unwrap_or(1),
-            }),
+            Some(until) if until > now => {
+                self.metrics.limiter_refusals.inc();
+                Err(Locked {
+                    retry_after: u64::try_from(until.0 - now.0).unwrap_or(1),
+                })
+            }
             _ => Ok(()),
         })
     }
@@ -79,6 +89,7 @@ impl LoginLimiter {
         attempt: &Attempt<'_>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
+        self.metrics.login_failures.inc();
         let window_start = UnixTime(now.0.saturating_sub(secs(self.config.failure_window.0)));
         let keys = [
             (

@@ -542,7 +542,12 @@ pub async fn approve(
         Ok(params) => {
             let event = match pending.request.response_type {
                 ResponseType::Code => "code.issued",
-                ResponseType::Token => "token.issued",
+                ResponseType::Token => {
+                    state
+                        .metrics
+                        .token_issued("implicit", &pending.request.audience);
+                    "token.issued"
+                }
             };
             tracing::info!(target: "audit", event, grant_type = %pending.request.response_type.grant(), client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "authorization granted");
             AuthorizationResponse { target, params }

@@ -63,6 +63,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Open and idle connections of the pool, for `/metrics`.
+    fn pool_stats(&self) -> (u32, usize);
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;

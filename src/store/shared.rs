@@ -12,6 +12,10 @@ macro_rules! impl_store {
                 self.run_migrations().await
             }
 
+            fn pool_stats(&self) -> (u32, usize) {
+                (self.pool.size(), self.pool.num_idle())
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query(sql::PING).execute(&self.pool).await?;
                 Ok(())

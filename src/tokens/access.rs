@@ -41,6 +41,7 @@ pub struct AccessGrant<'a> {
 pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: u64,
+    pub audience: String,
 }
 
 /// Build and sign an access token with the current key.
@@ -72,6 +73,7 @@ pub fn issue(
     Ok(IssuedAccessToken {
         token,
         expires_in: grant.ttl.as_secs(),
+        audience: grant.audience.to_owned(),
     })
 }
 

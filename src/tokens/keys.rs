@@ -189,6 +189,7 @@ fn thumbprint(members: &Value) -> String {
 /// The keys in use at one moment: the current signer and the public keys to publish.
 pub struct KeySet {
     current: Arc<SigningKey>,
+    current_created_at: UnixTime,
     jwks: bytes::Bytes,
     /// Verification keys of every published key, by kid, built once per key change.
     verifiers: HashMap<String, (jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>,
@@ -199,6 +200,11 @@ pub struct KeySet {
 impl KeySet {
     pub fn current(&self) -> &Arc<SigningKey> {
         &self.current
+    }
+
+    /// When the current key was made, for the key-age metric.
+    pub fn current_created_at(&self) -> UnixTime {
+        self.current_created_at
     }
 
     /// The serialized JWKS document, built once per key change.
@@ -312,6 +318,7 @@ impl KeyLoader {
             .collect::<Result<_, KeyError>>()?;
         Ok(KeySet {
             current,
+            current_created_at: current_row.created_at,
             jwks: jwks.into(),
             verifiers,
             fingerprint: fingerprint(live),

@@ -17,6 +17,7 @@ mod janitor;
 mod keys;
 mod login;
 mod logs;
+mod metrics;
 mod password;
 mod readme;
 mod refresh;

@@ -7,5 +7,6 @@ pub mod health;
 pub mod introspect;
 pub mod login;
 pub mod logout;
+pub mod metrics;
 pub mod revoke;
 pub mod token;

@@ -54,6 +54,17 @@ async fn handle(
         peer: client_ip(peer, headers, &state.settings.trusted_proxies),
     };
     let response = token::exchange(&cx, request).await?;
-    tracing::info!(target: "audit", event = "token.issued", grant_type = %grant, client_id = %client.client_id, scope = %response.scope, "token issued");
+    state
+        .metrics
+        .token_issued(grant.as_str(), &response.audience);
+    tracing::info!(
+        target: "audit",
+        event = "token.issued",
+        grant_type = %grant,
+        client_id = %client.client_id,
+        audience = %response.audience,
+        scope = %response.scope,
+        "token issued"
+    );
     Ok(response)
 }
