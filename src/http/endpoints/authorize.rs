@@ -10,7 +10,7 @@ use super::consent::proceed;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, page_url};
 use crate::http::extract;
-use crate::oauth::authorize::{self, PageError, Rejection};
+use crate::oauth::authorize::{self, PageError, Pending, Rejection};
 use crate::oauth::{OAuthError, Params};
 use crate::state::AppState;
 
@@ -43,7 +43,7 @@ async fn handle(
         // Unparsed, nothing is known good yet: say so on a page.
         Err(error) => return browser::error_page(state, malformed(&error)),
     };
-    let (_client, request) = match authorize::validate(state, &params).await {
+    let (client, request) = match authorize::validate(state, &params).await {
         Ok(valid) => valid,
         Err(Rejection::Page(page)) => return browser::error_page(state, page),
         Err(Rejection::Redirect(error)) => {
@@ -55,7 +55,11 @@ async fn handle(
         let id = authorize::create_pending(state, &request, now).await?;
         match browser::signed_in(state, headers, now).await? {
             Some((session, user)) => {
-                let pending = authorize::load_pending(state, Some(&id), now).await?;
+                let pending = Pending {
+                    id,
+                    client,
+                    request,
+                };
                 Ok(proceed(state, &pending, &session, &user, now).await)
             }
             None => Ok(browser::see_other(&page_url("/login", &id))),
