@@ -4,6 +4,7 @@
 mod api;
 mod client;
 mod docs;
+mod health;
 mod keys;
 mod output;
 mod user;
@@ -72,6 +73,17 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Probe a running server (for container HEALTHCHECKs: the image has no curl); exit 0 if
+    /// it answers 200
+    Health {
+        /// The URL to GET (plain http)
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080/readyz"
+        )]
+        url: String,
+    },
     /// Print a shell completion script, e.g. `valet completions bash > /etc/bash_completion.d/valet`
     Completions {
         #[arg(value_enum)]
@@ -138,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Completions { shell } => return docs::completions(*shell),
         Command::Man { out_dir } => return docs::man_pages(out_dir),
+        Command::Health { url } => return health::probe(url),
         _ => {}
     }
     let (listen, issuer) = match &cli.command {
@@ -187,6 +200,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Completions { .. } | Command::Man { .. } => Ok(()),
+        Command::Completions { .. } | Command::Man { .. } | Command::Health { .. } => Ok(()),
     }
 }

@@ -10,7 +10,8 @@ store_tests!(
     user_commands,
     api_commands,
     bad_input_exits_1_with_a_message,
-    human_output_is_tables
+    human_output_is_tables,
+    health_probe_follows_readiness
 );
 
 async fn fails(app: &TestApp, args: &[&str], needle: &str) {
@@ -504,10 +505,39 @@ fn help_lists_every_subcommand() {
         "keys",
         "completions",
         "man",
+        "janitor",
+        "health",
     ] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(command)),
             "`valet --help` lacks {command}:\n{help}"
         );
     }
+}
+
+async fn health_probe_follows_readiness(app: TestApp) {
+    let ok = app.cli(&["health", "--url", &app.url("/readyz")]).await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = app
+        .cli(&["health", "--url", &app.url("/no-such-page")])
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = app
+        .cli(&[
+            "health",
+            "--url",
+            &format!("http://127.0.0.1:{port}/readyz"),
+        ])
+        .await;
+    assert_eq!(down.status.code(), Some(1), "nothing listening");
 }
