@@ -221,7 +221,9 @@ took "$t" token-checks
 UID_IN=$(podman exec "$CONTAINER" id -u)
 [[ $UID_IN == 10001 ]] || fail "container runs as uid $UID_IN, want 10001"
 [[ $(podman top "$CONTAINER" user | tail -n +2 | sort -u) != root ]] || fail "a process runs as root"
-curl -fsS "$BASE/metrics" | grep -q '^valet_http_requests_total' || fail "/metrics"
+# Into a file first: `curl | grep -q` under pipefail fails when grep stops reading early.
+curl -fsS "$BASE/metrics" > "$WORK/metrics.txt" || fail "/metrics"
+grep -q '^valet_http_requests_total' "$WORK/metrics.txt" || fail "/metrics lacks request counts"
 
 t=$(now)
 podman stop -t 10 "$CONTAINER" >/dev/null
