@@ -58,7 +58,10 @@ pub async fn consent_get(
             .await
             .map_err(PageError::from_store)?
         {
-            return Ok(proceed(&state, &pending, &session, &user, now).await);
+            // Already answered (first party, or covered by an earlier consent): finish here
+            // rather than through `proceed`, which would ask the store the same question.
+            let response = authorize::approve(&state, &pending, &user, &session, now).await?;
+            return Ok(browser::deliver(&state, response));
         }
         let csrf = CsrfCookie::ensure(&headers)?;
         let view = consent_view(&state, &pending, &user, &csrf.value).await?;
