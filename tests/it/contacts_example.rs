@@ -11,7 +11,7 @@ use crate::harness::{CONTACTS, TestApp};
 use crate::store_tests;
 
 #[path = "../../examples/contacts_api.rs"]
-mod contacts_api;
+pub(crate) mod contacts_api;
 
 store_tests!(contacts_api_checks_tokens_and_scopes);
 

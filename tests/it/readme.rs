@@ -1,6 +1,7 @@
-//! The README's tour, run as written (only the server address differs), so it cannot drift.
+//! The README's tour, run as written (only the addresses differ), so it cannot drift.
 
-use crate::harness::{TEST_SECRET, TestApp, valet_bin};
+use crate::contacts_example::contacts_api;
+use crate::harness::{CONTACTS, TEST_SECRET, TestApp, valet_bin};
 use crate::store_tests;
 
 store_tests!(readme_tour_works);
@@ -21,9 +22,23 @@ fn block(name: &str) -> String {
     block[code_start..code_end].to_owned()
 }
 
+/// The tour's Contacts API (`cargo run --example contacts_api` in the README), in-process and
+/// trusting `app`; returns its base URL.
+async fn serve_contacts_api(app: &TestApp) -> String {
+    let verifier =
+        contacts_api::Verifier::new(&app.base, CONTACTS, &app.url("/.well-known/jwks.json"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, contacts_api::router(verifier)).await });
+    format!("http://{addr}")
+}
+
 async fn readme_tour_works(app: TestApp) {
-    let script = format!("{}\n{}", block("tour"), block("grants"))
-        .replace("http://localhost:8080", &app.base);
+    let contacts_api = serve_contacts_api(&app).await;
+    let script = [block("tour"), block("contacts"), block("grants")]
+        .join("\n")
+        .replace("http://localhost:8080", &app.base)
+        .replace("http://127.0.0.1:3001", &contacts_api);
     assert!(
         script.contains("valet client create"),
         "the tour provisions a client"
@@ -57,9 +72,28 @@ async fn readme_tour_works(app: TestApp) {
     let jwt = token["access_token"].as_str().unwrap();
     crate::harness::verify_with_jwks(&app, jwt, crate::harness::CONTACTS).await;
 
-    let read = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(app.dir.path().join(name)).unwrap()).unwrap()
-    };
+    let text = |name: &str| std::fs::read_to_string(app.dir.path().join(name)).unwrap();
+    let read = |name: &str| -> serde_json::Value { serde_json::from_str(&text(name)).unwrap() };
+
+    // The tour's last stop: the Contacts API with the client-credentials token.
+    let contacts = read("contacts.json");
+    let names: Vec<&str> = contacts
+        .as_array()
+        .expect("a list of contacts")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ada Lovelace", "Alan Turing"]);
+    let forbidden = text("forbidden.txt");
+    assert!(forbidden.starts_with("HTTP/1.1 403"), "{forbidden}");
+    assert!(
+        forbidden.contains(r#"error="insufficient_scope", scope="create:contacts""#),
+        "{forbidden}"
+    );
+    let invalid = text("invalid.txt");
+    assert!(invalid.starts_with("HTTP/1.1 401"), "{invalid}");
+    assert!(invalid.contains(r#"error="invalid_token""#), "{invalid}");
+
     let active = read("active.json");
     assert_eq!(active["active"], true);
     assert_eq!(
