@@ -16,6 +16,7 @@ pub mod janitor;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod state;
 pub mod store;
 pub mod telemetry;

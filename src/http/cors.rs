@@ -1,7 +1,8 @@
 //! CORS for the endpoints a browser app calls directly. Discovery and the JWKS are public
-//! documents: any origin may read them. `/token` and `/revoke` answer an origin only if the
-//! client that authenticated allows it (`--allowed-origin`) or the config allows it for every
-//! client; a preflight names no client, so it is answered for any origin some client allows.
+//! documents: any origin may read them. `/token`, `/revoke` and `/userinfo` answer an origin
+//! only if the client (the one that authenticated, or the one the access token was issued to)
+//! allows it (`--allowed-origin`) or the config allows it for every client; a preflight names
+//! no client, so it is answered for any origin some client allows.
 //! `/authorize` and the pages get no CORS headers at all: they are navigated to, not fetched.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::oauth::metadata::USERINFO_PATH;
 use crate::state::AppState;
 
 /// Put on a response by a handler that knows which client authenticated.
@@ -31,7 +33,7 @@ pub fn public_documents() -> tower_http::cors::CorsLayer {
         .allow_methods([Method::GET])
 }
 
-/// The middleware for `/token` and `/revoke`.
+/// The middleware for `/token`, `/revoke` and `/userinfo`.
 pub async fn client_endpoints(
     State(state): State<AppState>,
     request: Request,
@@ -41,7 +43,12 @@ pub async fn client_endpoints(
         return next.run(request).await;
     };
     if request.method() == Method::OPTIONS {
-        return preflight(&state, &origin).await;
+        let methods = if request.uri().path() == USERINFO_PATH {
+            "GET, POST"
+        } else {
+            "POST"
+        };
+        return preflight(&state, &origin, methods).await;
     }
     let mut response = next.run(request).await;
     let allowed = match response.extensions().get::<ClientOrigins>() {
@@ -55,7 +62,7 @@ pub async fn client_endpoints(
     response
 }
 
-async fn preflight(state: &AppState, origin: &str) -> Response {
+async fn preflight(state: &AppState, origin: &str, methods: &'static str) -> Response {
     if !known(state, origin).await {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -64,7 +71,7 @@ async fn preflight(state: &AppState, origin: &str) -> Response {
     allow(headers, origin);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
+        HeaderValue::from_static(methods),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -52,7 +52,7 @@ async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, OAuthError>
     Ok(Bytes::from(kept))
 }
 
-fn is_form_urlencoded(headers: &HeaderMap) -> bool {
+pub fn is_form_urlencoded(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

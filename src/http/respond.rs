@@ -37,10 +37,21 @@ impl IntoResponse for OAuthError {
                 );
             }
             Some(Challenge::Bearer) => {
-                let value = format!("Bearer error=\"{}\"", self.code.as_str());
+                // The description's character set (see `sanitize`) has no `"` or `\`.
+                let value = format!(
+                    "Bearer realm=\"valet\", error=\"{}\", error_description=\"{}\"",
+                    self.code.as_str(),
+                    self.description
+                );
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }
+            }
+            Some(Challenge::BearerWithoutError) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"valet\""),
+                );
             }
             None => {}
         }

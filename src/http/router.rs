@@ -5,9 +5,12 @@ use axum::routing::{get, post};
 
 use super::endpoints::{
     authorize, consent, discovery, health, introspect, login, logout, metrics, revoke, token,
+    userinfo,
 };
 use super::{cors, middleware};
-use crate::oauth::metadata::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::oauth::metadata::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -28,6 +31,10 @@ pub fn router(state: AppState) -> Router {
     let browser_callable = Router::new()
         .route(TOKEN_PATH, post(token::token))
         .route(REVOKE_PATH, post(revoke::revoke))
+        .route(
+            USERINFO_PATH,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cors::client_endpoints,

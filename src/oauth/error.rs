@@ -58,7 +58,10 @@ impl ErrorCode {
 pub enum Challenge {
     /// The client tried HTTP Basic (RFC 6749 §5.2 requires the header then).
     Basic,
+    /// RFC 6750 §3: a bearer token was sent and failed; the challenge names the error.
     Bearer,
+    /// RFC 6750 §3.1: no bearer token was sent at all; the challenge carries no error code.
+    BearerWithoutError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,12 +4,14 @@
 //! still enabled; a refresh token when it is the live member of its family under the same
 //! conditions. Anything else is `{"active": false}` and nothing more (§2.2).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{OAuthError, Params};
 use crate::domain::UnixTime;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{Client, User};
 use crate::tokens::access::{self, AccessClaims};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,11 +74,19 @@ pub async fn introspect(
     )
 }
 
-async fn as_access(
+/// An access token that is active now, with its client and, for user grants, its user.
+pub struct ActiveAccess {
+    pub claims: AccessClaims,
+    pub client: Arc<Client>,
+    pub user: Option<User>,
+}
+
+/// `token` if it is an access token active now (see the module comment), else `None`.
+pub async fn active_access_token(
     state: &AppState,
     token: &str,
     now: UnixTime,
-) -> Result<Option<ActiveToken>, OAuthError> {
+) -> Result<Option<ActiveAccess>, OAuthError> {
     let keys = state.keys.current();
     // Only something shaped like a JWT is worth a signature check.
     if token.split('.').count() != 3 {
@@ -85,24 +95,38 @@ async fn as_access(
     let Some(claims) = access::verify(&keys, token, state.settings.issuer_str(), now) else {
         return Ok(None);
     };
-    if state.store.access_token_revoked(&claims.jti).await?
-        || state.directory.client(&claims.client_id).await?.is_none()
-    {
+    if state.store.access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
-    let username = match claims.grant_id() {
+    let Some(client) = state.directory.client(&claims.client_id).await? else {
+        return Ok(None);
+    };
+    let user = match claims.grant_id() {
         Some(grant_id) => {
             if state.store.grant_revoked(grant_id).await? != Some(false) {
                 return Ok(None);
             }
             match active_user(state, &claims.sub).await? {
-                Some(user) => Some(user.username),
+                Some(user) => Some(user),
                 None => return Ok(None),
             }
         }
         None => None,
     };
-    Ok(Some(describe_access(claims, username)))
+    Ok(Some(ActiveAccess {
+        claims,
+        client,
+        user,
+    }))
+}
+
+async fn as_access(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<ActiveToken>, OAuthError> {
+    let active = active_access_token(state, token, now).await?;
+    Ok(active.map(|a| describe_access(a.claims, a.user.map(|u| u.username))))
 }
 
 fn describe_access(claims: AccessClaims, username: Option<String>) -> ActiveToken {

@@ -9,12 +9,14 @@ use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
 use crate::domain::GrantType;
+use crate::oidc::userinfo::CLAIMS_SUPPORTED;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
 pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
+pub const USERINFO_PATH: &str = "/userinfo";
 
 /// Both documents, serialized once.
 #[derive(Clone)]
@@ -26,12 +28,25 @@ pub struct Metadata {
 impl Metadata {
     pub fn new(settings: &Settings) -> Self {
         let oauth = oauth_document(settings);
-        let openid = oauth.clone();
+        let openid = openid_document(settings, oauth.clone());
         Self {
             oauth: Bytes::from(oauth.to_string()),
             openid: Bytes::from(openid.to_string()),
         }
     }
+}
+
+/// OpenID Connect Discovery 1.0 §3: the OAuth metadata plus what OpenID Connect adds.
+fn openid_document(settings: &Settings, mut document: Value) -> Value {
+    let added = json!({
+        "userinfo_endpoint": settings.endpoint(USERINFO_PATH),
+        "subject_types_supported": ["public"],
+        "claims_supported": CLAIMS_SUPPORTED,
+    });
+    if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
+        document.extend(added);
+    }
+    document
 }
 
 fn oauth_document(settings: &Settings) -> Value {

@@ -53,9 +53,16 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
         }
         assert!(doc["response_types_supported"].is_array(), "{path}");
         // Nothing is advertised that does not exist yet.
-        for later in ["userinfo_endpoint", "end_session_endpoint"] {
-            assert!(doc.get(later).is_none(), "{path} advertises {later}");
-        }
+        assert!(doc.get("end_session_endpoint").is_none(), "{path}");
+        // UserInfo is OpenID Connect's: in its document only.
+        let userinfo = path
+            .ends_with("openid-configuration")
+            .then(|| app.url("/userinfo"));
+        assert_eq!(
+            doc.get("userinfo_endpoint").cloned(),
+            userinfo.map(Value::from),
+            "{path}"
+        );
         assert_eq!(doc["revocation_endpoint"], app.url("/revoke"), "{path}");
         assert_eq!(
             doc["introspection_endpoint"],

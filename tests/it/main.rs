@@ -25,3 +25,4 @@ mod replicas;
 mod revocation;
 mod shutdown;
 mod store_contract;
+mod userinfo;

@@ -10,3 +10,4 @@ pub mod logout;
 pub mod metrics;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;

@@ -1,0 +1,99 @@
+//! `GET` and `POST /userinfo` (OpenID Connect Core §5.3). The access token comes in the
+//! `Authorization: Bearer` header or, for POST, in an `access_token` form field (RFC 6750
+//! §2.1, §2.2); never in the query, and never in two places at once.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::UnixTime;
+use crate::http::cors::ClientOrigins;
+use crate::http::extract;
+use crate::oauth::{Challenge, ErrorCode, OAuthError};
+use crate::oidc::userinfo::{self, Answer, bearer_error};
+use crate::state::AppState;
+
+pub async fn userinfo(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, &method, &headers, body).await {
+        Ok(Answer { claims, client }) => {
+            let mut response = Json(claims).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let origins = ClientOrigins(client.allowed_origins.clone().into());
+            response.extensions_mut().insert(origins);
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Answer, OAuthError> {
+    let token = presented_token(state, method, headers, body).await?;
+    userinfo::userinfo(state, &token, UnixTime::now()).await
+}
+
+async fn presented_token(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<String, OAuthError> {
+    let in_header = bearer(extract::authorization(headers)?);
+    let in_body = if method == Method::POST && extract::is_form_urlencoded(headers) {
+        let limit = state.settings.config.http.body_limit;
+        let params = extract::oauth_form(headers, body, limit).await?;
+        params.get("access_token").map(str::to_owned)
+    } else {
+        None
+    };
+    match (in_header, in_body) {
+        (Some(_), Some(_)) => Err(bearer_error(
+            ErrorCode::InvalidRequest,
+            "send the access token either in the Authorization header or in the body, not both",
+        )),
+        (Some(token), None) => Ok(token.to_owned()),
+        (None, Some(token)) => Ok(token),
+        // RFC 6750 §3.1: no credentials at all gets a challenge without an error code.
+        (None, None) => Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "send an access token: Authorization: Bearer <token>",
+        )
+        .with_challenge(Some(Challenge::BearerWithoutError))),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive);
+/// `None` for no header, another scheme, or an empty token.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_tokens_are_taken_from_the_bearer_scheme_only() {
+        assert_eq!(bearer(Some("Bearer abc.def")), Some("abc.def"));
+        assert_eq!(bearer(Some("bearer  abc")), Some("abc"));
+        assert_eq!(bearer(Some("Basic YTpi")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(Some("Bearer")), None);
+        assert_eq!(bearer(None), None);
+    }
+}
