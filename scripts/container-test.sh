@@ -145,10 +145,11 @@ if [[ -n ${VALET_CT_BINARY:-} ]]; then
     sed -n '/^FROM debian:bookworm-slim/,$p' "$REPO/Dockerfile"; } > "$WORK/ctx/Containerfile"
   BUILD=(podman build --pull=never -t "$IMAGE" -f "$WORK/ctx/Containerfile" "$WORK/ctx")
 else
-  BUILD=(podman build --pull=never -t "$IMAGE" --build-arg RUST_IMAGE="$BUILDER"
+  FULL_BUILD=(podman build --pull=never --build-arg RUST_IMAGE="$BUILDER"
     -v "$RUSTUP_HOME:$RUSTUP_HOME:ro" -v "$CARGO_HOME/bin:/opt/cargo-bin:ro"
     -v "$CA_BUNDLE:$HOST_CA:ro" -v "$CARGO_HOME/registry:/usr/local/cargo/registry"
-    -f "$REPO/Dockerfile" "$REPO")
+    -f "$REPO/Dockerfile")
+  BUILD=("${FULL_BUILD[@]}" -t "$IMAGE" "$REPO")
 fi
 t=$(now)
 log "podman build (output in $WORK/build.log)"
@@ -158,6 +159,16 @@ if [[ ${VALET_CT_BUILD_TWICE:-0} == 1 ]]; then
   t=$(now)
   "${BUILD[@]}" >"$WORK/build2.log" 2>&1 || { tail -n 40 "$WORK/build2.log" >&2; fail "second podman build"; }
   took "$t" build-cached
+fi
+if [[ $CACHING == 1 && -z ${VALET_CT_BINARY:-} ]]; then
+  # Keep the cache from growing by a release target/ (about 1.4 GB) per source change: tag
+  # this build's builder stage (a layer-cache hit), so its layers stay referenced, then prune
+  # what only older builds used.
+  t=$(now)
+  "${FULL_BUILD[@]}" --target builder -t localhost/valet-build-cache "$REPO" >"$WORK/tag.log" 2>&1 \
+    || { tail -n 20 "$WORK/tag.log" >&2; fail "tagging the builder stage"; }
+  podman image prune -f >/dev/null
+  took "$t" cache-prune
 fi
 podman image inspect -f '{{.Size}}' "$IMAGE" | awk '{ printf "== image size %.1f MB\n", $1 / 1e6 }' >&2
 # The image's own defaults: listen on all interfaces, the bundled config file, non-root.

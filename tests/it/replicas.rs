@@ -1,11 +1,17 @@
 //! Two `valet serve` processes over one PostgreSQL database, as behind a load balancer: every
 //! piece of state one replica creates, the other continues; single-use things stay single-use
-//! across both; key rotation reaches both.
+//! across both; key rotation reaches both. Then the same behind a real nginx running the
+//! `nginx.conf` of docs/deploy.md: a whole flow through it, forwarded client addresses and
+//! request ids, and a replica stopped under it.
 
-use std::process::{Child, Stdio};
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Connection;
 
 use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
 use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command, postgres};
@@ -15,6 +21,26 @@ const CALLBACK: &str = "https://app.example.com/callback";
 struct Replica {
     child: Child,
     base: String,
+    log: Option<PathBuf>,
+}
+
+impl Replica {
+    /// `127.0.0.1:port`.
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// The JSON log lines written so far, if it was started with a log file.
+    fn log_lines(&self) -> Vec<Value> {
+        let text = self
+            .log
+            .as_ref()
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
 }
 
 impl Drop for Replica {
@@ -34,6 +60,18 @@ fn free_port() -> u16 {
 
 /// Both replicas present one issuer, as they would behind one load balancer address.
 fn start(database_url: &str, port: u16, issuer: &str) -> Replica {
+    start_with(database_url, port, issuer, &[], None)
+}
+
+/// `start` with more `VALET_*` variables, and stderr (the logs) into `log` if given.
+fn start_with(
+    database_url: &str,
+    port: u16,
+    issuer: &str,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Replica {
+    let stderr = log.map_or_else(Stdio::null, |path| File::create(path).unwrap().into());
     let child = clean_command()
         .env("VALET_DATABASE_URL", database_url)
         .env("VALET_SECRET", TEST_SECRET)
@@ -43,13 +81,15 @@ fn start(database_url: &str, port: u16, issuer: &str) -> Replica {
         .env("VALET_CLIENTS__CACHE_TTL", "1s")
         .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
         .env("VALET_PASSWORD_HASH__ITERATIONS", "1")
+        .envs(env.iter().copied())
         .arg("serve")
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     Replica {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        log: log.map(Path::to_owned),
     }
 }
 
@@ -85,6 +125,88 @@ fn cli(database_url: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The Contacts API, a confidential web client (code + refresh), a client_credentials
+/// client and the user alice.
+struct Clients {
+    web: (String, String),
+    rs: (String, String),
+}
+
+fn register(database_url: &str) -> Clients {
+    let id_and_secret = |client: Value| {
+        (
+            client["client_id"].as_str().unwrap().to_owned(),
+            client["client_secret"].as_str().unwrap().to_owned(),
+        )
+    };
+    cli(
+        database_url,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            CONTACTS,
+            "--name",
+            "Contacts",
+            "--scope",
+            "read:contacts",
+            "--json",
+        ],
+    );
+    let web = cli(
+        database_url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "web",
+            "--redirect-uri",
+            CALLBACK,
+            "--scope",
+            "read:contacts",
+            "--audience",
+            CONTACTS,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--json",
+        ],
+    );
+    let rs = cli(
+        database_url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "rs",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read:contacts",
+            "--audience",
+            CONTACTS,
+            "--json",
+        ],
+    );
+    cli(
+        database_url,
+        &[
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--password",
+            PASSWORD,
+            "--json",
+        ],
+    );
+    Clients {
+        web: id_and_secret(web),
+        rs: id_and_secret(rs),
+    }
 }
 
 async fn token(
@@ -154,77 +276,10 @@ async fn two_replicas_share_every_flow() {
     wait_ready(&browser, &a).await;
     wait_ready(&browser, &b).await;
 
-    cli(
-        &db.url,
-        &[
-            "api",
-            "create",
-            "--identifier",
-            CONTACTS,
-            "--name",
-            "Contacts",
-            "--scope",
-            "read:contacts",
-            "--json",
-        ],
-    );
-    let web = cli(
-        &db.url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "web",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "read:contacts",
-            "--audience",
-            CONTACTS,
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-            "--json",
-        ],
-    );
-    let web = (
-        web["client_id"].as_str().unwrap().to_owned(),
-        web["client_secret"].as_str().unwrap().to_owned(),
-    );
+    let clients = register(&db.url);
+    let web = &clients.web;
     let web_auth = (web.0.as_str(), web.1.as_str());
-    let rs = cli(
-        &db.url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "rs",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read:contacts",
-            "--audience",
-            CONTACTS,
-            "--json",
-        ],
-    );
-    let rs_auth = (
-        rs["client_id"].as_str().unwrap(),
-        rs["client_secret"].as_str().unwrap(),
-    );
-    cli(
-        &db.url,
-        &[
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--json",
-        ],
-    );
+    let rs_auth = (clients.rs.0.as_str(), clients.rs.1.as_str());
 
     // A pending request created at A is signed into and consented at B.
     let pkce = Pkce::new();
@@ -406,5 +461,582 @@ async fn two_replicas_share_every_flow() {
             );
         }
     }
+    drop((a, b));
+}
+
+/// nginx in a throwaway prefix, stopped (with its workers) on drop.
+struct Nginx {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM to the master stops the workers too; SIGKILL would leave them orphaned.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One line of the access log: what nginx answered and which upstreams it tried, in order.
+#[derive(Debug)]
+struct Access {
+    request_id: String,
+    status: String,
+    upstreams: Vec<(String, String)>,
+    method: String,
+    uri: String,
+}
+
+impl Nginx {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn access_log(&self) -> Vec<Access> {
+        // Whole lines only: one may be half written.
+        self.file("access.log")
+            .split_inclusive('\n')
+            .filter_map(|line| line.strip_suffix('\n'))
+            .map(|line| {
+                let f: Vec<&str> = line.split('|').collect();
+                assert_eq!(f.len(), 6, "{line}");
+                let list = |s: &str| s.split(", ").map(str::to_owned).collect::<Vec<_>>();
+                Access {
+                    request_id: f[0].to_owned(),
+                    status: f[1].to_owned(),
+                    upstreams: list(f[2]).into_iter().zip(list(f[3])).collect(),
+                    method: f[4].to_owned(),
+                    uri: f[5].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// The access log line of a request. nginx writes it after sending the response, so it
+    /// may take a moment to appear.
+    async fn access(&self, request_id: &str) -> Access {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self
+                .access_log()
+                .into_iter()
+                .find(|a| a.request_id == request_id)
+            {
+                return line;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "request {request_id} is not in nginx's access log:\n{}",
+                self.file("access.log")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// nginx from PATH or Debian's /usr/sbin/nginx. Its absence fails the test: `.ci/run`
+/// installs it.
+fn nginx_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("nginx"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/nginx")])
+        .find(|candidate| candidate.is_file())
+        .expect(
+            "nginx is not installed (apt-get install nginx; .ci/run installs it): this test runs \
+             the nginx.conf of docs/deploy.md and is never skipped",
+        )
+}
+
+/// The `nginx.conf` block of docs/deploy.md, run as written except for what cannot be the
+/// same here: the replicas' addresses, a plain-HTTP local listener instead of 443 with TLS.
+fn documented_nginx_conf(a: &Replica, b: &Replica, port: u16) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy.md")).unwrap();
+    let conf = doc
+        .split_once("`nginx.conf`:")
+        .and_then(|(_, rest)| rest.split_once("```nginx\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("docs/deploy.md has an `nginx.conf`: heading followed by an ```nginx block")
+        .0;
+    let mut conf = conf.to_owned();
+    for (from, to) in [
+        ("server valet-1:8080 ", format!("server {} ", a.addr())),
+        ("server valet-2:8080 ", format!("server {} ", b.addr())),
+        ("listen 443 ssl;", format!("listen 127.0.0.1:{port};")),
+    ] {
+        assert_eq!(
+            conf.matches(from).count(),
+            1,
+            "docs/deploy.md's nginx.conf should contain `{from}` once: the test adapts that line"
+        );
+        conf = conf.replacen(from, &to, 1);
+    }
+    let lines = conf.lines().count();
+    conf = conf
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("ssl_certificate"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        lines - conf.lines().count(),
+        2,
+        "the two ssl_certificate lines are the only ones dropped"
+    );
+    assert!(!conf.contains("ssl"), "no TLS left in:\n{conf}");
+    conf
+}
+
+async fn start_nginx(a: &Replica, b: &Replica, port: u16, http: &reqwest::Client) -> Nginx {
+    let binary = nginx_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let documented = documented_nginx_conf(a, b, port);
+    // The documented file is an http-level include (conf.d/); around it, only what keeps
+    // nginx inside the temp dir, and an access log naming every upstream tried.
+    let conf = format!(
+        "user root;
+worker_processes 1;
+pid {d}/nginx.pid;
+lock_file {d}/nginx.lock;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    log_format upstreams '$request_id|$status|$upstream_addr|$upstream_status|$request_method|$uri';
+    access_log {d}/access.log upstreams;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+{documented}
+}}
+"
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let output = File::create(dir.path().join("output.log")).unwrap();
+    let child = Command::new(&binary)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .args(["-g", "daemon off;"])
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let mut nginx = Nginx {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    let started = Instant::now();
+    loop {
+        if let Some(status) = nginx.child.try_wait().unwrap() {
+            panic!(
+                "nginx exited ({status}):\n{}{}",
+                nginx.file("output.log"),
+                nginx.file("error.log")
+            );
+        }
+        if let Ok(r) = http.get(nginx.url("/healthz")).send().await
+            && r.status() == 200
+        {
+            return nginx;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx never answered:\n{}",
+            nginx.file("error.log")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `X-Request-Id` of a response.
+fn request_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-request-id")
+        .expect("X-Request-Id in the response")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `valet_http_requests_total` of one replica, asked directly, without the probes and scrapes
+/// the test itself sends there.
+async fn proxied_requests(http: &reqwest::Client, replica: &Replica) -> u64 {
+    let text = http
+        .get(format!("{}/metrics", replica.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("valet_http_requests_total{"))
+        .filter(|l| !l.contains("route=\"/readyz\"") && !l.contains("route=\"/metrics\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+async fn limiter_keys(database_url: &str) -> Vec<String> {
+    let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+    sqlx::query_scalar("SELECT limiter_key FROM login_failures ORDER BY limiter_key")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// The production topology of docs/deploy.md, run for real: both replicas behind nginx with
+/// its documented `upstream` and `location` blocks, and the client talking to nginx only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_behind_the_documented_nginx() {
+    // No nginx fails the test here, before anything is started.
+    nginx_binary();
+    let db = postgres::fresh_database().await;
+    let logs = tempfile::tempdir().unwrap();
+    let (port_a, port_b, nginx_port) = (free_port(), free_port(), free_port());
+    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    // The public URL is nginx's.
+    let issuer = format!("http://127.0.0.1:{nginx_port}");
+    let env = [
+        ("VALET_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
+        ("VALET_HTTP__SHUTDOWN_DELAY", "2s"),
+        ("VALET_LOG_FORMAT", "json"),
+    ];
+    let mut a = start_with(
+        &db.url,
+        port_a,
+        &issuer,
+        &env,
+        Some(&logs.path().join("a.log")),
+    );
+    let b = start_with(
+        &db.url,
+        port_b,
+        &issuer,
+        &env,
+        Some(&logs.path().join("b.log")),
+    );
+    wait_ready(&direct, &a).await;
+    wait_ready(&direct, &b).await;
+    let clients = register(&db.url);
+    let web_auth = (clients.web.0.as_str(), clients.web.1.as_str());
+    let rs_auth = (clients.rs.0.as_str(), clients.rs.1.as_str());
+    // The browser connects from 127.0.0.2 and nginx to the replicas from 127.0.0.1 (the
+    // trusted proxy), so the client address the replicas see is visibly the forwarded one.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .no_proxy()
+        .local_address(IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let nginx = start_nginx(&a, &b, nginx_port, &browser).await;
+
+    // Authorization code + PKCE with the login and consent forms: cookies and CSRF tokens work
+    // through the proxy whichever replica serves each step.
+    let pkce = Pkce::new();
+    let mut authorize = url::Url::parse(&nginx.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", web_auth.0)
+        .append_pair("audience", CONTACTS)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    let response = browser.get(authorize.as_str()).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    let login_path = location(&response);
+    assert!(login_path.starts_with("/login"), "{login_path}");
+    let page = browser.get(nginx.url(&login_path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let mut form = Form::parse(&page.text().await.unwrap());
+
+    // A wrong password, with a forged X-Forwarded-For: the limiter counts the address nginx
+    // saw (127.0.0.2), neither nginx's own nor the forged one.
+    form.set("username", "alice")
+        .set("password", "not the password");
+    let response = browser
+        .post(nginx.url(&form.action))
+        .header("x-forwarded-for", "203.0.113.7")
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        limiter_keys(&db.url).await,
+        ["addr:127.0.0.2", "user:alice"]
+    );
+    let mut form = Form::parse(&response.text().await.unwrap());
+    form.set("username", "alice").set("password", PASSWORD);
+    let response = browser
+        .post(nginx.url(&form.action))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let consent_path = location(&response);
+    assert!(consent_path.starts_with("/consent"), "{consent_path}");
+    let page = browser.get(nginx.url(&consent_path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let mut form = Form::parse(&page.text().await.unwrap());
+    form.set("decision", "allow");
+    let response = browser
+        .post(nginx.url(&form.action))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let params = redirect_params(&location(&response));
+    assert_eq!(params["iss"], issuer);
+    assert_eq!(params["state"], "s");
+
+    // The code redeemed, the refresh token rotated, a service token: all through nginx.
+    let response = token(
+        &browser,
+        &nginx.base,
+        web_auth,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &params["code"]),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let response = token(
+        &browser,
+        &nginx.base,
+        web_auth,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let refreshed: Value = response.json().await.unwrap();
+    assert_ne!(refreshed["refresh_token"], tokens["refresh_token"]);
+    let service = || {
+        token(
+            &browser,
+            &nginx.base,
+            rs_auth,
+            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
+        )
+    };
+    let response = service().await;
+    assert_eq!(response.status(), 200);
+    let service_token: Value = response.json().await.unwrap();
+    for (access, client_id) in [
+        (&refreshed["access_token"], web_auth.0),
+        (&service_token["access_token"], rs_auth.0),
+    ] {
+        let introspection =
+            introspect(&browser, &nginx.base, rs_auth, access.as_str().unwrap()).await;
+        assert_eq!(introspection["active"], true, "{introspection}");
+        assert_eq!(introspection["client_id"], client_id);
+        assert_eq!(introspection["iss"], issuer);
+    }
+
+    // nginx's request id replaces the client's, reaches the replica (its log line has it, with
+    // the forwarded client address) and comes back in the response.
+    let response = browser
+        .get(nginx.url("/.well-known/openid-configuration"))
+        .header("x-request-id", "chosen-by-the-client")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    assert!(
+        id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+        "not nginx's $request_id: {id}"
+    );
+    let discovery: Value = response.json().await.unwrap();
+    assert_eq!(discovery["issuer"], issuer);
+    assert_eq!(nginx.access(&id).await.status, "200");
+    let logged: Vec<Value> = [a.log_lines(), b.log_lines()]
+        .concat()
+        .into_iter()
+        .filter(|line| line["span"]["request_id"] == id.as_str())
+        .collect();
+    assert!(!logged.is_empty(), "no replica logged request {id}");
+    for line in &logged {
+        assert_eq!(line["span"]["client"], "127.0.0.2", "{line}");
+    }
+
+    // The documented `location = /metrics` keeps metrics off the public side.
+    let response = browser.get(nginx.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Round robin: both replicas served the client.
+    for replica in [&a, &b] {
+        assert!(
+            proxied_requests(&direct, replica).await > 0,
+            "{} served nothing through nginx",
+            replica.base
+        );
+    }
+    let served: std::collections::HashSet<String> = nginx
+        .access_log()
+        .into_iter()
+        .filter_map(|line| line.upstreams.last().map(|u| u.0.clone()))
+        .collect();
+    assert!(
+        served.contains(a.addr()) && served.contains(b.addr()),
+        "{served:?}"
+    );
+
+    // Failover. A is told to stop: for `shutdown_delay` its /readyz answers 503 while it
+    // still serves everything else.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &a.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let signalled = Instant::now();
+    while direct
+        .get(format!("{}/readyz", a.base))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 503
+    {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "A never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Open-source nginx does not poll /readyz, but a 503 from A on /readyz is retried on B
+    // (`proxy_next_upstream … http_503`): through nginx, /readyz stays 200. Two in a row, so
+    // round robin sends one of them to A.
+    let mut during_delay = Vec::new();
+    for _ in 0..2 {
+        let response = browser.get(nginx.url("/readyz")).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "/readyz through nginx while A drains: its 503 must be retried on B"
+        );
+        during_delay.push(request_id(&response));
+    }
+    for _ in 0..2 {
+        let response = service().await;
+        assert_eq!(response.status(), 200);
+        let response = browser
+            .get(nginx.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "the requests meant for A's shutdown delay (2 s) took until {:?}",
+        signalled.elapsed()
+    );
+    let mut retried = Vec::new();
+    for id in &during_delay {
+        retried.push(nginx.access(id).await);
+    }
+    assert!(
+        retried.iter().any(|line| line.upstreams
+            == [
+                (a.addr().to_owned(), "503".to_owned()),
+                (b.addr().to_owned(), "200".to_owned())
+            ]),
+        "no /readyz went to A and was retried on B: {retried:?}"
+    );
+
+    // Then A closes its listener, finishes (nothing is in flight) and exits 0.
+    let exited = loop {
+        if let Some(status) = a.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "A did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exited.code(), Some(0));
+
+    // Now A refuses connections: nginx retries every request on B, POSTs included, since none
+    // was sent to A. A is not yet out of rotation (one failure of max_fails=2), so one of the
+    // first two token requests tries A first.
+    let mut after_exit = Vec::new();
+    for _ in 0..3 {
+        let response = service().await;
+        assert_eq!(response.status(), 200);
+        after_exit.push(request_id(&response));
+    }
+    for path in ["/readyz", "/.well-known/openid-configuration", "/healthz"] {
+        let response = browser.get(nginx.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        after_exit.push(request_id(&response));
+    }
+    let mut lines = Vec::new();
+    for id in &after_exit {
+        lines.push(nginx.access(id).await);
+    }
+    let after_exit = lines;
+    for line in &after_exit {
+        assert_eq!(line.status, "200", "{line:?}");
+        assert_eq!(
+            line.upstreams.last().unwrap(),
+            &(b.addr().to_owned(), "200".to_owned()),
+            "{line:?}"
+        );
+    }
+    assert!(
+        after_exit[..2].iter().any(|line| line.method == "POST"
+            && line.uri == "/token"
+            && line.upstreams
+                == [
+                    (a.addr().to_owned(), "502".to_owned()),
+                    (b.addr().to_owned(), "200".to_owned())
+                ]),
+        "no token request tried the stopped A and was retried on B: {after_exit:?}"
+    );
+    drop(nginx);
     drop((a, b));
 }
