@@ -5,3 +5,4 @@ pub mod csrf;
 pub mod limiter;
 pub mod password;
 pub mod session;
+pub mod sign_in;

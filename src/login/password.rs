@@ -45,6 +45,18 @@ pub fn hash_blocking(config: &PasswordHashConfig, password: &str) -> Result<Stri
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// What a password check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Wrong,
+    /// The password matched. `rehashed` is a new hash with the current parameters when the
+    /// stored one was made with others: a hash cheaper than the current parameters would also
+    /// answer faster than an unknown user's (the dummy hash), telling the two apart.
+    Right {
+        rehashed: Option<String>,
+    },
+}
+
 /// Checks passwords off the async runtime, at most `max_concurrent` at a time, and at the
 /// same cost whether or not the user exists.
 #[derive(Clone)]
@@ -73,12 +85,12 @@ impl PasswordVerifier {
     }
 
     /// Whether `password` matches `stored` (a PHC string); `None` for an unknown user costs
-    /// the same and answers false.
+    /// the same and is `Wrong`.
     pub async fn verify(
         &self,
         stored: Option<&str>,
         password: String,
-    ) -> Result<bool, PasswordError> {
+    ) -> Result<Verdict, PasswordError> {
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let _permit = self
@@ -87,25 +99,43 @@ impl PasswordVerifier {
             .await
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
         let config = self.config.clone();
-        let matched =
+        let verdict =
             tokio::task::spawn_blocking(move || verify_blocking(&config, &stored, &password))
                 .await
                 .map_err(|e| PasswordError::Hash(e.to_string()))??;
-        Ok(known && matched)
+        Ok(if known { verdict } else { Verdict::Wrong })
     }
 }
 
 /// Verify with the parameters recorded in the hash itself, so that hashes made before a
-/// change of `password_hash` keep working.
+/// change of `password_hash` keep working; on a match, rehash if those were not the current.
 fn verify_blocking(
     config: &PasswordHashConfig,
     stored: &str,
     password: &str,
-) -> Result<bool, PasswordError> {
+) -> Result<Verdict, PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    Ok(argon2(config)?
+    if argon2(config)?
         .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+        .is_err()
+    {
+        return Ok(Verdict::Wrong);
+    }
+    let rehashed = if has_current_parameters(config, &parsed) {
+        None
+    } else {
+        Some(hash_blocking(config, password)?)
+    };
+    Ok(Verdict::Right { rehashed })
+}
+
+fn has_current_parameters(config: &PasswordHashConfig, hash: &PasswordHash<'_>) -> bool {
+    hash.algorithm == Algorithm::Argon2id.ident()
+        && hash.version == Some(Version::V0x13.into())
+        && Params::try_from(hash).is_ok_and(|p| {
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                == (config.memory_kib, config.iterations, config.parallelism)
+        })
 }
 
 /// [`hash_blocking`] on the blocking pool.
@@ -149,34 +179,59 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn verifier_accepts_only_the_right_password_of_a_known_user() {
-        let config = PasswordHashConfig {
-            memory_kib: 1024,
+    fn config(memory_kib: u32) -> PasswordHashConfig {
+        PasswordHashConfig {
+            memory_kib,
             iterations: 1,
             parallelism: 1,
             max_concurrent: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn verifier_accepts_only_the_right_password_of_a_known_user() {
+        let verifier = PasswordVerifier::new(&config(1024)).await.unwrap();
+        let stored = hash_blocking(&config(1024), "correct horse").unwrap();
+        let check = |stored: Option<String>, password: &'static str| {
+            let verifier = verifier.clone();
+            async move { verifier.verify(stored.as_deref(), password.into()).await }
         };
-        let verifier = PasswordVerifier::new(&config).await.unwrap();
-        let stored = hash_blocking(&config, "correct horse").unwrap();
-        assert!(
-            verifier
-                .verify(Some(&stored), "correct horse".into())
-                .await
-                .unwrap()
+        assert_eq!(
+            check(Some(stored.clone()), "correct horse").await.unwrap(),
+            Verdict::Right { rehashed: None }
         );
-        assert!(
-            !verifier
-                .verify(Some(&stored), "Correct horse".into())
-                .await
-                .unwrap()
+        assert_eq!(
+            check(Some(stored), "Correct horse").await.unwrap(),
+            Verdict::Wrong
         );
-        assert!(!verifier.verify(None, "correct horse".into()).await.unwrap());
-        assert!(
+        assert_eq!(check(None, "correct horse").await.unwrap(), Verdict::Wrong);
+        assert!(check(Some("not a phc string".into()), "x").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_old_parameters_is_replaced_on_a_match_only() {
+        let old = hash_blocking(&config(512), "correct horse").unwrap();
+        let verifier = PasswordVerifier::new(&config(1024)).await.unwrap();
+        assert_eq!(
+            verifier.verify(Some(&old), "wrong".into()).await.unwrap(),
+            Verdict::Wrong
+        );
+        let Verdict::Right {
+            rehashed: Some(new),
+        } = verifier
+            .verify(Some(&old), "correct horse".into())
+            .await
+            .unwrap()
+        else {
+            panic!("a match with old parameters is rehashed");
+        };
+        assert!(new.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{new}");
+        assert_eq!(
             verifier
-                .verify(Some("not a phc string"), "x".into())
+                .verify(Some(&new), "correct horse".into())
                 .await
-                .is_err()
+                .unwrap(),
+            Verdict::Right { rehashed: None }
         );
     }
 }

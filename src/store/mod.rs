@@ -86,6 +86,14 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+    /// Replace the hash `checked` (just verified) with `upgraded`, made with the current
+    /// parameters; false if the hash changed meanwhile.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        checked: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError>;
     async fn set_user_disabled(
         &self,
         username: &str,

@@ -141,6 +141,21 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn upgrade_password_hash(
+                &self,
+                user_id: &str,
+                checked: &str,
+                upgraded: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::UPGRADE_PASSWORD_HASH)
+                    .bind(user_id)
+                    .bind(checked)
+                    .bind(upgraded)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn set_user_disabled(
                 &self,
                 username: &str,

@@ -44,6 +44,10 @@ pub const SET_USER_PASSWORD: &str =
     "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
 pub const SET_USER_DISABLED: &str =
     "UPDATE users SET disabled = $2, updated_at = $3 WHERE username = $1";
+/// Only if the hash is still the one that was checked: a concurrent `user set-password` wins.
+/// `updated_at` stays: the user's data did not change.
+pub const UPGRADE_PASSWORD_HASH: &str =
+    "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
 
 pub const SELECT_USER_BY_USERNAME: &str = concat!(

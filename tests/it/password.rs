@@ -11,7 +11,10 @@ use crate::harness::flow::PASSWORD;
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
-store_tests!(password_grant_success_and_refusals);
+store_tests!(
+    password_grant_success_and_refusals,
+    an_outdated_password_hash_is_upgraded_at_sign_in
+);
 backend_tests!(
     limiter_refuses_after_failures,
     unknown_user_costs_as_much_as_a_wrong_password,
@@ -318,4 +321,66 @@ async fn password_flood_does_not_starve_client_credentials(backend: Backend) {
     for task in flood {
         assert_eq!(task.await.unwrap(), 400);
     }
+}
+
+/// A hash made with other Argon2 parameters than the server's (an operator raised them) is
+/// replaced at the next successful sign-in, through either door; a failed one changes nothing.
+async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
+    app.create_contacts_api().await;
+    let client = password_client(&app).await;
+    let old_params = valet::config::PasswordHashConfig {
+        memory_kib: 512,
+        ..app.state.settings.config.password_hash.clone()
+    };
+    let store = &app.state.store;
+    let stored = |username: &'static str| async move {
+        store.user_by_username(username).await.unwrap().unwrap()
+    };
+    for username in ["alice", "bob"] {
+        app.create_user(username).await;
+        let old = valet::login::password::hash_blocking(&old_params, PASSWORD).unwrap();
+        let now = valet::domain::UnixTime::now();
+        assert!(store.set_user_password(username, &old, now).await.unwrap());
+    }
+    let before = stored("alice").await;
+    assert!(before.password_hash.starts_with("$argon2id$v=19$m=512,"));
+
+    let wrong = password_token(&app, (&client.0, &client.1), "alice", "not it").await;
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(stored("alice").await.password_hash, before.password_hash);
+
+    let right = password_token(&app, (&client.0, &client.1), "alice", PASSWORD).await;
+    assert_eq!(right.status(), 200);
+    let after = stored("alice").await;
+    assert!(
+        after
+            .password_hash
+            .starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+        "{}",
+        after.password_hash
+    );
+    assert_eq!(
+        after.updated_at, before.updated_at,
+        "the user did not change"
+    );
+    let again = password_token(&app, (&client.0, &client.1), "alice", PASSWORD).await;
+    assert_eq!(again.status(), 200, "the new hash verifies");
+    assert_eq!(stored("alice").await.password_hash, after.password_hash);
+    // An upgrade computed from a hash that changed meanwhile (`user set-password`) is dropped.
+    let stale = store
+        .upgrade_password_hash(&after.id, &before.password_hash, "$argon2id$stale")
+        .await
+        .unwrap();
+    assert!(!stale);
+    assert_eq!(stored("alice").await.password_hash, after.password_hash);
+
+    // The login page goes through the same check.
+    let web = app
+        .create_web_client(crate::introspection::CALLBACK, "read:contacts", &[])
+        .await;
+    let pkce = crate::harness::flow::Pkce::new();
+    let params = crate::introspection::code_params(&web, &pkce);
+    let redirect = app.sign_in_and_allow(&params, "bob").await;
+    assert!(redirect.contains_key("code"), "{redirect:?}");
+    assert!(stored("bob").await.password_hash.contains("$m=1024,"));
 }

@@ -17,6 +17,7 @@ use crate::http::pages::{LoginView, Page};
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
 use crate::login::session;
+use crate::login::sign_in::{self, Outcome, SignInError};
 use crate::oauth::authorize::{self, PageError, Pending};
 use crate::state::AppState;
 
@@ -79,13 +80,16 @@ pub async fn login_post(
             username: &username,
             address: client_ip(peer, &headers, &state.settings.trusted_proxies),
         };
-        let limiter = &state.limiter;
-        if let Err(locked) = limiter
-            .check(&attempt, now)
+        let outcome = sign_in::check_password(&state, &attempt, password.to_owned(), now)
             .await
-            .map_err(PageError::from_store)?
-        {
-            tracing::info!(
+            .map_err(|e| match e {
+                SignInError::Store(e) => PageError::from_store(e),
+                SignInError::Password(e) => PageError::internal(e),
+            })?;
+        let user = match outcome {
+            Outcome::Accepted(user) => user,
+            Outcome::Locked(locked) => {
+                tracing::info!(
                 target: "audit",
                 event = "login.refused",
                 retry_after = locked.retry_after,
@@ -101,27 +105,8 @@ pub async fn login_post(
                 page.headers_mut().insert(header::RETRY_AFTER, value);
             }
             return Ok(page);
-        }
-        let user = state
-            .store
-            .user_by_username(&username)
-            .await
-            .map_err(PageError::from_store)?;
-        let verified = state
-            .passwords
-            .verify(
-                user.as_ref().map(|u| u.password_hash.as_str()),
-                password.to_owned(),
-            )
-            .await
-            .map_err(PageError::internal)?;
-        let user = match user {
-            Some(user) if verified => user,
-            _ => {
-                limiter
-                    .record_failure(&attempt, now)
-                    .await
-                    .map_err(PageError::from_store)?;
+            }
+            Outcome::Rejected => {
                 tracing::info!(
                     target: "audit",
                     event = "login.failure",
@@ -141,7 +126,8 @@ pub async fn login_post(
                 "This account is disabled. Contact your administrator.",
             ));
         }
-        limiter
+        state
+            .limiter
             .record_success(&attempt)
             .await
             .map_err(PageError::from_store)?;

@@ -9,6 +9,7 @@ use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
+use crate::login::sign_in::{self, Outcome, SignInError};
 
 pub struct Request {
     username: String,
@@ -56,25 +57,21 @@ pub async fn exchange(
         username: &request.username,
         address: cx.peer,
     };
-    if let Err(locked) = state.limiter.check(&attempt, cx.now).await? {
-        return Err(OAuthError::invalid_grant(format!(
-            "too many failed sign-in attempts for this user or from this address; retry in {} seconds",
-            locked.retry_after
-        )));
-    }
-    let user = state.store.user_by_username(&request.username).await?;
-    let verified = state
-        .passwords
-        .verify(
-            user.as_ref().map(|u| u.password_hash.as_str()),
-            request.password,
-        )
+    let outcome = sign_in::check_password(state, &attempt, request.password, cx.now)
         .await
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            state.limiter.record_failure(&attempt, cx.now).await?;
+        .map_err(|e| match e {
+            SignInError::Store(e) => OAuthError::from(e),
+            SignInError::Password(e) => OAuthError::server_error(e.to_string()),
+        })?;
+    let user = match outcome {
+        Outcome::Accepted(user) => user,
+        Outcome::Locked(locked) => {
+            return Err(OAuthError::invalid_grant(format!(
+                "too many failed sign-in attempts for this user or from this address; retry in {} seconds",
+                locked.retry_after
+            )));
+        }
+        Outcome::Rejected => {
             tracing::info!(target: "audit", event = "login.failure", client_id = %cx.client.client_id, via = "password grant", "sign-in failed");
             return Err(OAuthError::invalid_grant(
                 "the username or password is incorrect",
