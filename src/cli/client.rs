@@ -32,12 +32,16 @@ pub enum ClientCommand {
     },
     /// Show one client (never its secret)
     Show {
+        /// The client id (one that starts with `-` works too)
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         json: bool,
     },
     /// Change a client: each option given replaces that field
     Update {
+        /// The client id (one that starts with `-` works too)
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Display name
         #[arg(long)]
@@ -49,12 +53,24 @@ pub enum ClientCommand {
     },
     /// Replace a confidential client's secret; the new one is printed once
     RotateSecret {
+        /// The client id (one that starts with `-` works too)
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         json: bool,
     },
     /// Delete a client
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+}
+
+/// A new client id: 24 letters and digits (about 143 bits). Not base64url, whose `-` could
+/// start an id and make it read as an option (`valet client show -K3J…`) or a flag to scripts.
+fn new_client_id() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 24)
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +159,7 @@ async fn create(
                 "--client-id must be 1 to 255 printable ASCII characters without spaces",
             ));
         }
-        None => random_token()?.chars().take(24).collect(),
+        None => new_client_id(),
     };
     let now = UnixTime::now();
     let mut client = Client {
@@ -424,4 +440,48 @@ async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
         &rows,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{ClientCommand, new_client_id};
+    use crate::cli::{Cli, Command};
+
+    fn client_command(args: &[&str]) -> ClientCommand {
+        let cli = Cli::try_parse_from([&["valet", "client"], args].concat()).unwrap();
+        match cli.command {
+            Command::Client(command) => command,
+            other => panic!("not a client command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_letters_and_digits() {
+        for _ in 0..200 {
+            let id = new_client_id();
+            assert_eq!(id.len(), 24);
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        }
+    }
+
+    #[test]
+    fn an_id_starting_with_a_hyphen_is_an_id_not_an_option() {
+        let ClientCommand::Show { client_id, json } = client_command(&["show", "-K3J", "--json"])
+        else {
+            panic!("show");
+        };
+        assert_eq!((client_id.as_str(), json), ("-K3J", true));
+        let ClientCommand::RotateSecret { client_id, json } =
+            client_command(&["rotate-secret", "--json", "-x"])
+        else {
+            panic!("rotate-secret");
+        };
+        assert_eq!((client_id.as_str(), json), ("-x", true));
+        let ClientCommand::Delete { client_id } = client_command(&["delete", "--", "-y"]) else {
+            panic!("delete");
+        };
+        assert_eq!(client_id, "-y");
+    }
 }

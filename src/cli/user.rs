@@ -34,22 +34,33 @@ pub enum UserCommand {
     },
     /// Show one user
     Show {
+        #[arg(allow_hyphen_values = true)]
         username: String,
         #[arg(long)]
         json: bool,
     },
     /// Set a user's password
     SetPassword {
+        #[arg(allow_hyphen_values = true)]
         username: String,
         #[command(flatten)]
         password: PasswordInput,
     },
     /// Stop a user from logging in (existing tokens expire as usual)
-    Disable { username: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+    },
     /// Let a disabled user log in again
-    Enable { username: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+    },
     /// Delete a user; their id is never reused
-    Delete { username: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Args)]
