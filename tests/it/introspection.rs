@@ -220,18 +220,7 @@ fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
 
 async fn introspection_needs_a_confidential_client(app: TestApp) {
     let caller = resource_server(&app).await;
-    let token = app
-        .token(
-            Some(caller.basic()),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.service_token(caller.basic()).await;
 
     let invalid_client = |response: reqwest::Response, basic: bool, what: &'static str| async move {
         assert_eq!(response.status(), 401, "{what}");
@@ -501,18 +490,7 @@ async fn garbage_and_foreign_tokens_are_inactive(app: TestApp) {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
     let caller = resource_server(&app).await;
-    let real = app
-        .token(
-            Some(caller.basic()),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let real = app.service_token(caller.basic()).await;
     let real_kid = jsonwebtoken::decode_header(&real).unwrap().kid.unwrap();
     let claims = foreign_claims(&app, &caller.id);
 
@@ -569,17 +547,8 @@ async fn expired_tokens_are_inactive(backend: Backend) {
     let caller = resource_server(&app).await;
     let client = password_client(&app).await;
     let user_tokens = password_tokens(&app, &client, "alice").await;
-    let service_tokens: Value = app
-        .token(
-            Some(caller.basic()),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let service_access = &app.service_token(caller.basic()).await;
     let user_access = str_of(&user_tokens, "access_token");
-    let service_access = str_of(&service_tokens, "access_token");
     assert_eq!(user_tokens["expires_in"], 1);
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -681,18 +650,7 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
     let access = str_of(&tokens, "access_token");
     let refresh_token = str_of(&tokens, "refresh_token");
     let (service_id, service_secret) = app.create_service_client("read:contacts").await;
-    let service_access = app
-        .token(
-            Some((&service_id, &service_secret)),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let service_access = app.service_token((&service_id, &service_secret)).await;
     for token in [access, refresh_token, service_access.as_str()] {
         assert_active(&app, &caller, token, "before the delete").await;
     }

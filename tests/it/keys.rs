@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::harness::{self, CONTACTS, TestApp};
 use crate::store_tests;
 
@@ -12,18 +10,6 @@ store_tests!(
     keys_are_sealed_at_rest
 );
 
-async fn issue(app: &TestApp, id: &str, secret: &str) -> String {
-    let response = app
-        .token(
-            Some((id, secret)),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
@@ -31,7 +17,7 @@ fn kid(token: &str) -> String {
 async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     app.create_contacts_api().await;
     let (id, secret) = app.create_service_client("read:contacts").await;
-    let before = issue(&app, &id, &secret).await;
+    let before = app.service_token((&id, &secret)).await;
     let old_kid = kid(&before);
 
     let rotated = app
@@ -43,13 +29,13 @@ async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     assert_eq!(rotated["status"], "current");
 
     // The server reloads keys every second in tests; wait for the new kid to be used.
-    let mut after = issue(&app, &id, &secret).await;
+    let mut after = app.service_token((&id, &secret)).await;
     for _ in 0..40 {
         if kid(&after) == new_kid {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = issue(&app, &id, &secret).await;
+        after = app.service_token((&id, &secret)).await;
     }
     assert_eq!(kid(&after), new_kid, "new tokens use the new key");
     let (header, _) = harness::verify_with_jwks(&app, &after, CONTACTS).await;

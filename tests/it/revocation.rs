@@ -302,14 +302,7 @@ async fn revoking_an_access_token_denies_it(app: TestApp) {
     // A client_credentials token, revoked by its own client.
     let (id, secret) = app.create_service_client("read:contacts").await;
     let service = Creds { id, secret };
-    let response = app
-        .token(
-            Some(service.basic()),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await;
-    let service_tokens: Value = response.json().await.unwrap();
-    let service_access = access_token_of(&service_tokens);
+    let service_access = &app.service_token(service.basic()).await;
     assert_active(&app, &caller, service_access, "service token before").await;
     assert_revoke_ok(
         revoke(&app, By::Basic(&service), service_access, None).await,
@@ -460,16 +453,7 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     };
     let public = public_code_client(&app).await;
     // The service's own client_credentials token, for the others to try.
-    let service_tokens: Value = app
-        .token(
-            Some(service.basic()),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let service_access = access_token_of(&service_tokens);
+    let service_access = &app.service_token(service.basic()).await;
     for by in [
         By::Basic(&intruder),
         By::Basic(&service),

@@ -231,14 +231,8 @@ async fn userinfo_refuses_missing_bad_and_unscoped_tokens(app: TestApp) {
     // Valid tokens without `openid`: a user's, and a client's own.
     let unscoped = token_for(&app, &client, "read:contacts").await;
     let (service_id, service_secret) = app.create_service_client("read:contacts").await;
-    let response = app
-        .token(
-            Some((&service_id, &service_secret)),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await;
-    let service: Value = response.json().await.unwrap();
-    for token in [unscoped.as_str(), service["access_token"].as_str().unwrap()] {
+    let service = app.service_token((&service_id, &service_secret)).await;
+    for token in [&unscoped, &service] {
         let response = get_with(&app, token).await;
         assert_eq!(response.status(), 403);
         assert!(challenge(&response).contains(r#"error="insufficient_scope""#));

@@ -214,6 +214,18 @@ impl TestApp {
         }
         request.send().await.expect("token request")
     }
+
+    /// A client_credentials access token for the Contacts API; the request must succeed.
+    pub async fn service_token(&self, (id, secret): (&str, &str)) -> String {
+        let form = [("grant_type", "client_credentials"), ("audience", CONTACTS)];
+        let response = self.token(Some((id, secret)), &form).await;
+        assert_eq!(response.status(), 200, "client_credentials for {id}");
+        let body: Value = response.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
 }
 
 pub const CONTACTS: &str = "https://contacts.example.com";
