@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
-use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command};
+use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command, run_cli};
 
 const CALLBACK: &str = "https://app.example.com/callback";
 
@@ -33,14 +33,9 @@ async fn a_full_flow_logs_audit_events_and_no_secret() {
     let mut cli = |args: &[&str]| -> Value {
         let mut cmd = clean_command();
         env(&mut cmd);
-        let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cli_log.push_str(&String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
+        let (stdout, stderr) = run_cli(cmd.args(args));
+        cli_log.push_str(&stderr);
+        stdout
     };
     cli(&[
         "api",

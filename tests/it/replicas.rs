@@ -14,7 +14,9 @@ use serde_json::Value;
 use sqlx::Connection;
 
 use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
-use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command, postgres};
+use crate::harness::{
+    CONTACTS, TEST_SECRET, basic_header, clean_command, free_port, postgres, run_cli,
+};
 
 const CALLBACK: &str = "https://app.example.com/callback";
 
@@ -48,14 +50,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Both replicas present one issuer, as they would behind one load balancer address.
@@ -111,20 +105,13 @@ async fn wait_ready(http: &reqwest::Client, replica: &Replica) {
 }
 
 fn cli(database_url: &str, args: &[&str]) -> Value {
-    let out = clean_command()
-        .env("VALET_DATABASE_URL", database_url)
+    let mut cmd = clean_command();
+    cmd.env("VALET_DATABASE_URL", database_url)
         .env("VALET_SECRET", TEST_SECRET)
         .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
         .env("VALET_PASSWORD_HASH__ITERATIONS", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "valet {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
+        .args(args);
+    run_cli(&mut cmd).0
 }
 
 /// The Contacts API, a confidential web client (code + refresh), a client_credentials

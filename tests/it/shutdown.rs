@@ -7,15 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{CONTACTS, TEST_SECRET, clean_command};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::harness::{CONTACTS, TEST_SECRET, clean_command, free_port, run_cli};
 
 /// One HTTP/1.1 exchange on a fresh connection; the status code, or `None` if refused.
 fn status_of(port: u16, request: &str) -> Option<u16> {
@@ -52,18 +44,11 @@ fn sigterm_drains_readiness_then_finishes_the_request_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cli = |args: &[&str]| {
-        let out = clean_command()
-            .current_dir(dir.path())
+        let mut cmd = clean_command();
+        cmd.current_dir(dir.path())
             .env("VALET_SECRET", TEST_SECRET)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+            .args(args);
+        run_cli(&mut cmd).0
     };
     cli(&[
         "api",

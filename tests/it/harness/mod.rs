@@ -121,6 +121,27 @@ pub fn clean_command() -> Command {
     cmd
 }
 
+/// Run a `valet` CLI command to the end; it must succeed. Returns its stdout as JSON (`Null`
+/// when it printed none) and its stderr.
+pub fn run_cli(cmd: &mut Command) -> (Value, String) {
+    let out = cmd.output().expect("valet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "valet {cmd:?}: {stderr}");
+    (
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        stderr,
+    )
+}
+
+/// A loopback port nothing listens on now, for a server process to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
