@@ -94,6 +94,7 @@ impl SigningAlg {
 #[serde(default, deny_unknown_fields)]
 pub struct TokensConfig {
     pub access_token_ttl: ConfigDuration,
+    pub id_token_ttl: ConfigDuration,
     pub code_ttl: ConfigDuration,
     pub refresh_idle_ttl: ConfigDuration,
     pub refresh_absolute_ttl: ConfigDuration,
@@ -107,6 +108,7 @@ impl Default for TokensConfig {
     fn default() -> Self {
         Self {
             access_token_ttl: ConfigDuration::secs(3600),
+            id_token_ttl: ConfigDuration::secs(3600),
             code_ttl: ConfigDuration::secs(60),
             refresh_idle_ttl: ConfigDuration::secs(14 * 86_400),
             refresh_absolute_ttl: ConfigDuration::secs(90 * 86_400),
@@ -502,6 +504,7 @@ impl Config {
         let t = &self.tokens;
         let positive = [
             ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
             ("tokens.code_ttl", t.code_ttl),
             ("tokens.refresh_idle_ttl", t.refresh_idle_ttl),
             ("tokens.refresh_absolute_ttl", t.refresh_absolute_ttl),

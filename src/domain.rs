@@ -146,7 +146,7 @@ impl ScopeSet {
         self.0.contains(token)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
         self.0.iter().map(String::as_str)
     }
 }

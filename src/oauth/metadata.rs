@@ -9,6 +9,7 @@ use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
 use crate::domain::GrantType;
+use crate::oidc::id_token::ID_TOKEN_CLAIMS;
 use crate::oidc::userinfo::CLAIMS_SUPPORTED;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -41,7 +42,9 @@ fn openid_document(settings: &Settings, mut document: Value) -> Value {
     let added = json!({
         "userinfo_endpoint": settings.endpoint(USERINFO_PATH),
         "subject_types_supported": ["public"],
-        "claims_supported": CLAIMS_SUPPORTED,
+        // Every algorithm `keys rotate --alg` can switch to; RS256 first (Discovery §3).
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "claims_supported": CLAIMS_SUPPORTED.iter().chain(&ID_TOKEN_CLAIMS).collect::<Vec<_>>(),
     });
     if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
         document.extend(added);

@@ -48,6 +48,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OpenID Connect: from the code flow when the scope has `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// For metrics and logs; not part of the response.
     #[serde(skip)]
     pub audience: String,
@@ -61,6 +64,7 @@ impl TokenResponse {
             expires_in: issued.expires_in,
             scope: scope.to_string(),
             refresh_token,
+            id_token: None,
             audience: issued.audience,
         }
     }

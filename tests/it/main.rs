@@ -12,6 +12,7 @@ mod contacts_example;
 mod cors;
 mod discovery;
 mod errors;
+mod id_token;
 mod introspection;
 mod janitor;
 mod keys;

@@ -1,0 +1,202 @@
+//! OpenID Connect ID tokens from the code flow (Core §3.1.3.3, §3.1.3.6, §3.1.3.7): verified
+//! the way a relying party does, with the JWKS, `aud` = the client, the `nonce` it sent and
+//! `at_hash` binding the access token; never one without `openid`, and never usable as an
+//! access token.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
+use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
+use crate::introspection::{CALLBACK, Creds, assert_inactive, refresh};
+use crate::store_tests;
+
+store_tests!(
+    the_code_flow_with_openid_returns_an_id_token,
+    no_openid_no_id_token,
+    an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash
+);
+
+async fn create_alice(app: &TestApp) -> String {
+    let user = app
+        .cli_json(&[
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice Liddell",
+            "--password",
+            PASSWORD,
+            "--json",
+        ])
+        .await;
+    user["id"].as_str().unwrap().to_owned()
+}
+
+async fn openid_web_client(app: &TestApp) -> WebClient {
+    app.create_contacts_api().await;
+    app.create_web_client(
+        CALLBACK,
+        "read:contacts openid profile email",
+        &["--grant-type", "authorization_code,refresh_token"],
+    )
+    .await
+}
+
+/// Sign alice in (or reuse her session) for `scope`, redeem the code: the token response.
+async fn code_flow(app: &TestApp, client: &WebClient, scope: &str, nonce: Option<&str>) -> Value {
+    let pkce = Pkce::new();
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("scope", scope),
+        ("audience", CONTACTS),
+        ("state", "s"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if let Some(nonce) = nonce {
+        params.push(("nonce", nonce));
+    }
+    // The first time through the login and consent pages; later the session and the
+    // remembered consent send the browser straight back.
+    let mut response = app.authorize(&params).await;
+    if location(&response).starts_with("/login") {
+        let login = app.follow_to_page(response, "/login").await;
+        let signed_in = app.sign_in(&login, "alice", PASSWORD).await;
+        let consent = app.follow_to_page(signed_in, "/consent").await;
+        response = app.decide(&consent, "allow").await;
+    }
+    let redirect = redirect_params(&location(&response));
+    let response = app
+        .redeem(client, &redirect["code"], Some(&pkce.verifier))
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The left half of `hash(token)`, base64url: `at_hash` as §3.1.3.6 defines it.
+fn expected_at_hash(algorithm: &'static digest::Algorithm, token: &str) -> String {
+    let hash = digest::digest(algorithm, token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&hash.as_ref()[..hash.as_ref().len() / 2])
+}
+
+async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
+    let alice = create_alice(&app).await;
+    let client = openid_web_client(&app).await;
+    let nonce = "n-0S6_WzA2Mj";
+    let body = code_flow(
+        &app,
+        &client,
+        "openid profile email read:contacts",
+        Some(nonce),
+    )
+    .await;
+    let id_token = body["id_token"].as_str().expect("an id_token");
+
+    let (header, claims) = verify_with_jwks(&app, id_token, &client.client_id).await;
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert_eq!(claims["iss"], app.base);
+    assert_eq!(claims["aud"], client.client_id.as_str());
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["nonce"], nonce);
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 3600, "tokens.id_token_ttl");
+    let auth_time = claims["auth_time"].as_i64().unwrap();
+    assert!(auth_time <= iat && iat - auth_time < 60, "{claims}");
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(claims["at_hash"], expected_at_hash(&digest::SHA256, access));
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["name"], "Alice Liddell");
+    assert_eq!(claims["preferred_username"], "alice");
+    assert!(claims.get("scope").is_none() && claims.get("client_id").is_none());
+    let discovery: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let algs = &discovery["id_token_signing_alg_values_supported"];
+    assert_eq!(algs[0], "RS256", "{discovery}");
+
+    // An ID token is not an access token: not for /userinfo, not active at introspection.
+    let response = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let (id, secret) = app.create_service_client("read:contacts").await;
+    let caller = Creds { id, secret };
+    assert_inactive(&app, &caller, id_token, "an ID token").await;
+
+    // A second authorization in the same session: auth_time stays when alice signed in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = code_flow(&app, &client, "openid read:contacts", None).await;
+    let (_, later) =
+        verify_with_jwks(&app, again["id_token"].as_str().unwrap(), &client.client_id).await;
+    assert_eq!(later["auth_time"], auth_time, "no new sign-in happened");
+    assert!(later["iat"].as_i64().unwrap() > iat);
+    assert!(later.get("nonce").is_none(), "none was sent");
+    assert!(later.get("email").is_none(), "email was not asked for");
+
+    // A refresh answers without a new ID token (Core §12.2 allows it).
+    let secret = client.secret.clone().unwrap();
+    let creds = Creds {
+        id: client.client_id.clone(),
+        secret,
+    };
+    let refreshed = refresh(&app, &creds, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert!(refreshed.get("id_token").is_none(), "{refreshed}");
+}
+
+async fn no_openid_no_id_token(app: TestApp) {
+    create_alice(&app).await;
+    let client = openid_web_client(&app).await;
+    let body = code_flow(&app, &client, "read:contacts", Some("n")).await;
+    assert!(body["access_token"].is_string());
+    assert!(body.get("id_token").is_none(), "{body}");
+}
+
+async fn an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash(app: TestApp) {
+    create_alice(&app).await;
+    let client = openid_web_client(&app).await;
+    let rotated = app
+        .cli_json(&["keys", "rotate", "--alg", "EdDSA", "--json"])
+        .await;
+    let kid = rotated["kid"].as_str().expect("new kid").to_owned();
+    // Replicas (and this server) pick the new key up within keys.reload_interval (1 s here).
+    let started = std::time::Instant::now();
+    let body = loop {
+        let body = code_flow(&app, &client, "openid", Some("n")).await;
+        let header = jsonwebtoken::decode_header(body["id_token"].as_str().unwrap()).unwrap();
+        if header.kid.as_deref() == Some(kid.as_str()) {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the EdDSA key never signed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let id_token = body["id_token"].as_str().unwrap();
+    let (header, claims) = verify_with_jwks(&app, id_token, &client.client_id).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(claims["at_hash"], expected_at_hash(&digest::SHA512, access));
+}
