@@ -15,7 +15,7 @@ use crate::domain::UnixTime;
 use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
 use crate::login::session::{self, SESSION_COOKIE};
 use crate::oauth::Params;
-use crate::oauth::authorize::PageError;
+use crate::oauth::authorize::{AuthorizationRequest, PageError};
 use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
 use crate::state::AppState;
 use crate::store::{Session, User};
@@ -141,6 +141,18 @@ pub async fn signed_in(
     )
     .await
     .map_err(PageError::from_store)
+}
+
+/// The signed-in person, if their sign-in is also recent enough for `request` (`prompt=login`,
+/// `max_age`); otherwise they must sign in again.
+pub async fn signed_in_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    now: UnixTime,
+) -> Result<Option<(Session, User)>, PageError> {
+    let found = signed_in(state, headers, now).await?;
+    Ok(found.filter(|(session, _)| request.accepts_sign_in(session.auth_time, now)))
 }
 
 pub fn error_page(state: &AppState, error: PageError) -> Response {

@@ -73,6 +73,15 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
     pub nonce: Option<String>,
+    // Defaults for requests kept by an older version while a deployment rolls.
+    #[serde(default)]
+    pub prompt: Prompt,
+    /// OpenID Connect `max_age`: the sign-in may be at most this many seconds old.
+    #[serde(default)]
+    pub max_age: Option<i64>,
+    /// When the request arrived: `prompt=login` wants a sign-in after it.
+    #[serde(default)]
+    pub requested_at: i64,
 }
 
 impl AuthorizationRequest {
@@ -80,6 +89,65 @@ impl AuthorizationRequest {
         // Stored by `validate`, which only stores a parsed scope.
         ScopeSet::parse(&self.scope).unwrap_or_default()
     }
+
+    /// Whether a sign-in at `auth_time` is recent enough for this request (`prompt=login`,
+    /// `max_age`); if not, the person signs in again.
+    pub fn accepts_sign_in(&self, auth_time: UnixTime, now: UnixTime) -> bool {
+        let young_enough = self.max_age.is_none_or(|max| now.0 - auth_time.0 <= max);
+        let after_request = !self.prompt.login || auth_time.0 >= self.requested_at;
+        young_enough && after_request
+    }
+}
+
+/// OpenID Connect's `prompt` (Core §3.1.2.1): what the person must, or must not, be shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// Show nothing: answer `login_required` or `consent_required` instead of a page.
+    pub none: bool,
+    /// Sign in again even with a session.
+    pub login: bool,
+    /// Ask for consent even when an earlier one covers the request.
+    pub consent: bool,
+}
+
+impl Prompt {
+    fn parse(text: Option<&str>) -> Result<Self, OAuthError> {
+        let mut prompt = Prompt::default();
+        for value in text
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|v| !v.is_empty())
+        {
+            match value {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                // A session holds one account, so there is nothing to select.
+                "select_account" => {}
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "prompt value `{}` is not supported (none, login, consent, select_account)",
+                        printable(other)
+                    )));
+                }
+            }
+        }
+        if prompt.none && text.is_some_and(|t| t.trim() != "none") {
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        Ok(prompt)
+    }
+}
+
+fn parse_max_age(text: Option<&str>) -> Result<Option<i64>, OAuthError> {
+    text.map(|t| {
+        t.parse::<u32>().map(i64::from).map_err(|_| {
+            OAuthError::invalid_request("max_age must be a number of seconds (0 or more)")
+        })
+    })
+    .transpose()
 }
 
 /// A failure that must not be redirected: shown to the person as an HTML page.
@@ -185,6 +253,7 @@ impl From<PageError> for Rejection {
 pub async fn validate(
     state: &AppState,
     params: &Params,
+    now: UnixTime,
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
     let client = known_client(state, params.get("client_id")).await?;
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
@@ -236,6 +305,7 @@ pub async fn validate(
         response_mode: target.mode,
         state: target.state.clone(),
         nonce: params.get("nonce").map(str::to_owned),
+        requested_at: now.0,
         ..checked
     };
     Ok((client, request))
@@ -323,6 +393,8 @@ async fn check(
         ResponseType::Code => check_pkce(state, params, client)?,
         ResponseType::Token => (None, None),
     };
+    let prompt = Prompt::parse(params.get("prompt"))?;
+    let max_age = parse_max_age(params.get("max_age"))?;
     Ok(AuthorizationRequest {
         client_id: String::new(),
         redirect_uri: String::new(),
@@ -335,6 +407,9 @@ async fn check(
         code_challenge,
         code_challenge_method,
         nonce: None,
+        prompt,
+        max_age,
+        requested_at: 0,
     })
 }
 
@@ -466,13 +541,16 @@ async fn restore(
     })
 }
 
-/// Whether the person must be asked: never for a first-party client, and not when an earlier
-/// consent covers every scope asked for now.
+/// Whether the person must be asked: always with `prompt=consent`; otherwise never for a
+/// first-party client, and not when an earlier consent covers every scope asked for now.
 pub async fn needs_consent(
     state: &AppState,
     pending: &Pending,
     user: &User,
 ) -> Result<bool, StoreError> {
+    if pending.request.prompt.consent {
+        return Ok(true);
+    }
     if pending.client.first_party {
         return Ok(false);
     }
@@ -567,9 +645,19 @@ pub async fn deny(
     pending: &Pending,
     now: UnixTime,
 ) -> Result<AuthorizationResponse, PageError> {
-    let target = take(state, pending, now).await?;
     let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-    Ok(AuthorizationResponse::error(target, &error))
+    refuse(state, pending, &error, now).await
+}
+
+/// End the request with an error for the client, e.g. `consent_required` for `prompt=none`.
+pub async fn refuse(
+    state: &AppState,
+    pending: &Pending,
+    error: &OAuthError,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, PageError> {
+    let target = take(state, pending, now).await?;
+    Ok(AuthorizationResponse::error(target, error))
 }
 
 async fn take(
@@ -585,4 +673,83 @@ async fn take(
         .map_err(PageError::from_store)?
         .ok_or_else(PageError::request_gone)?;
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_values_parse_and_none_stands_alone() {
+        let parsed = |text| Prompt::parse(Some(text));
+        assert_eq!(parsed("").unwrap(), Prompt::default());
+        assert_eq!(
+            parsed("login consent").unwrap(),
+            Prompt {
+                login: true,
+                consent: true,
+                none: false
+            }
+        );
+        assert!(parsed("none").unwrap().none);
+        assert_eq!(parsed("select_account").unwrap(), Prompt::default());
+        assert!(parsed("none login").is_err());
+        assert!(parsed("bogus").is_err());
+        assert_eq!(Prompt::parse(None).unwrap(), Prompt::default());
+    }
+
+    #[test]
+    fn max_age_is_a_non_negative_number_of_seconds() {
+        assert_eq!(parse_max_age(Some("0")).unwrap(), Some(0));
+        assert_eq!(parse_max_age(Some("3600")).unwrap(), Some(3600));
+        assert_eq!(parse_max_age(None).unwrap(), None);
+        for bad in ["-1", "1.5", "soon", ""] {
+            assert!(parse_max_age(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_sign_in_must_be_young_enough_and_after_a_login_prompt() {
+        let request = |prompt: Prompt, max_age| AuthorizationRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            redirect_uri_sent: true,
+            response_type: ResponseType::Code,
+            response_mode: ResponseMode::Query,
+            state: None,
+            scope: String::new(),
+            audience: String::new(),
+            code_challenge: None,
+            code_challenge_method: None,
+            nonce: None,
+            prompt,
+            max_age,
+            requested_at: 1_000,
+        };
+        let now = UnixTime(1_100);
+        let plain = request(Prompt::default(), None);
+        assert!(plain.accepts_sign_in(UnixTime(0), now));
+        let login = request(
+            Prompt {
+                login: true,
+                ..Prompt::default()
+            },
+            None,
+        );
+        assert!(!login.accepts_sign_in(UnixTime(999), now));
+        assert!(login.accepts_sign_in(UnixTime(1_050), now));
+        let max_age = request(Prompt::default(), Some(60));
+        assert!(max_age.accepts_sign_in(UnixTime(1_040), now));
+        assert!(!max_age.accepts_sign_in(UnixTime(1_039), now));
+    }
+
+    #[test]
+    fn requests_kept_by_an_older_version_still_load() {
+        let old = r#"{"client_id":"c","redirect_uri":"https://app.example/cb","redirect_uri_sent":true,
+            "response_type":"code","response_mode":"query","state":null,"scope":"openid","audience":"",
+            "code_challenge":null,"code_challenge_method":null,"nonce":null}"#;
+        let request: AuthorizationRequest = serde_json::from_str(old).unwrap();
+        assert_eq!(request.prompt, Prompt::default());
+        assert_eq!(request.max_age, None);
+    }
 }

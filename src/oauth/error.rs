@@ -15,6 +15,9 @@ pub enum ErrorCode {
     InvalidScope,
     InvalidTarget,
     AccessDenied,
+    /// OpenID Connect Core §3.1.2.6, for `prompt=none`.
+    LoginRequired,
+    ConsentRequired,
     UnsupportedResponseType,
     ServerError,
     TemporarilyUnavailable,
@@ -33,6 +36,8 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",

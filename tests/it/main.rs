@@ -20,6 +20,7 @@ mod login;
 mod logs;
 mod metrics;
 mod password;
+mod prompt;
 mod readme;
 mod refresh;
 mod replicas;

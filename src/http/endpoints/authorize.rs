@@ -10,9 +10,13 @@ use super::consent::proceed;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, page_url};
 use crate::http::extract;
-use crate::oauth::authorize::{self, PageError, Pending, Rejection};
-use crate::oauth::{OAuthError, Params};
+use std::sync::Arc;
+
+use crate::oauth::authorize::{self, AuthorizationRequest, PageError, Pending, Rejection};
+use crate::oauth::response_mode::AuthorizationResponse;
+use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::state::AppState;
+use crate::store::Client;
 
 pub async fn authorize_get(
     State(state): State<AppState>,
@@ -43,7 +47,7 @@ async fn handle(
         // Unparsed, nothing is known good yet: say so on a page.
         Err(error) => return browser::error_page(state, malformed(&error)),
     };
-    let (client, request) = match authorize::validate(state, &params).await {
+    let (client, request) = match authorize::validate(state, &params, now).await {
         Ok(valid) => valid,
         Err(Rejection::Page(page)) => return browser::error_page(state, page),
         Err(Rejection::Redirect(error)) => {
@@ -52,8 +56,12 @@ async fn handle(
         }
     };
     let result = async {
+        let signed_in = browser::signed_in_for(state, headers, &request, now).await?;
+        if signed_in.is_none() && request.prompt.none {
+            return login_required(state, client, request);
+        }
         let id = authorize::create_pending(state, &request, now).await?;
-        match browser::signed_in(state, headers, now).await? {
+        match signed_in {
             Some((session, user)) => {
                 let pending = Pending {
                     id,
@@ -67,6 +75,22 @@ async fn handle(
     }
     .await;
     result.unwrap_or_else(|page: PageError| browser::error_page(state, page))
+}
+
+/// `prompt=none` without a (recent enough) session: OpenID Connect Core §3.1.2.6.
+fn login_required(
+    state: &AppState,
+    client: Arc<Client>,
+    request: AuthorizationRequest,
+) -> Result<Response, PageError> {
+    let not_stored = Pending {
+        id: String::new(),
+        client,
+        request,
+    };
+    let error = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
+    let response = AuthorizationResponse::error(not_stored.target()?, &error);
+    Ok(browser::deliver(state, response))
 }
 
 fn malformed(error: &OAuthError) -> PageError {

@@ -13,6 +13,7 @@ use crate::http::pages::{ConsentView, Page, ScopeView};
 use crate::login::csrf::FormPurpose;
 use crate::oauth::authorize::{self, PageError, Pending};
 use crate::oauth::scope::OPENID_SCOPES;
+use crate::oauth::{ErrorCode, OAuthError};
 use crate::state::AppState;
 use crate::store::{Session, User};
 
@@ -34,6 +35,11 @@ pub async fn proceed(
             .await
             .map_err(PageError::from_store)?
         {
+            if pending.request.prompt.none {
+                let error = OAuthError::new(ErrorCode::ConsentRequired, "the user must consent");
+                let response = authorize::refuse(state, pending, &error, now).await?;
+                return Ok(browser::deliver(state, response));
+            }
             return Ok(browser::see_other(&page_url("/consent", &pending.id)));
         }
         let response = authorize::approve(state, pending, user, session, now).await?;
@@ -51,7 +57,8 @@ pub async fn consent_get(
     let now = UnixTime::now();
     let result = async {
         let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
-        let Some((session, user)) = browser::signed_in(&state, &headers, now).await? else {
+        let signed_in = browser::signed_in_for(&state, &headers, &pending.request, now).await?;
+        let Some((session, user)) = signed_in else {
             return Ok(browser::see_other(&page_url("/login", &pending.id)));
         };
         if !authorize::needs_consent(&state, &pending, &user)
@@ -86,7 +93,8 @@ pub async fn consent_post(
             .fields;
         let request_id = form.get("request");
         let pending = authorize::load_pending(&state, request_id, now).await?;
-        let Some((session, user)) = browser::signed_in(&state, &headers, now).await? else {
+        let signed_in = browser::signed_in_for(&state, &headers, &pending.request, now).await?;
+        let Some((session, user)) = signed_in else {
             return Ok(browser::see_other(&page_url("/login", &pending.id)));
         };
         let response = match form.get("decision") {

@@ -29,7 +29,8 @@ pub async fn login_get(
     let now = UnixTime::now();
     let result = async {
         let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
-        if let Some((session, user)) = browser::signed_in(&state, &headers, now).await? {
+        let signed_in = browser::signed_in_for(&state, &headers, &pending.request, now).await?;
+        if let Some((session, user)) = signed_in {
             return Ok(proceed(&state, &pending, &session, &user, now).await);
         }
         let csrf = CsrfCookie::ensure(&headers)?;

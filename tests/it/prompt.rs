@@ -1,0 +1,174 @@
+//! OpenID Connect's `prompt` and `max_age` at `/authorize` (Core §3.1.2.1, §3.1.2.6): pages
+//! forced or forbidden, and the errors a silent request gets instead of a page.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
+use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
+use crate::introspection::CALLBACK;
+use crate::store_tests;
+
+store_tests!(
+    prompt_none_answers_instead_of_showing_a_page,
+    prompt_login_and_max_age_ask_for_a_fresh_sign_in,
+    prompt_consent_asks_again,
+    bad_prompt_and_max_age_values_are_invalid_requests
+);
+
+async fn setup(app: &TestApp) -> WebClient {
+    app.create_user("alice").await;
+    app.create_contacts_api().await;
+    app.create_web_client(CALLBACK, "read:contacts openid", &[])
+        .await
+}
+
+fn params<'a>(
+    client: &'a WebClient,
+    pkce: &'a Pkce,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("scope", "openid read:contacts"),
+        ("audience", CONTACTS),
+        ("state", "s1"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    params.extend_from_slice(extra);
+    params
+}
+
+/// Where `/authorize` sends the browser: a page path, or the client's redirect.
+async fn authorize_to(app: &TestApp, params: &[(&str, &str)]) -> String {
+    let response = app.authorize(params).await;
+    assert_eq!(response.status(), 303);
+    location(&response)
+}
+
+fn callback_error(location: &str) -> String {
+    assert!(location.starts_with(CALLBACK), "{location}");
+    let params = redirect_params(location);
+    assert_eq!(params["state"], "s1");
+    params.get("error").cloned().unwrap_or_default()
+}
+
+async fn prompt_none_answers_instead_of_showing_a_page(app: TestApp) {
+    let client = setup(&app).await;
+    let pkce = Pkce::new();
+    let silent = params(&client, &pkce, &[("prompt", "none")]);
+
+    // Nobody signed in.
+    assert_eq!(
+        callback_error(&authorize_to(&app, &silent).await),
+        "login_required"
+    );
+    // Signed in, but this client was never allowed.
+    let consent = signed_in_without_consent(&app, &client, &pkce).await;
+    assert_eq!(
+        callback_error(&authorize_to(&app, &silent).await),
+        "consent_required"
+    );
+    // Signed in and allowed: the code comes back with no page in between.
+    let allowed = app.decide(&consent, "allow").await;
+    assert_eq!(callback_error(&location(&allowed)), "");
+    let location = authorize_to(&app, &silent).await;
+    assert_eq!(callback_error(&location), "");
+    let code = redirect_params(&location)["code"].clone();
+    let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
+    assert_eq!(response.status(), 200);
+}
+
+/// Sign alice in through a request she then leaves at the consent page.
+async fn signed_in_without_consent(app: &TestApp, client: &WebClient, pkce: &Pkce) -> String {
+    let response = app.authorize(&params(client, pkce, &[])).await;
+    let login = app.follow_to_page(response, "/login").await;
+    let response = app.sign_in(&login, "alice", PASSWORD).await;
+    app.follow_to_page(response, "/consent").await
+}
+
+async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(app: TestApp) {
+    let client = setup(&app).await;
+    let pkce = Pkce::new();
+    let first = app
+        .sign_in_and_allow(&params(&client, &pkce, &[]), "alice")
+        .await;
+    let response = app
+        .redeem(&client, &first["code"], Some(&pkce.verifier))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let (_, claims) =
+        verify_with_jwks(&app, body["id_token"].as_str().unwrap(), &client.client_id).await;
+    let mut last_sign_in = claims["auth_time"].as_i64().unwrap();
+
+    // The session is recent enough for max_age=3600: straight back.
+    let young = authorize_to(&app, &params(&client, &pkce, &[("max_age", "3600")])).await;
+    assert!(young.starts_with(CALLBACK), "{young}");
+
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        // Clocks count whole seconds: let the last sign-in become the past.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let to_login = authorize_to(&app, &params(&client, &pkce, &[extra])).await;
+        assert!(to_login.starts_with("/login"), "{extra:?}: {to_login}");
+        // The login page itself does not wave the old session through.
+        let page = app.get(&to_login).await;
+        assert_eq!(page.status(), 200, "{extra:?}");
+        let login = page.text().await.unwrap();
+        assert!(login.contains("name=\"password\""), "{extra:?}");
+        let response = app.sign_in(&login, "alice", PASSWORD).await;
+        assert_eq!(response.status(), 303);
+        let back = location(&response);
+        assert!(back.starts_with(CALLBACK), "consent is remembered: {back}");
+        let code = redirect_params(&back)["code"].clone();
+        let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
+        let body: Value = response.json().await.unwrap();
+        let (_, claims) =
+            verify_with_jwks(&app, body["id_token"].as_str().unwrap(), &client.client_id).await;
+        let auth_time = claims["auth_time"].as_i64().unwrap();
+        assert!(auth_time > last_sign_in, "{extra:?}: a new sign-in");
+        last_sign_in = auth_time;
+    }
+    // prompt=none with max_age=0: a silent request cannot sign anyone in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let location = authorize_to(
+        &app,
+        &params(&client, &pkce, &[("prompt", "none"), ("max_age", "0")]),
+    )
+    .await;
+    assert_eq!(callback_error(&location), "login_required");
+}
+
+async fn prompt_consent_asks_again(app: TestApp) {
+    let client = setup(&app).await;
+    let pkce = Pkce::new();
+    app.sign_in_and_allow(&params(&client, &pkce, &[]), "alice")
+        .await;
+    let remembered = authorize_to(&app, &params(&client, &pkce, &[])).await;
+    assert!(remembered.starts_with(CALLBACK), "{remembered}");
+    let to_consent = authorize_to(&app, &params(&client, &pkce, &[("prompt", "consent")])).await;
+    assert!(to_consent.starts_with("/consent"), "{to_consent}");
+    let page = app.get(&to_consent).await;
+    assert_eq!(page.status(), 200);
+    let consent = page.text().await.unwrap();
+    assert!(consent.contains("read:contacts"));
+    let response = app.decide(&consent, "deny").await;
+    assert_eq!(callback_error(&location(&response)), "access_denied");
+}
+
+async fn bad_prompt_and_max_age_values_are_invalid_requests(app: TestApp) {
+    let client = setup(&app).await;
+    let pkce = Pkce::new();
+    for extra in [
+        ("prompt", "none login"),
+        ("prompt", "bogus"),
+        ("max_age", "-1"),
+        ("max_age", "soon"),
+    ] {
+        let location = authorize_to(&app, &params(&client, &pkce, &[extra])).await;
+        assert_eq!(callback_error(&location), "invalid_request", "{extra:?}");
+    }
+}
