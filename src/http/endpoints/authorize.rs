@@ -1,6 +1,8 @@
 //! `GET|POST /authorize` (RFC 6749 §3.1): validate, keep the request pending, then send the
 //! person to sign in, to consent, or straight back to the client.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -10,8 +12,6 @@ use super::consent::proceed;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, page_url};
 use crate::http::extract;
-use std::sync::Arc;
-
 use crate::oauth::authorize::{self, AuthorizationRequest, PageError, Pending, Rejection};
 use crate::oauth::response_mode::AuthorizationResponse;
 use crate::oauth::{ErrorCode, OAuthError, Params};
