@@ -28,30 +28,61 @@ pub enum ResponseType {
     Code,
     /// RFC 6749 §4.2 (implicit).
     Token,
+    /// OpenID Connect Core §3.2 (implicit): an ID token only.
+    IdToken,
+    /// OpenID Connect Core §3.2 (implicit): an ID token and an access token.
+    IdTokenToken,
 }
 
 impl ResponseType {
-    pub const ALL: [ResponseType; 2] = [ResponseType::Code, ResponseType::Token];
+    pub const ALL: [ResponseType; 4] = [
+        ResponseType::Code,
+        ResponseType::Token,
+        ResponseType::IdToken,
+        ResponseType::IdTokenToken,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseType::Code => "code",
             ResponseType::Token => "token",
+            ResponseType::IdToken => "id_token",
+            ResponseType::IdTokenToken => "id_token token",
         }
     }
 
-    fn grant(self) -> GrantType {
+    /// The space-delimited values in any order (RFC 6749 §3.1.1): `token id_token` too.
+    fn parse(text: &str) -> Option<Self> {
+        let mut words: Vec<&str> = text.split(' ').collect();
+        words.sort_unstable();
+        Self::ALL.into_iter().find(|t| {
+            let mut own: Vec<&str> = t.as_str().split(' ').collect();
+            own.sort_unstable();
+            own == words
+        })
+    }
+
+    pub fn grant(self) -> GrantType {
         match self {
             ResponseType::Code => GrantType::AuthorizationCode,
-            ResponseType::Token => GrantType::Implicit,
+            _ => GrantType::Implicit,
         }
     }
 
-    /// RFC 6749 §4.1.2 and §4.2.2: code in the query, token in the fragment.
+    pub fn issues_access_token(self) -> bool {
+        matches!(self, ResponseType::Token | ResponseType::IdTokenToken)
+    }
+
+    pub fn issues_id_token(self) -> bool {
+        matches!(self, ResponseType::IdToken | ResponseType::IdTokenToken)
+    }
+
+    /// RFC 6749 §4.1.2 and §4.2.2: a code in the query; tokens only in the fragment (or a
+    /// form_post), never in a query.
     fn default_mode(self) -> ResponseMode {
         match self {
             ResponseType::Code => ResponseMode::Query,
-            ResponseType::Token => ResponseMode::Fragment,
+            _ => ResponseMode::Fragment,
         }
     }
 }
@@ -259,9 +290,13 @@ pub async fn validate(
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
         .map_err(|mismatch| redirect_page(&client, mismatch))?;
     let response_type = params.get("response_type");
-    let default_mode = match response_type {
-        Some("token") => ResponseMode::Fragment,
-        _ => ResponseMode::Query,
+    let front_channel_tokens = response_type
+        .and_then(ResponseType::parse)
+        .is_some_and(|t| t != ResponseType::Code);
+    let default_mode = if front_channel_tokens {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
     };
     let mut target = RedirectTarget {
         redirect_uri,
@@ -285,11 +320,11 @@ pub async fn validate(
             )
         })?;
         // The error itself must not put anything in a query the client asked to avoid.
-        if response_type == Some("token") && mode == ResponseMode::Query {
+        if front_channel_tokens && mode == ResponseMode::Query {
             return Err(fail(
                 &target,
                 OAuthError::invalid_request(
-                    "response_mode query cannot carry an access token; use fragment or form_post",
+                    "response_mode query cannot carry tokens; use fragment or form_post",
                 ),
             ));
         }
@@ -391,8 +426,11 @@ async fn check(
     })?;
     let (code_challenge, code_challenge_method) = match response_type {
         ResponseType::Code => check_pkce(state, params, client)?,
-        ResponseType::Token => (None, None),
+        _ => (None, None),
     };
+    if response_type.issues_id_token() {
+        check_id_token_request(params, &granted)?;
+    }
     let prompt = Prompt::parse(params.get("prompt"))?;
     let max_age = parse_max_age(params.get("max_age"))?;
     Ok(AuthorizationRequest {
@@ -413,21 +451,34 @@ async fn check(
     })
 }
 
+/// OpenID Connect Core §3.2.2.1: an ID token in the front channel needs `openid`, and a
+/// `nonce` to tie it to the browser session that asked (it cannot be bound otherwise).
+fn check_id_token_request(params: &Params, granted: &ScopeSet) -> Result<(), OAuthError> {
+    if !granted.contains("openid") {
+        return Err(OAuthError::invalid_scope(
+            "response_type id_token needs the openid scope",
+        ));
+    }
+    if params.get("nonce").is_none_or(str::is_empty) {
+        return Err(OAuthError::invalid_request(
+            "nonce is required when the response carries an ID token",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {
     let text = text
         .ok_or_else(|| OAuthError::invalid_request("the `response_type` parameter is required"))?;
-    ResponseType::ALL
-        .into_iter()
-        .find(|t| t.as_str() == text)
-        .ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::UnsupportedResponseType,
-                format!(
-                    "response_type `{}` is not supported (code, token)",
-                    printable(text)
-                ),
-            )
-        })
+    ResponseType::parse(text).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            format!(
+                "response_type `{}` is not supported (code, token, id_token, id_token token)",
+                printable(text)
+            ),
+        )
+    })
 }
 
 /// RFC 7636 §4.3 with SPEC §7: S256 required for public clients, `plain` only if allowed.
@@ -614,18 +665,19 @@ pub async fn approve(
         ResponseType::Code => {
             authorization_code::issue_code(state, &pending.request, user, session, now).await
         }
-        ResponseType::Token => implicit::issue_token(state, &pending.request, user, now).await,
+        _ => implicit::issue(state, &pending.request, user, session, now).await,
     };
     Ok(match issued {
         Ok(params) => {
-            let event = match pending.request.response_type {
+            let response_type = pending.request.response_type;
+            if response_type.issues_access_token() {
+                state
+                    .metrics
+                    .token_issued("implicit", &pending.request.audience);
+            }
+            let event = match response_type {
                 ResponseType::Code => "code.issued",
-                ResponseType::Token => {
-                    state
-                        .metrics
-                        .token_issued("implicit", &pending.request.audience);
-                    "token.issued"
-                }
+                _ => "token.issued",
             };
             tracing::info!(target: "audit", event, grant_type = %pending.request.response_type.grant(), client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "authorization granted");
             AuthorizationResponse { target, params }
@@ -696,6 +748,23 @@ mod tests {
         assert!(parsed("none login").is_err());
         assert!(parsed("bogus").is_err());
         assert_eq!(Prompt::parse(None).unwrap(), Prompt::default());
+    }
+
+    #[test]
+    fn response_types_are_sets_of_values() {
+        assert_eq!(ResponseType::parse("code"), Some(ResponseType::Code));
+        assert_eq!(
+            ResponseType::parse("token id_token"),
+            Some(ResponseType::IdTokenToken)
+        );
+        assert_eq!(
+            ResponseType::parse("id_token token"),
+            Some(ResponseType::IdTokenToken)
+        );
+        assert_eq!(ResponseType::parse("id_token"), Some(ResponseType::IdToken));
+        for unsupported in ["code id_token", "code token", "token token", "", "none"] {
+            assert_eq!(ResponseType::parse(unsupported), None, "{unsupported}");
+        }
     }
 
     #[test]

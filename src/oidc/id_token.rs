@@ -1,6 +1,6 @@
 //! ID tokens (OpenID Connect Core §2): who signed in, when, and for which client, as a JWT
 //! signed with the same key as access tokens. The code flow issues one at `/token` when the
-//! granted scope has `openid` (§3.1.3.3).
+//! granted scope has `openid` (§3.1.3.3); the implicit flow in the redirect (§3.2.2.5).
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -10,6 +10,8 @@ use serde::Serialize;
 use super::userinfo::UserInfo;
 use crate::config::SigningAlg;
 use crate::domain::{ScopeSet, UnixTime};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
 use crate::store::User;
 use crate::tokens::keys::{KeyError, SigningKey};
 use crate::tokens::signer::sign_jwt;
@@ -49,8 +51,27 @@ pub struct IdTokenGrant<'a> {
     pub issuer: &'a str,
     pub client_id: &'a str,
     pub ttl: std::time::Duration,
-    /// The access token issued with it, bound by `at_hash`.
-    pub access_token: &'a str,
+    /// The access token issued with it, if any, bound by `at_hash`.
+    pub access_token: Option<&'a str>,
+}
+
+/// Sign an ID token for `client_id` with the current key and `tokens.id_token_ttl`.
+pub fn sign(
+    state: &AppState,
+    client_id: &str,
+    access_token: Option<&str>,
+    signed_in: Authentication<'_>,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let keys = state.keys.current();
+    let grant = IdTokenGrant {
+        issuer: state.settings.issuer_str(),
+        client_id,
+        ttl: state.settings.config.tokens.id_token_ttl.0,
+        access_token,
+    };
+    issue(keys.current(), &grant, signed_in, now)
+        .map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 pub fn issue(
@@ -66,7 +87,7 @@ pub fn issue(
         iat: now.0,
         auth_time: signed_in.auth_time.0,
         nonce: signed_in.nonce,
-        at_hash: Some(token_hash(key.alg(), grant.access_token)),
+        at_hash: grant.access_token.map(|token| token_hash(key.alg(), token)),
         user: UserInfo::for_scope(signed_in.user, signed_in.scope.iter()),
     };
     sign_jwt(key, "JWT", &claims)

@@ -145,7 +145,7 @@ async fn later_errors_are_redirected_with_state_and_iss(app: TestApp) {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (base(&[]), "invalid_request"),
         (
-            base(&[("response_type", "id_token")]),
+            base(&[("response_type", "code id_token")]),
             "unsupported_response_type",
         ),
         (base(&[("response_type", "token")]), "unauthorized_client"),
@@ -310,7 +310,7 @@ async fn discovery_lists_the_authorization_endpoint(backend: Backend) {
     assert_eq!(doc["authorization_endpoint"], app.url("/authorize"));
     assert_eq!(
         doc["response_types_supported"],
-        serde_json::json!(["code", "token"])
+        serde_json::json!(["code", "token", "id_token", "id_token token"])
     );
     assert_eq!(
         doc["response_modes_supported"],

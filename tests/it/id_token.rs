@@ -18,6 +18,7 @@ use crate::store_tests;
 store_tests!(
     the_code_flow_with_openid_returns_an_id_token,
     no_openid_no_id_token,
+    the_implicit_flow_puts_id_tokens_in_the_fragment,
     an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash
 );
 
@@ -199,4 +200,78 @@ async fn an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash(app: TestApp) {
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     let access = body["access_token"].as_str().unwrap();
     assert_eq!(claims["at_hash"], expected_at_hash(&digest::SHA512, access));
+}
+
+async fn the_implicit_flow_puts_id_tokens_in_the_fragment(app: TestApp) {
+    let alice = create_alice(&app).await;
+    app.create_contacts_api().await;
+    let client = app
+        .create_web_client(
+            CALLBACK,
+            "read:contacts openid email",
+            &["--public", "--grant-type", "implicit"],
+        )
+        .await;
+    let request = |response_type, scope, nonce: Option<&'static str>| {
+        let mut params = vec![
+            ("client_id", client.client_id.clone()),
+            ("response_type", String::from(response_type)),
+            ("redirect_uri", CALLBACK.to_owned()),
+            ("scope", String::from(scope)),
+            ("audience", CONTACTS.to_owned()),
+            ("state", "imp".to_owned()),
+        ];
+        if let Some(nonce) = nonce {
+            params.push(("nonce", nonce.to_owned()));
+        }
+        params
+    };
+
+    // Both tokens; the values may come in either order (RFC 6749 §3.1.1).
+    let both = request("token id_token", "openid email read:contacts", Some("n-42"));
+    let fragment = app.sign_in_and_allow(&borrowed(&both), "alice").await;
+    assert_eq!(fragment["state"], "imp");
+    let access = fragment["access_token"].clone();
+    let (header, claims) = verify_with_jwks(&app, &fragment["id_token"], &client.client_id).await;
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["nonce"], "n-42");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(
+        claims["at_hash"],
+        expected_at_hash(&digest::SHA256, &access)
+    );
+    assert!(!fragment.contains_key("refresh_token") && !fragment.contains_key("code"));
+
+    // The ID token alone: no access token, so no at_hash. In the fragment, never a query.
+    let only = request("id_token", "openid email read:contacts", Some("n-43"));
+    let response = app.authorize(&borrowed(&only)).await;
+    let to = location(&response);
+    assert!(to.starts_with(&format!("{CALLBACK}#")), "{to}");
+    let fragment = redirect_params(&to);
+    assert!(!fragment.contains_key("access_token"), "{fragment:?}");
+    let (_, claims) = verify_with_jwks(&app, &fragment["id_token"], &client.client_id).await;
+    assert_eq!(claims["nonce"], "n-43");
+    assert!(claims.get("at_hash").is_none(), "{claims}");
+
+    // Refusals, each in the fragment: no nonce, no openid, a query response mode.
+    let mut query = request("id_token", "openid", Some("n"));
+    query.push(("response_mode", "query".to_owned()));
+    for (params, error) in [
+        (request("id_token token", "openid", None), "invalid_request"),
+        (
+            request("id_token", "read:contacts", Some("n")),
+            "invalid_scope",
+        ),
+        (query, "invalid_request"),
+    ] {
+        let response = app.authorize(&borrowed(&params)).await;
+        let to = location(&response);
+        assert!(to.starts_with(&format!("{CALLBACK}#")), "{to}");
+        assert_eq!(redirect_params(&to)["error"], error, "{params:?}");
+    }
+}
+
+fn borrowed<'a>(params: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    params.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

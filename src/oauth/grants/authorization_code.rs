@@ -10,7 +10,7 @@ use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
-use crate::oidc::id_token::{self, Authentication, IdTokenGrant};
+use crate::oidc::id_token::{self, Authentication};
 use crate::state::AppState;
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
 
@@ -144,27 +144,17 @@ pub async fn exchange(
             auth_time: code.auth_time,
             nonce: code.nonce.as_deref(),
         };
-        response.id_token = Some(sign_id_token(cx, &response.access_token, signed_in)?);
+        let access_token = Some(response.access_token.as_str());
+        let client_id = &cx.client.client_id;
+        response.id_token = Some(id_token::sign(
+            state,
+            client_id,
+            access_token,
+            signed_in,
+            cx.now,
+        )?);
     }
     Ok(response)
-}
-
-/// OpenID Connect Core §3.1.3.3: the ID token for the client, bound to its access token.
-fn sign_id_token(
-    cx: &TokenContext<'_>,
-    access_token: &str,
-    signed_in: Authentication<'_>,
-) -> Result<String, OAuthError> {
-    let state = cx.state;
-    let keys = state.keys.current();
-    let grant = IdTokenGrant {
-        issuer: state.settings.issuer_str(),
-        client_id: &cx.client.client_id,
-        ttl: state.settings.config.tokens.id_token_ttl.0,
-        access_token,
-    };
-    id_token::issue(keys.current(), &grant, signed_in, cx.now)
-        .map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 /// §4.1.3: identical to the one sent to `/authorize` when one was sent there.
