@@ -18,6 +18,7 @@ use super::scope::{self, ScopeRequest, Subject, TargetRequest};
 use super::{ErrorCode, OAuthError, Params};
 use crate::crypto::random_token;
 use crate::domain::{GrantType, ScopeSet, UnixTime, is_valid_client_id, printable};
+use crate::oidc::prompt::{self, Prompt};
 use crate::state::AppState;
 use crate::store::{Client, Consent, PendingRequest, Session, StoreError, User};
 
@@ -110,6 +111,9 @@ pub struct AuthorizationRequest {
     /// OpenID Connect `max_age`: the sign-in may be at most this many seconds old.
     #[serde(default)]
     pub max_age: Option<i64>,
+    /// OpenID Connect `login_hint`: the username to fill in on the login page.
+    #[serde(default)]
+    pub login_hint: Option<String>,
     /// When the request arrived: `prompt=login` wants a sign-in after it.
     #[serde(default)]
     pub requested_at: i64,
@@ -128,57 +132,6 @@ impl AuthorizationRequest {
         let after_request = !self.prompt.login || auth_time.0 >= self.requested_at;
         young_enough && after_request
     }
-}
-
-/// OpenID Connect's `prompt` (Core §3.1.2.1): what the person must, or must not, be shown.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Prompt {
-    /// Show nothing: answer `login_required` or `consent_required` instead of a page.
-    pub none: bool,
-    /// Sign in again even with a session.
-    pub login: bool,
-    /// Ask for consent even when an earlier one covers the request.
-    pub consent: bool,
-}
-
-impl Prompt {
-    fn parse(text: Option<&str>) -> Result<Self, OAuthError> {
-        let mut prompt = Prompt::default();
-        for value in text
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|v| !v.is_empty())
-        {
-            match value {
-                "none" => prompt.none = true,
-                "login" => prompt.login = true,
-                "consent" => prompt.consent = true,
-                // A session holds one account, so there is nothing to select.
-                "select_account" => {}
-                other => {
-                    return Err(OAuthError::invalid_request(format!(
-                        "prompt value `{}` is not supported (none, login, consent, select_account)",
-                        printable(other)
-                    )));
-                }
-            }
-        }
-        if prompt.none && text.is_some_and(|t| t.trim() != "none") {
-            return Err(OAuthError::invalid_request(
-                "prompt=none cannot be combined with other values",
-            ));
-        }
-        Ok(prompt)
-    }
-}
-
-fn parse_max_age(text: Option<&str>) -> Result<Option<i64>, OAuthError> {
-    text.map(|t| {
-        t.parse::<u32>().map(i64::from).map_err(|_| {
-            OAuthError::invalid_request("max_age must be a number of seconds (0 or more)")
-        })
-    })
-    .transpose()
 }
 
 /// A failure that must not be redirected: shown to the person as an HTML page.
@@ -432,7 +385,8 @@ async fn check(
         check_id_token_request(params, &granted)?;
     }
     let prompt = Prompt::parse(params.get("prompt"))?;
-    let max_age = parse_max_age(params.get("max_age"))?;
+    let max_age = prompt::parse_max_age(params.get("max_age"))?;
+    let login_hint = params.get("login_hint").map(str::to_owned);
     Ok(AuthorizationRequest {
         client_id: String::new(),
         redirect_uri: String::new(),
@@ -447,6 +401,7 @@ async fn check(
         nonce: None,
         prompt,
         max_age,
+        login_hint,
         requested_at: 0,
     })
 }
@@ -732,25 +687,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prompt_values_parse_and_none_stands_alone() {
-        let parsed = |text| Prompt::parse(Some(text));
-        assert_eq!(parsed("").unwrap(), Prompt::default());
-        assert_eq!(
-            parsed("login consent").unwrap(),
-            Prompt {
-                login: true,
-                consent: true,
-                none: false
-            }
-        );
-        assert!(parsed("none").unwrap().none);
-        assert_eq!(parsed("select_account").unwrap(), Prompt::default());
-        assert!(parsed("none login").is_err());
-        assert!(parsed("bogus").is_err());
-        assert_eq!(Prompt::parse(None).unwrap(), Prompt::default());
-    }
-
-    #[test]
     fn response_types_are_sets_of_values() {
         assert_eq!(ResponseType::parse("code"), Some(ResponseType::Code));
         assert_eq!(
@@ -764,16 +700,6 @@ mod tests {
         assert_eq!(ResponseType::parse("id_token"), Some(ResponseType::IdToken));
         for unsupported in ["code id_token", "code token", "token token", "", "none"] {
             assert_eq!(ResponseType::parse(unsupported), None, "{unsupported}");
-        }
-    }
-
-    #[test]
-    fn max_age_is_a_non_negative_number_of_seconds() {
-        assert_eq!(parse_max_age(Some("0")).unwrap(), Some(0));
-        assert_eq!(parse_max_age(Some("3600")).unwrap(), Some(3600));
-        assert_eq!(parse_max_age(None).unwrap(), None);
-        for bad in ["-1", "1.5", "soon", ""] {
-            assert!(parse_max_age(Some(bad)).is_err(), "{bad}");
         }
     }
 
@@ -793,6 +719,7 @@ mod tests {
             nonce: None,
             prompt,
             max_age,
+            login_hint: None,
             requested_at: 1_000,
         };
         let now = UnixTime(1_100);

@@ -9,8 +9,7 @@ use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
 use crate::domain::GrantType;
-use crate::oidc::id_token::ID_TOKEN_CLAIMS;
-use crate::oidc::userinfo::CLAIMS_SUPPORTED;
+use crate::oidc::discovery;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
@@ -29,27 +28,12 @@ pub struct Metadata {
 impl Metadata {
     pub fn new(settings: &Settings) -> Self {
         let oauth = oauth_document(settings);
-        let openid = openid_document(settings, oauth.clone());
+        let openid = discovery::openid_document(settings, oauth.clone());
         Self {
             oauth: Bytes::from(oauth.to_string()),
             openid: Bytes::from(openid.to_string()),
         }
     }
-}
-
-/// OpenID Connect Discovery 1.0 §3: the OAuth metadata plus what OpenID Connect adds.
-fn openid_document(settings: &Settings, mut document: Value) -> Value {
-    let added = json!({
-        "userinfo_endpoint": settings.endpoint(USERINFO_PATH),
-        "subject_types_supported": ["public"],
-        // Every algorithm `keys rotate --alg` can switch to; RS256 first (Discovery §3).
-        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
-        "claims_supported": CLAIMS_SUPPORTED.iter().chain(&ID_TOKEN_CLAIMS).collect::<Vec<_>>(),
-    });
-    if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
-        document.extend(added);
-    }
-    document
 }
 
 fn oauth_document(settings: &Settings) -> Value {

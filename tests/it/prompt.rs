@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
+use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, location, redirect_params};
 use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
 use crate::introspection::CALLBACK;
 use crate::store_tests;
@@ -14,6 +14,7 @@ store_tests!(
     prompt_none_answers_instead_of_showing_a_page,
     prompt_login_and_max_age_ask_for_a_fresh_sign_in,
     prompt_consent_asks_again,
+    login_hint_fills_in_the_username,
     bad_prompt_and_max_age_values_are_invalid_requests
 );
 
@@ -171,4 +172,20 @@ async fn bad_prompt_and_max_age_values_are_invalid_requests(app: TestApp) {
         let location = authorize_to(&app, &params(&client, &pkce, &[extra])).await;
         assert_eq!(callback_error(&location), "invalid_request", "{extra:?}");
     }
+}
+
+async fn login_hint_fills_in_the_username(app: TestApp) {
+    let client = setup(&app).await;
+    let pkce = Pkce::new();
+    let hinted = |hint| params(&client, &pkce, &[("login_hint", hint)]);
+    let to_login = authorize_to(&app, &hinted("alice")).await;
+    let page = app.get(&to_login).await.text().await.unwrap();
+    assert_eq!(Form::parse(&page).get("username"), Some("alice"));
+
+    // Markup in a hint is text, never markup.
+    let evil = r#""><script>alert(1)</script>"#;
+    let to_login = authorize_to(&app, &hinted(evil)).await;
+    let page = app.get(&to_login).await.text().await.unwrap();
+    assert_eq!(Form::parse(&page).get("username"), Some(evil));
+    assert!(!page.contains("<script>alert"), "{page}");
 }

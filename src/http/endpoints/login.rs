@@ -34,12 +34,14 @@ pub async fn login_get(
             return Ok(proceed(&state, &pending, &session, &user, now).await);
         }
         let csrf = CsrfCookie::ensure(&headers)?;
+        // OpenID Connect `login_hint`: the app may already know who is signing in.
+        let username = pending.request.login_hint.clone().unwrap_or_default();
         let page = login_page(
             &state,
             &pending,
             &csrf.value,
             StatusCode::OK,
-            String::new(),
+            username,
             None,
         );
         Ok(csrf.apply(&state, page))

@@ -1,0 +1,24 @@
+//! The OpenID Connect Discovery document (Discovery 1.0 §3): the RFC 8414 metadata of
+//! `oauth/metadata.rs` plus what OpenID Connect adds.
+
+use serde_json::{Value, json};
+
+use super::id_token::ID_TOKEN_CLAIMS;
+use super::userinfo::CLAIMS_SUPPORTED;
+use crate::config::Settings;
+use crate::oauth::metadata::USERINFO_PATH;
+
+/// OpenID Connect Discovery 1.0 §3: the OAuth metadata plus what OpenID Connect adds.
+pub fn openid_document(settings: &Settings, mut document: Value) -> Value {
+    let added = json!({
+        "userinfo_endpoint": settings.endpoint(USERINFO_PATH),
+        "subject_types_supported": ["public"],
+        // Every algorithm `keys rotate --alg` can switch to; RS256 first (Discovery §3).
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "claims_supported": CLAIMS_SUPPORTED.iter().chain(&ID_TOKEN_CLAIMS).collect::<Vec<_>>(),
+    });
+    if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
+        document.extend(added);
+    }
+    document
+}
