@@ -14,6 +14,7 @@ use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params}
 use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
 use crate::introspection::{CALLBACK, Creds, assert_inactive, refresh};
 use crate::store_tests;
+use crate::userinfo::create_alice;
 
 store_tests!(
     the_code_flow_with_openid_returns_an_id_token,
@@ -21,25 +22,6 @@ store_tests!(
     the_implicit_flow_puts_id_tokens_in_the_fragment,
     an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash
 );
-
-async fn create_alice(app: &TestApp) -> String {
-    let user = app
-        .cli_json(&[
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--name",
-            "Alice Liddell",
-            "--password",
-            PASSWORD,
-            "--json",
-        ])
-        .await;
-    user["id"].as_str().unwrap().to_owned()
-}
 
 async fn openid_web_client(app: &TestApp) -> WebClient {
     app.create_contacts_api().await;

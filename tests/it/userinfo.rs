@@ -19,7 +19,7 @@ store_tests!(
 const SPA: &str = "https://spa.example.com";
 
 /// Alice, with a name and an address; returns her id.
-async fn create_alice(app: &TestApp) -> String {
+pub async fn create_alice(app: &TestApp) -> String {
     let user = app
         .cli_json(&[
             "user",
