@@ -5,6 +5,8 @@
 use crate::domain::UnixTime;
 use crate::login::limiter::{Attempt, Locked};
 use crate::login::password::{PasswordError, Verdict};
+use crate::oauth::OAuthError;
+use crate::oauth::authorize::PageError;
 use crate::state::AppState;
 use crate::store::{StoreError, User};
 
@@ -23,6 +25,24 @@ pub enum SignInError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+}
+
+impl From<SignInError> for OAuthError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Store(e) => e.into(),
+            SignInError::Password(e) => OAuthError::server_error(e.to_string()),
+        }
+    }
+}
+
+impl From<SignInError> for PageError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Store(e) => PageError::from_store(e),
+            SignInError::Password(e) => PageError::internal(e),
+        }
+    }
 }
 
 pub async fn check_password(

@@ -17,7 +17,7 @@ use crate::http::pages::{LoginView, Page};
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
 use crate::login::session;
-use crate::login::sign_in::{self, Outcome, SignInError};
+use crate::login::sign_in::{self, Outcome};
 use crate::oauth::authorize::{self, PageError, Pending};
 use crate::state::AppState;
 
@@ -83,31 +83,26 @@ pub async fn login_post(
             username: &username,
             address: client_ip(peer, &headers, &state.settings.trusted_proxies),
         };
-        let outcome = sign_in::check_password(&state, &attempt, password.to_owned(), now)
-            .await
-            .map_err(|e| match e {
-                SignInError::Store(e) => PageError::from_store(e),
-                SignInError::Password(e) => PageError::internal(e),
-            })?;
+        let outcome = sign_in::check_password(&state, &attempt, password.to_owned(), now).await?;
         let user = match outcome {
             Outcome::Accepted(user) => user,
             Outcome::Locked(locked) => {
                 tracing::info!(
-                target: "audit",
-                event = "login.refused",
-                retry_after = locked.retry_after,
-                client_id = %pending.client.client_id,
-                "sign-in refused by the limiter"
-            );
-            let message = format!(
-                "Too many failed sign-in attempts. Wait {} and try again.",
-                seconds(locked.retry_after)
-            );
-            let mut page = again(StatusCode::TOO_MANY_REQUESTS, &message);
-            if let Ok(value) = HeaderValue::from_str(&locked.retry_after.to_string()) {
-                page.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            return Ok(page);
+                    target: "audit",
+                    event = "login.refused",
+                    retry_after = locked.retry_after,
+                    client_id = %pending.client.client_id,
+                    "sign-in refused by the limiter"
+                );
+                let message = format!(
+                    "Too many failed sign-in attempts. Wait {} and try again.",
+                    seconds(locked.retry_after)
+                );
+                let mut page = again(StatusCode::TOO_MANY_REQUESTS, &message);
+                if let Ok(value) = HeaderValue::from_str(&locked.retry_after.to_string()) {
+                    page.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Ok(page);
             }
             Outcome::Rejected => {
                 tracing::info!(

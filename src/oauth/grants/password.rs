@@ -9,7 +9,7 @@ use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
-use crate::login::sign_in::{self, Outcome, SignInError};
+use crate::login::sign_in::{self, Outcome};
 
 pub struct Request {
     username: String,
@@ -57,12 +57,7 @@ pub async fn exchange(
         username: &request.username,
         address: cx.peer,
     };
-    let outcome = sign_in::check_password(state, &attempt, request.password, cx.now)
-        .await
-        .map_err(|e| match e {
-            SignInError::Store(e) => OAuthError::from(e),
-            SignInError::Password(e) => OAuthError::server_error(e.to_string()),
-        })?;
+    let outcome = sign_in::check_password(state, &attempt, request.password, cx.now).await?;
     let user = match outcome {
         Outcome::Accepted(user) => user,
         Outcome::Locked(locked) => {
