@@ -112,8 +112,7 @@ async fn client_commands(app: TestApp) {
         .await;
     assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
 
-    let out = app.cli(&["client", "delete", &id]).await;
-    assert!(out.status.success());
+    app.cli_ok(&["client", "delete", &id]).await;
     fails(&app, &["client", "show", &id], "no client").await;
 }
 
@@ -177,7 +176,7 @@ async fn user_commands(app: TestApp) {
     }
 
     let out = app
-        .cli(&[
+        .cli_ok(&[
             "user",
             "create",
             "--username",
@@ -187,7 +186,6 @@ async fn user_commands(app: TestApp) {
             "--json",
         ])
         .await;
-    assert!(out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("warning"),
         "--password warns"
@@ -413,7 +411,7 @@ async fn bad_input_exits_1_with_a_message(app: TestApp) {
 async fn human_output_is_tables(app: TestApp) {
     app.create_contacts_api().await;
     let out = app
-        .cli(&[
+        .cli_ok(&[
             "client",
             "create",
             "--name",
@@ -424,7 +422,6 @@ async fn human_output_is_tables(app: TestApp) {
             CONTACTS,
         ])
         .await;
-    assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("client_secret:"), "{text}");
     assert!(text.contains("cannot be shown again"), "{text}");

@@ -158,8 +158,7 @@ async fn deleted_client_and_rotated_secret_stop_working(app: TestApp) {
         200
     );
 
-    let out = app.cli(&["client", "delete", &id]).await;
-    assert!(out.status.success());
+    app.cli_ok(&["client", "delete", &id]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     assert_eq!(
         app.token(Some((&id, &new_secret)), &form).await.status(),

@@ -609,12 +609,7 @@ async fn tokens_of_a_disabled_or_deleted_user_are_inactive(app: TestApp) {
     assert_active(&app, &caller, access, "access token before").await;
     assert_active(&app, &caller, refresh_token, "refresh token before").await;
 
-    let out = app.cli(&["user", "disable", "alice"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    app.cli_ok(&["user", "disable", "alice"]).await;
     assert_inactive(&app, &caller, access, "access token of a disabled user").await;
     assert_inactive(
         &app,
@@ -627,12 +622,7 @@ async fn tokens_of_a_disabled_or_deleted_user_are_inactive(app: TestApp) {
     assert_active(&app, &caller, bob_refresh, "another user's refresh token").await;
 
     // A deleted user's tokens are inactive too.
-    let out = app.cli(&["user", "delete", "bob"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    app.cli_ok(&["user", "delete", "bob"]).await;
     assert_inactive(&app, &caller, bob_access, "access token of a deleted user").await;
     assert_inactive(
         &app,
@@ -656,12 +646,7 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
     }
 
     for id in [&client.id, &service_id] {
-        let out = app.cli(&["client", "delete", id]).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        app.cli_ok(&["client", "delete", id]).await;
     }
     // The client cache lives 1 s in tests.
     tokio::time::sleep(Duration::from_millis(1200)).await;

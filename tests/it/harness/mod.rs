@@ -166,14 +166,20 @@ impl TestApp {
             .expect("join")
     }
 
-    /// Run a CLI command that must succeed and print JSON.
-    pub async fn cli_json(&self, args: &[&str]) -> Value {
+    /// Run a CLI command that must succeed.
+    pub async fn cli_ok(&self, args: &[&str]) -> Output {
         let out = self.cli(args).await;
         assert!(
             out.status.success(),
             "valet {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out
+    }
+
+    /// Run a CLI command that must succeed and print JSON.
+    pub async fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli_ok(args).await;
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "valet {args:?} printed no JSON ({e}): {}",
