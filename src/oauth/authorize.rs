@@ -78,12 +78,18 @@ impl ResponseType {
         matches!(self, ResponseType::IdToken | ResponseType::IdTokenToken)
     }
 
+    /// Whether tokens travel in the redirect itself (the implicit types).
+    fn in_front_channel(self) -> bool {
+        self != ResponseType::Code
+    }
+
     /// RFC 6749 §4.1.2 and §4.2.2: a code in the query; tokens only in the fragment (or a
     /// form_post), never in a query.
     fn default_mode(self) -> ResponseMode {
-        match self {
-            ResponseType::Code => ResponseMode::Query,
-            _ => ResponseMode::Fragment,
+        if self.in_front_channel() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
         }
     }
 }
@@ -243,17 +249,12 @@ pub async fn validate(
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
         .map_err(|mismatch| redirect_page(&client, mismatch))?;
     let response_type = params.get("response_type");
-    let front_channel_tokens = response_type
-        .and_then(ResponseType::parse)
-        .is_some_and(|t| t != ResponseType::Code);
-    let default_mode = if front_channel_tokens {
-        ResponseMode::Fragment
-    } else {
-        ResponseMode::Query
-    };
+    // Before the response type is checked, so that even its errors avoid a query for tokens.
+    let parsed_type = response_type.and_then(ResponseType::parse);
+    let front_channel_tokens = parsed_type.is_some_and(ResponseType::in_front_channel);
     let mut target = RedirectTarget {
         redirect_uri,
-        mode: default_mode,
+        mode: parsed_type.map_or(ResponseMode::Query, ResponseType::default_mode),
         state: params.get("state").map(str::to_owned),
     };
     let fail = |target: &RedirectTarget, error: OAuthError| {

@@ -4,10 +4,11 @@
 use super::super::OAuthError;
 use super::super::authorize::AuthorizationRequest;
 use super::super::token::{Bearer, sign_access_token};
-use crate::domain::UnixTime;
+use crate::domain::{ScopeSet, UnixTime};
 use crate::oidc::id_token::{self, Authentication};
 use crate::state::AppState;
 use crate::store::{Session, User};
+use crate::tokens::access::IssuedAccessToken;
 
 /// The response parameters (`state` and `iss` are added on delivery): RFC 6749 §4.2.2 for an
 /// access token, Core §3.2.2.5 for an ID token.
@@ -19,32 +20,19 @@ pub async fn issue(
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let scope = request.scope();
+    let access = if request.response_type.issues_access_token() {
+        Some(access_token(state, request, user, &scope, now).await?)
+    } else {
+        None
+    };
     let mut params = Vec::new();
-    let mut access_token = None;
-    if request.response_type.issues_access_token() {
-        let ttl = state.settings.access_token_ttl();
-        let grant_id = uuid::Uuid::new_v4().to_string();
-        state
-            .store
-            .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
-            .await?;
-        let issued = sign_access_token(
-            state,
-            &Bearer {
-                subject: &user.id,
-                client_id: &request.client_id,
-                audience: &request.audience,
-                scope: &scope,
-                grant_id: Some(&grant_id),
-            },
-            now,
-        )?;
+    if let Some(issued) = &access {
         params.extend([
+            ("access_token", issued.token.clone()),
             ("token_type", "Bearer".to_owned()),
             ("expires_in", issued.expires_in.to_string()),
             ("scope", scope.to_string()),
         ]);
-        access_token = Some(issued.token);
     }
     if request.response_type.issues_id_token() {
         let signed_in = Authentication {
@@ -53,12 +41,36 @@ pub async fn issue(
             auth_time: session.auth_time,
             nonce: request.nonce.as_deref(),
         };
-        let client_id = &request.client_id;
-        let id_token = id_token::sign(state, client_id, access_token.as_deref(), signed_in, now)?;
+        let bound_to = access.as_ref().map(|issued| issued.token.as_str());
+        let id_token = id_token::sign(state, &request.client_id, bound_to, signed_in, now)?;
         params.push(("id_token", id_token));
     }
-    if let Some(token) = access_token {
-        params.insert(0, ("access_token", token));
-    }
     Ok(params)
+}
+
+/// An access token under a grant of its own, so that revoking it works as for the code flow.
+async fn access_token(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &User,
+    scope: &ScopeSet,
+    now: UnixTime,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let ttl = state.settings.access_token_ttl();
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
+        .await?;
+    sign_access_token(
+        state,
+        &Bearer {
+            subject: &user.id,
+            client_id: &request.client_id,
+            audience: &request.audience,
+            scope,
+            grant_id: Some(&grant_id),
+        },
+        now,
+    )
 }
