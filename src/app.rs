@@ -6,16 +6,22 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use crate::cache::Directory;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::crypto::{SecretError, SecretSource, ServerKeys};
-use crate::domain::UnixTime;
+use crate::core::{Core, Parts};
+use crate::crypto::SecretError;
 use crate::http::pages::{PageLoadError, Pages};
+use crate::http::state::{AppState, Web};
 use crate::login::csrf::CsrfTokens;
 use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
-use crate::oauth::metadata::Metadata;
-use crate::state::{AppState, Inner};
+use crate::metrics::Metrics;
+use crate::oidc::discovery::Metadata;
+use crate::secret::{self, SecretSource};
+use crate::store::cache::Directory;
 use crate::store::{self, StoreError};
 use crate::tokens::{KeyError, KeyRing};
 
@@ -59,11 +65,21 @@ impl App {
         Self::build_on(settings, listener).await
     }
 
-    /// Connect and migrate the store, load the secret and keys; serve on `listener`.
+    /// [`App::build_with`] on the system clock.
     pub async fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+        Self::build_with(settings, listener, Clock::system()).await
+    }
+
+    /// Connect and migrate the store, load the secret and keys; serve on `listener`, reading
+    /// time from `clock`.
+    pub async fn build_with(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         // The secret first: a PostgreSQL deployment without one must stop before it touches
         // the database.
-        let (server_keys, source) = ServerKeys::load(&settings)?;
+        let (server_keys, source) = secret::load(&settings)?;
         let store = store::connect(&settings).await?;
         store.migrate().await?;
         log_secret_source(&source);
@@ -72,19 +88,26 @@ impl App {
             server_keys.sealer.clone(),
             settings.config.tokens.signing_alg,
             retired_key_lifetime(&settings),
-            UnixTime::now(),
+            clock.now(),
         )
         .await?;
-        let directory = Directory::new(store.clone(), settings.config.clients.cache_ttl.0);
+        let directory = Directory::new(
+            store.clone(),
+            settings.config.clients.cache_ttl.0,
+            clock.clone(),
+        );
         let pages = Pages::load(&settings.config.ui)?;
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let metrics = Arc::new(Metrics::default());
         let passwords = PasswordVerifier::new(&settings.config.password_hash)
             .await
             .map_err(|e| StartError::Passwords(e.to_string()))?;
-        let state = AppState::new(Inner {
+        let web = Web {
             metadata: Metadata::new(&settings),
             pages,
             csrf: CsrfTokens::new(server_keys.csrf.clone()),
+            draining: AtomicBool::new(false),
+        };
+        let core = Core::new(Parts {
             limiter: LoginLimiter::new(
                 store.clone(),
                 settings.config.login.clone(),
@@ -92,13 +115,17 @@ impl App {
             ),
             metrics,
             passwords,
-            draining: std::sync::atomic::AtomicBool::new(false),
             settings,
             store,
             keys,
             server_keys,
             directory,
+            clock,
         });
+        let state = AppState {
+            core,
+            web: Arc::new(web),
+        };
         Ok(Self { state, listener })
     }
 
@@ -118,6 +145,7 @@ impl App {
         let janitor = tokio::spawn(crate::janitor::run_periodically(
             state.store.clone(),
             state.settings.clone(),
+            state.clock.clone(),
         ));
         self.announce().await;
         let router = crate::http::router::router(state.clone());
@@ -126,9 +154,7 @@ impl App {
         let drain_state = state.clone();
         let stop_accepting = async move {
             shutdown.await;
-            drain_state
-                .draining
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            drain_state.web.draining.store(true, Ordering::SeqCst);
             let http = &drain_state.settings.config.http;
             tracing::info!(delay = ?http.shutdown_delay.0, "shutting down: /readyz now answers 503");
             tokio::time::sleep(http.shutdown_delay.0).await;
@@ -186,7 +212,7 @@ async fn reload_keys(state: AppState) {
     interval.tick().await;
     loop {
         interval.tick().await;
-        if let Err(e) = state.keys.reload(UnixTime::now()).await {
+        if let Err(e) = state.keys.reload(state.clock.now()).await {
             tracing::warn!(error = %e, "could not reload signing keys; keeping the ones in memory");
         }
     }

@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::domain::{Origin, SigningAlg};
+
 /// The file read when neither `--config` nor `VALET_CONFIG` names one (it may be absent).
 pub const DEFAULT_CONFIG_FILE: &str = "config/valet.toml";
 
@@ -65,29 +67,6 @@ impl Default for Config {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SigningAlg {
-    RS256,
-    ES256,
-    EdDSA,
-}
-
-impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::RS256 => "RS256",
-            SigningAlg::ES256 => "ES256",
-            SigningAlg::EdDSA => "EdDSA",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA]
-            .into_iter()
-            .find(|a| a.as_str() == text)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -466,7 +445,7 @@ impl Config {
             .cors
             .allowed_origins
             .iter()
-            .find(|o| !crate::http::cors::is_origin(o))
+            .find(|o| Origin::parse(o).is_none())
         {
             return Err(ConfigError::invalid(
                 "cors.allowed_origins",

@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,15 +12,6 @@ use serde::{Deserialize, Serialize};
 pub struct UnixTime(pub i64);
 
 impl UnixTime {
-    /// Read the clock. Call once per request or command and pass the value down.
-    pub fn now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Self(i64::try_from(secs).unwrap_or(i64::MAX))
-    }
-
     pub fn plus(self, duration: std::time::Duration) -> Self {
         let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(secs))
@@ -36,6 +26,50 @@ impl UnixTime {
                     .ok()
             })
             .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+/// A browser origin as a client registers it and as the `Origin` header carries it:
+/// scheme, host and port only, serialised exactly as browsers do (`https://app.example.com`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn parse(text: &str) -> Option<Self> {
+        url::Url::parse(text)
+            .is_ok_and(|url| {
+                matches!(url.scheme(), "https" | "http")
+                    && url.origin().ascii_serialization() == text
+            })
+            .then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The JWS algorithms Valet signs with (RFC 7518 §3.1; EdDSA from RFC 8037).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA]
+            .into_iter()
+            .find(|a| a.as_str() == text)
     }
 }
 

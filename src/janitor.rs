@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::UnixTime;
 use crate::store::{Purge, SharedStore, StoreError};
@@ -61,7 +62,7 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
 }
 
 /// Every `janitor.interval`, for as long as the server runs.
-pub async fn run_periodically(store: SharedStore, settings: Settings) {
+pub async fn run_periodically(store: SharedStore, settings: Settings, clock: Clock) {
     let period = settings.config.janitor.interval.0;
     if period.is_zero() {
         return;
@@ -70,7 +71,7 @@ pub async fn run_periodically(store: SharedStore, settings: Settings) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match run_once(&store, &settings, UnixTime::now()).await {
+        match run_once(&store, &settings, clock.now()).await {
             Ok(report) => {
                 let total: u64 = report.iter().map(|(_, n)| n).sum();
                 if total > 0 {

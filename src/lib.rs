@@ -6,9 +6,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod app;
-pub mod cache;
+pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod core;
 pub mod crypto;
 pub mod domain;
 pub mod http;
@@ -17,7 +19,7 @@ pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
-pub mod state;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

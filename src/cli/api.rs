@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{CliError, Context, output};
-use crate::domain::{ScopeSet, UnixTime};
+use crate::domain::ScopeSet;
 use crate::oauth::scope::is_resource_indicator;
 use crate::store::{Api, StoreError};
 
@@ -61,7 +61,7 @@ pub async fn run(cx: &Context, command: ApiCommand) -> Result<(), CliError> {
                 identifier,
                 name,
                 scopes,
-                created_at: UnixTime::now(),
+                created_at: super::now(),
             };
             match cx.store.insert_api(&api).await {
                 Err(StoreError::Conflict) => {

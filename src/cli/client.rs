@@ -4,8 +4,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{CliError, Context, output};
+use crate::audit;
 use crate::crypto::random_token;
-use crate::domain::{GrantType, ScopeSet, UnixTime, is_valid_client_id};
+use crate::domain::{GrantType, Origin, ScopeSet, is_valid_client_id};
 use crate::oauth::redirect;
 use crate::store::{Client, StoreError};
 
@@ -127,7 +128,7 @@ pub async fn run(cx: &Context, command: ClientCommand) -> Result<(), CliError> {
             if !cx.store.delete_client(&client_id).await? {
                 return Err(not_found(&client_id));
             }
-            tracing::info!(target: "audit", event = "client.deleted", %client_id, "client deleted");
+            audit::client_deleted(&client_id);
             println!("deleted client {client_id}");
             Ok(())
         }
@@ -161,7 +162,7 @@ async fn create(
         }
         None => new_client_id(),
     };
-    let now = UnixTime::now();
+    let now = super::now();
     let mut client = Client {
         client_id,
         client_name: String::new(),
@@ -191,7 +192,7 @@ async fn create(
         ))),
         other => other.map_err(CliError::from),
     }?;
-    tracing::info!(target: "audit", event = "client.created", client_id = %client.client_id, "client created");
+    audit::client_created(&client.client_id);
     print_client(&client, secret.as_deref(), json);
     Ok(())
 }
@@ -215,7 +216,7 @@ async fn update(
         None
     };
     check_consistency(&client)?;
-    client.updated_at = UnixTime::now();
+    client.updated_at = super::now();
     if !cx.store.update_client(&client).await? {
         return Err(not_found(client_id));
     }
@@ -232,7 +233,7 @@ async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), 
     }
     let secret = random_token()?;
     client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
-    client.updated_at = UnixTime::now();
+    client.updated_at = super::now();
     if !cx.store.update_client(&client).await? {
         return Err(not_found(client_id));
     }
@@ -290,7 +291,7 @@ async fn apply(
     if let Some(origins) = fields.allowed_origins {
         let origins: Vec<String> = origins.into_iter().filter(|o| !o.is_empty()).collect();
         for origin in &origins {
-            if !crate::http::cors::is_origin(origin) {
+            if Origin::parse(origin).is_none() {
                 return Err(CliError::invalid(format!(
                     "--allowed-origin `{origin}` is not an origin: write scheme://host[:port], e.g. https://app.example.com, with no path"
                 )));

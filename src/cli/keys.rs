@@ -4,8 +4,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{CliError, Context, output};
-use crate::config::SigningAlg;
-use crate::domain::UnixTime;
+use crate::audit;
+use crate::domain::SigningAlg;
 use crate::store::StoredKey;
 use crate::tokens::keys;
 
@@ -55,10 +55,10 @@ pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
                 None => cx.settings.config.tokens.signing_alg,
             };
             let server_keys = cx.server_keys()?;
-            let key = keys::rotate(&cx.store, &server_keys.sealer, alg, UnixTime::now())
+            let key = keys::rotate(&cx.store, &server_keys.sealer, alg, super::now())
                 .await
                 .map_err(|e| CliError::Other(e.to_string()))?;
-            tracing::info!(target: "audit", event = "key.rotated", kid = %key.kid, alg = %key.alg, "signing key rotated");
+            audit::key_rotated(&key.kid, &key.alg);
             if json {
                 output::json(&key_json(&key));
             } else {

@@ -14,8 +14,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, App, StartError};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, FlagOverrides, Settings};
 use crate::crypto::{SecretError, ServerKeys};
+use crate::domain::UnixTime;
+use crate::janitor;
+use crate::secret;
 use crate::store::{self, SharedStore, StoreError};
 
 #[derive(Debug, Parser)]
@@ -139,9 +143,14 @@ impl Context {
 
     /// The keys derived from `secret`; only commands that hash secrets or seal keys need them.
     fn server_keys(&self) -> Result<ServerKeys, CliError> {
-        let (keys, _) = ServerKeys::load(&self.settings)?;
+        let (keys, _) = secret::load(&self.settings)?;
         Ok(keys)
     }
+}
+
+/// Commands read the system clock once each and pass the time down.
+fn now() -> UnixTime {
+    Clock::system().now()
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -192,9 +201,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 ));
             }
             let cx = Context::open(settings).await?;
-            let report =
-                crate::janitor::run_once(&cx.store, &cx.settings, crate::domain::UnixTime::now())
-                    .await?;
+            let report = janitor::run_once(&cx.store, &cx.settings, now()).await?;
             for (purge, deleted) in report {
                 println!("{:<22} {deleted}", purge.table());
             }

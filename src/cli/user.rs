@@ -6,7 +6,6 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{CliError, Context, output};
-use crate::domain::UnixTime;
 use crate::login::password;
 use crate::store::{StoreError, User};
 
@@ -94,7 +93,7 @@ impl PasswordInput {
 }
 
 pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
-    let now = UnixTime::now();
+    let now = super::now();
     match command {
         UserCommand::Create {
             username,

@@ -12,12 +12,12 @@ use super::extract;
 use super::pages::{ErrorView, FormPostView, Page};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
+use crate::http::state::AppState;
 use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
 use crate::login::session::{self, SESSION_COOKIE};
 use crate::oauth::Params;
 use crate::oauth::authorize::{AuthorizationRequest, PageError};
 use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
-use crate::state::AppState;
 use crate::store::{Session, User};
 
 /// The value of cookie `name`, if the request carries it.
@@ -118,7 +118,12 @@ pub async fn posted_form(
     let csrf_cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
     let binding = fields.get("request").unwrap_or("");
     let posted = fields.get("csrf").unwrap_or("");
-    if csrf_cookie.is_empty() || !state.csrf.verify(purpose, binding, &csrf_cookie, posted) {
+    if csrf_cookie.is_empty()
+        || !state
+            .web
+            .csrf
+            .verify(purpose, binding, &csrf_cookie, posted)
+    {
         return Err(PageError::bad_form());
     }
     Ok(PostedForm {
@@ -157,7 +162,7 @@ pub async fn signed_in_for(
 
 pub fn error_page(state: &AppState, error: PageError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    state.pages.render(
+    state.web.pages.render(
         status,
         Page::Error(ErrorView {
             title: error.title.to_owned(),
@@ -190,7 +195,7 @@ pub fn see_other(location: &str) -> Response {
 pub fn deliver(state: &AppState, response: AuthorizationResponse) -> Response {
     match response_mode::deliver(response, state.settings.issuer_str()) {
         Delivery::Redirect(location) => see_other(&location),
-        Delivery::FormPost { action, fields } => state.pages.render(
+        Delivery::FormPost { action, fields } => state.web.pages.render(
             StatusCode::OK,
             Page::FormPost(FormPostView {
                 redirect_uri: action,

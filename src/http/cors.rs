@@ -12,19 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::http::state::AppState;
 use crate::oauth::metadata::USERINFO_PATH;
-use crate::state::AppState;
 
 /// Put on a response by a handler that knows which client authenticated.
 #[derive(Clone)]
 pub struct ClientOrigins(pub Arc<Vec<String>>);
-
-/// `scheme://host[:port]` and nothing more, as browsers send it in `Origin`.
-pub fn is_origin(text: &str) -> bool {
-    url::Url::parse(text).is_ok_and(|url| {
-        matches!(url.scheme(), "https" | "http") && url.origin().ascii_serialization() == text
-    })
-}
 
 /// Public documents: readable from any origin, no credentials.
 pub fn public_documents() -> tower_http::cors::CorsLayer {

@@ -9,3 +9,4 @@ pub mod middleware;
 pub mod pages;
 pub mod respond;
 pub mod router;
+pub mod state;

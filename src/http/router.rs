@@ -8,10 +8,10 @@ use super::endpoints::{
     userinfo,
 };
 use super::{cors, middleware};
+use crate::http::state::AppState;
 use crate::oauth::metadata::{
     AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
-use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.config.http;

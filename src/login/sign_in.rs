@@ -2,13 +2,11 @@
 //! limiter first, Argon2 at the same cost for unknown users, a failure counted, and a hash
 //! made with outdated parameters replaced on a successful check.
 
+use crate::audit;
 use crate::domain::UnixTime;
-use crate::login::limiter::{Attempt, Locked};
-use crate::login::password::{PasswordError, Verdict};
-use crate::oauth::OAuthError;
-use crate::oauth::authorize::PageError;
-use crate::state::AppState;
-use crate::store::{StoreError, User};
+use crate::login::limiter::{Attempt, Locked, LoginLimiter};
+use crate::login::password::{PasswordError, PasswordVerifier, Verdict};
+use crate::store::{SharedStore, StoreError, User};
 
 pub enum Outcome {
     /// The username or the address is locked; the password was not checked.
@@ -27,52 +25,41 @@ pub enum SignInError {
     Password(#[from] PasswordError),
 }
 
-impl From<SignInError> for OAuthError {
-    fn from(error: SignInError) -> Self {
-        match error {
-            SignInError::Store(e) => e.into(),
-            SignInError::Password(e) => OAuthError::server_error(e.to_string()),
-        }
-    }
-}
-
-impl From<SignInError> for PageError {
-    fn from(error: SignInError) -> Self {
-        match error {
-            SignInError::Store(e) => PageError::from_store(e),
-            SignInError::Password(e) => PageError::internal(e),
-        }
-    }
+/// What checking a password needs: where users live, the limiter, and the hasher.
+pub struct SignIn<'a> {
+    pub store: &'a SharedStore,
+    pub limiter: &'a LoginLimiter,
+    pub passwords: &'a PasswordVerifier,
 }
 
 pub async fn check_password(
-    state: &AppState,
+    sign_in: &SignIn<'_>,
     attempt: &Attempt<'_>,
     password: String,
     now: UnixTime,
 ) -> Result<Outcome, SignInError> {
-    if let Err(locked) = state.limiter.check(attempt, now).await? {
+    if let Err(locked) = sign_in.limiter.check(attempt, now).await? {
         return Ok(Outcome::Locked(locked));
     }
-    let user = state.store.user_by_username(attempt.username).await?;
+    let user = sign_in.store.user_by_username(attempt.username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let verdict = state.passwords.verify(stored, password).await?;
+    let verdict = sign_in.passwords.verify(stored, password).await?;
     match (user, verdict) {
         (Some(mut user), Verdict::Right { rehashed }) => {
             if let Some(upgraded) = rehashed {
-                let store = &state.store;
+                let store = &sign_in.store;
                 if store
                     .upgrade_password_hash(&user.id, &user.password_hash, &upgraded)
                     .await?
                 {
-                    tracing::info!(target: "audit", event = "password.rehashed", user_id = %user.id, "password hash upgraded to the current parameters");
+                    audit::password_rehashed(&user.id);
                     user.password_hash = upgraded;
                 }
             }
             Ok(Outcome::Accepted(user))
         }
         _ => {
-            state.limiter.record_failure(attempt, now).await?;
+            sign_in.limiter.record_failure(attempt, now).await?;
             Ok(Outcome::Rejected)
         }
     }

@@ -16,10 +16,12 @@ use super::redirect::{self, RedirectMismatch};
 use super::response_mode::{AuthorizationResponse, RedirectTarget, ResponseMode};
 use super::scope::{self, ScopeRequest, Subject, TargetRequest};
 use super::{ErrorCode, OAuthError, Params};
+use crate::audit;
+use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::{GrantType, ScopeSet, UnixTime, is_valid_client_id, printable};
-use crate::oidc::prompt::{self, Prompt};
-use crate::state::AppState;
+use crate::login::sign_in::SignInError;
+use crate::oauth::prompt::{self, Prompt};
 use crate::store::{Client, Consent, PendingRequest, Session, StoreError, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,11 +243,11 @@ impl From<PageError> for Rejection {
 
 /// Check a request in the order of RFC 6749 §4.1.2.1.
 pub async fn validate(
-    state: &AppState,
+    core: &Core,
     params: &Params,
     now: UnixTime,
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
-    let client = known_client(state, params.get("client_id")).await?;
+    let client = known_client(core, params.get("client_id")).await?;
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
         .map_err(|mismatch| redirect_page(&client, mismatch))?;
     let response_type = params.get("response_type");
@@ -284,7 +286,7 @@ pub async fn validate(
         }
         target.mode = mode;
     }
-    let checked = check(state, params, &client, response_type)
+    let checked = check(core, params, &client, response_type)
         .await
         .map_err(|error| fail(&target, error))?;
     let request = AuthorizationRequest {
@@ -300,7 +302,7 @@ pub async fn validate(
     Ok((client, request))
 }
 
-async fn known_client(state: &AppState, client_id: Option<&str>) -> Result<Arc<Client>, PageError> {
+async fn known_client(core: &Core, client_id: Option<&str>) -> Result<Arc<Client>, PageError> {
     let Some(client_id) = client_id else {
         return Err(PageError::new(
             400,
@@ -320,8 +322,7 @@ async fn known_client(state: &AppState, client_id: Option<&str>) -> Result<Arc<C
     if !is_valid_client_id(client_id) {
         return Err(unknown());
     }
-    state
-        .directory
+    core.directory
         .client(client_id)
         .await
         .map_err(PageError::from_store)?
@@ -354,7 +355,7 @@ fn redirect_page(client: &Client, mismatch: RedirectMismatch) -> PageError {
 
 /// Everything after the redirect URI is known good; each failure goes back to the client.
 async fn check(
-    state: &AppState,
+    core: &Core,
     params: &Params,
     client: &Client,
     response_type: Option<&str>,
@@ -369,8 +370,8 @@ async fn check(
     }
     let requested = scope::requested(params)?;
     let audience = TargetRequest::from_params(params)?
-        .resolve(state.settings.config.default_audience.as_deref())?;
-    let api = state.directory.api(&audience).await?;
+        .resolve(core.settings.config.default_audience.as_deref())?;
+    let api = core.directory.api(&audience).await?;
     let api = scope::check_target(client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {
         requested: requested.as_ref(),
@@ -379,7 +380,7 @@ async fn check(
         subject: Subject::User,
     })?;
     let (code_challenge, code_challenge_method) = match response_type {
-        ResponseType::Code => check_pkce(state, params, client)?,
+        ResponseType::Code => check_pkce(core, params, client)?,
         _ => (None, None),
     };
     if response_type.issues_id_token() {
@@ -439,7 +440,7 @@ fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {
 
 /// RFC 7636 §4.3 with SPEC §7: S256 required for public clients, `plain` only if allowed.
 fn check_pkce(
-    state: &AppState,
+    core: &Core,
     params: &Params,
     client: &Client,
 ) -> Result<(Option<String>, Option<String>), OAuthError> {
@@ -458,7 +459,7 @@ fn check_pkce(
         return Ok((None, None));
     };
     let method = Method::parse(method_text)?;
-    if method == Method::Plain && !state.settings.config.authorize.allow_plain_pkce {
+    if method == Method::Plain && !core.settings.config.authorize.allow_plain_pkce {
         return Err(OAuthError::invalid_request(
             "code_challenge_method plain is not allowed; use S256 (an absent method means plain)",
         ));
@@ -469,20 +470,19 @@ fn check_pkce(
 
 /// Keep a validated request in the store; the returned id continues it on any replica.
 pub async fn create_pending(
-    state: &AppState,
+    core: &Core,
     request: &AuthorizationRequest,
     now: UnixTime,
 ) -> Result<String, PageError> {
     let id = random_token().map_err(PageError::internal)?;
     let json = serde_json::to_string(request).map_err(PageError::internal)?;
-    state
-        .store
+    core.store
         .insert_pending(&PendingRequest {
-            id_hash: state.server_keys.hasher.hash(&id),
+            id_hash: core.server_keys.hasher.hash(&id),
             client_id: request.client_id.clone(),
             request: json,
             created_at: now,
-            expires_at: now.plus(state.settings.config.authorize.pending_request_ttl.0),
+            expires_at: now.plus(core.settings.config.authorize.pending_request_ttl.0),
         })
         .await
         .map_err(PageError::from_store)?;
@@ -514,28 +514,24 @@ impl Pending {
 
 /// Parse a pending-request id from a page URL or form and load it.
 pub async fn load_pending(
-    state: &AppState,
+    core: &Core,
     id: Option<&str>,
     now: UnixTime,
 ) -> Result<Pending, PageError> {
     let id = id.ok_or_else(PageError::request_gone)?;
-    let stored = state
+    let stored = core
         .store
-        .pending(&state.server_keys.hasher.hash(id), now)
+        .pending(&core.server_keys.hasher.hash(id), now)
         .await
         .map_err(PageError::from_store)?
         .ok_or_else(PageError::request_gone)?;
-    restore(state, id, &stored).await
+    restore(core, id, &stored).await
 }
 
-async fn restore(
-    state: &AppState,
-    id: &str,
-    stored: &PendingRequest,
-) -> Result<Pending, PageError> {
+async fn restore(core: &Core, id: &str, stored: &PendingRequest) -> Result<Pending, PageError> {
     let request: AuthorizationRequest =
         serde_json::from_str(&stored.request).map_err(PageError::internal)?;
-    let client = state
+    let client = core
         .directory
         .client(&stored.client_id)
         .await
@@ -551,7 +547,7 @@ async fn restore(
 /// Whether the person must be asked: always with `prompt=consent`; otherwise never for a
 /// first-party client, and not when an earlier consent covers every scope asked for now.
 pub async fn needs_consent(
-    state: &AppState,
+    core: &Core,
     pending: &Pending,
     user: &User,
 ) -> Result<bool, StoreError> {
@@ -562,7 +558,7 @@ pub async fn needs_consent(
         return Ok(false);
     }
     let asked = pending.request.scope();
-    let given = state
+    let given = core
         .store
         .consent(
             &user.id,
@@ -575,14 +571,14 @@ pub async fn needs_consent(
 
 /// Remember what the person allowed, on top of what they allowed before.
 pub async fn save_consent(
-    state: &AppState,
+    core: &Core,
     pending: &Pending,
     user: &User,
     now: UnixTime,
 ) -> Result<(), StoreError> {
     let client_id = &pending.client.client_id;
     let audience = &pending.request.audience;
-    let earlier = state
+    let earlier = core
         .store
         .consent(&user.id, client_id, audience)
         .await?
@@ -593,8 +589,7 @@ pub async fn save_consent(
             .chain(pending.request.scope().iter())
             .map(str::to_owned),
     );
-    state
-        .store
+    core.store
         .save_consent(
             &Consent {
                 user_id: user.id.clone(),
@@ -610,32 +605,37 @@ pub async fn save_consent(
 /// Finish the request for a signed-in person who allowed it: a code or a token. The pending
 /// request is consumed in one conditional write, so it finishes at most once.
 pub async fn approve(
-    state: &AppState,
+    core: &Core,
     pending: &Pending,
     user: &User,
     session: &Session,
     now: UnixTime,
 ) -> Result<AuthorizationResponse, PageError> {
-    let target = take(state, pending, now).await?;
+    let target = take(core, pending, now).await?;
     let issued = match pending.request.response_type {
         ResponseType::Code => {
-            authorization_code::issue_code(state, &pending.request, user, session, now).await
+            authorization_code::issue_code(core, &pending.request, user, session, now).await
         }
-        _ => implicit::issue(state, &pending.request, user, session, now).await,
+        _ => implicit::issue(core, &pending.request, user, session, now).await,
     };
     Ok(match issued {
         Ok(params) => {
             let response_type = pending.request.response_type;
             if response_type.issues_access_token() {
-                state
-                    .metrics
+                core.metrics
                     .token_issued("implicit", &pending.request.audience);
             }
             let event = match response_type {
                 ResponseType::Code => "code.issued",
                 _ => "token.issued",
             };
-            tracing::info!(target: "audit", event, grant_type = %pending.request.response_type.grant(), client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "authorization granted");
+            audit::authorization_granted(
+                event,
+                &pending.request.response_type.grant(),
+                &pending.client.client_id,
+                &user.id,
+                &pending.request.scope,
+            );
             AuthorizationResponse { target, params }
         }
         Err(error) => {
@@ -649,38 +649,42 @@ pub async fn approve(
 
 /// The person said no (RFC 6749 §4.1.2.1 `access_denied`).
 pub async fn deny(
-    state: &AppState,
+    core: &Core,
     pending: &Pending,
     now: UnixTime,
 ) -> Result<AuthorizationResponse, PageError> {
     let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-    refuse(state, pending, &error, now).await
+    refuse(core, pending, &error, now).await
 }
 
 /// End the request with an error for the client, e.g. `consent_required` for `prompt=none`.
 pub async fn refuse(
-    state: &AppState,
+    core: &Core,
     pending: &Pending,
     error: &OAuthError,
     now: UnixTime,
 ) -> Result<AuthorizationResponse, PageError> {
-    let target = take(state, pending, now).await?;
+    let target = take(core, pending, now).await?;
     Ok(AuthorizationResponse::error(target, error))
 }
 
-async fn take(
-    state: &AppState,
-    pending: &Pending,
-    now: UnixTime,
-) -> Result<RedirectTarget, PageError> {
+async fn take(core: &Core, pending: &Pending, now: UnixTime) -> Result<RedirectTarget, PageError> {
     let target = pending.target()?;
-    state
-        .store
-        .take_pending(&state.server_keys.hasher.hash(&pending.id), now)
+    core.store
+        .take_pending(&core.server_keys.hasher.hash(&pending.id), now)
         .await
         .map_err(PageError::from_store)?
         .ok_or_else(PageError::request_gone)?;
     Ok(target)
+}
+
+impl From<SignInError> for PageError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Store(e) => PageError::from_store(e),
+            SignInError::Password(e) => PageError::internal(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{Challenge, OAuthError, Params};
-use crate::cache::Directory;
 use crate::crypto::SecretHasher;
 use crate::store::Client;
+use crate::store::cache::Directory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::login::sign_in::SignInError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +169,15 @@ fn sanitize(text: Cow<'static, str>) -> Cow<'static, str> {
                 .map(|c| if allowed(c) { c } else { '?' })
                 .collect(),
         )
+    }
+}
+
+impl From<SignInError> for OAuthError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Store(e) => e.into(),
+            SignInError::Password(e) => OAuthError::server_error(e.to_string()),
+        }
     }
 }
 

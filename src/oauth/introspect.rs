@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{OAuthError, Params};
+use crate::core::Core;
 use crate::domain::UnixTime;
-use crate::state::AppState;
 use crate::store::{Client, User};
 use crate::tokens::access::{self, AccessClaims};
 
@@ -49,21 +49,21 @@ impl Introspection {
 
 /// Look at `token` as the hint suggests first, then as the other kind.
 pub async fn introspect(
-    state: &AppState,
+    core: &Core,
     params: &Params,
     now: UnixTime,
 ) -> Result<Introspection, OAuthError> {
     let token = params.require("token")?;
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let found = if refresh_first {
-        match as_refresh(state, token, now).await? {
+        match as_refresh(core, token, now).await? {
             Some(active) => Some(active),
-            None => as_access(state, token, now).await?,
+            None => as_access(core, token, now).await?,
         }
     } else {
-        match as_access(state, token, now).await? {
+        match as_access(core, token, now).await? {
             Some(active) => Some(active),
-            None => as_refresh(state, token, now).await?,
+            None => as_refresh(core, token, now).await?,
         }
     };
     Ok(
@@ -83,30 +83,30 @@ pub struct ActiveAccess {
 
 /// `token` if it is an access token active now (see the module comment), else `None`.
 pub async fn active_access_token(
-    state: &AppState,
+    core: &Core,
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveAccess>, OAuthError> {
-    let keys = state.keys.current();
+    let keys = core.keys.current();
     // Only something shaped like a JWT is worth a signature check.
     if token.split('.').count() != 3 {
         return Ok(None);
     }
-    let Some(claims) = access::verify(&keys, token, state.settings.issuer_str(), now) else {
+    let Some(claims) = access::verify(&keys, token, core.settings.issuer_str(), now) else {
         return Ok(None);
     };
-    if state.store.access_token_revoked(&claims.jti).await? {
+    if core.store.access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
-    let Some(client) = state.directory.client(&claims.client_id).await? else {
+    let Some(client) = core.directory.client(&claims.client_id).await? else {
         return Ok(None);
     };
     let user = match claims.grant_id() {
         Some(grant_id) => {
-            if state.store.grant_revoked(grant_id).await? != Some(false) {
+            if core.store.grant_revoked(grant_id).await? != Some(false) {
                 return Ok(None);
             }
-            match active_user(state, &claims.sub).await? {
+            match active_user(core, &claims.sub).await? {
                 Some(user) => Some(user),
                 None => return Ok(None),
             }
@@ -121,11 +121,11 @@ pub async fn active_access_token(
 }
 
 async fn as_access(
-    state: &AppState,
+    core: &Core,
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveToken>, OAuthError> {
-    let active = active_access_token(state, token, now).await?;
+    let active = active_access_token(core, token, now).await?;
     Ok(active.map(|a| describe_access(a.claims, a.user.map(|u| u.username))))
 }
 
@@ -145,13 +145,13 @@ fn describe_access(claims: AccessClaims, username: Option<String>) -> ActiveToke
 }
 
 async fn as_refresh(
-    state: &AppState,
+    core: &Core,
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveToken>, OAuthError> {
-    let Some(stored) = state
+    let Some(stored) = core
         .store
-        .refresh_token(&state.server_keys.hasher.hash(token))
+        .refresh_token(&core.server_keys.hasher.hash(token))
         .await?
     else {
         return Ok(None);
@@ -161,10 +161,10 @@ async fn as_refresh(
         && !stored.grant_revoked
         && stored.expires_at > now
         && stored.family_expires_at > now;
-    if !live || state.directory.client(&stored.client_id).await?.is_none() {
+    if !live || core.directory.client(&stored.client_id).await?.is_none() {
         return Ok(None);
     }
-    let Some(user) = active_user(state, &stored.user_id).await? else {
+    let Some(user) = active_user(core, &stored.user_id).await? else {
         return Ok(None);
     };
     Ok(Some(ActiveToken {
@@ -176,11 +176,11 @@ async fn as_refresh(
         iat: stored.issued_at.0,
         sub: stored.user_id,
         aud: stored.audience,
-        iss: state.settings.issuer_str().to_owned(),
+        iss: core.settings.issuer_str().to_owned(),
         jti: None,
     }))
 }
 
-async fn active_user(state: &AppState, id: &str) -> Result<Option<User>, OAuthError> {
-    Ok(state.store.user_by_id(id).await?.filter(|u| !u.disabled))
+async fn active_user(core: &Core, id: &str) -> Result<Option<User>, OAuthError> {
+    Ok(core.store.user_by_id(id).await?.filter(|u| !u.disabled))
 }

@@ -1,7 +1,6 @@
-//! Authorization server metadata (RFC 8414 §2) and the OpenID Connect Discovery document,
-//! built once at startup from what Valet actually supports today.
+//! Authorization server metadata (RFC 8414 §2), from what Valet actually supports, and the
+//! path of every endpoint it names.
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::authorize::ResponseType;
@@ -9,7 +8,6 @@ use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
 use crate::domain::GrantType;
-use crate::oidc::discovery;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
@@ -18,25 +16,8 @@ pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 pub const USERINFO_PATH: &str = "/userinfo";
 
-/// Both documents, serialized once.
-#[derive(Clone)]
-pub struct Metadata {
-    pub oauth: Bytes,
-    pub openid: Bytes,
-}
-
-impl Metadata {
-    pub fn new(settings: &Settings) -> Self {
-        let oauth = oauth_document(settings);
-        let openid = discovery::openid_document(settings, oauth.clone());
-        Self {
-            oauth: Bytes::from(oauth.to_string()),
-            openid: Bytes::from(openid.to_string()),
-        }
-    }
-}
-
-fn oauth_document(settings: &Settings) -> Value {
+/// RFC 8414 §2; OpenID Connect adds its part in `oidc::discovery`.
+pub fn oauth_document(settings: &Settings) -> Value {
     let mut grants: Vec<GrantType> = TOKEN_GRANTS.to_vec();
     grants.push(GrantType::Implicit);
     grants.sort();

@@ -9,6 +9,7 @@ pub mod introspect;
 pub mod metadata;
 pub mod params;
 pub mod pkce;
+pub mod prompt;
 pub mod redirect;
 pub mod response_mode;
 pub mod revoke;

@@ -5,8 +5,9 @@
 //! so the endpoint tells an attacker nothing.
 
 use super::{OAuthError, Params};
+use crate::audit;
+use crate::core::Core;
 use crate::domain::UnixTime;
-use crate::state::AppState;
 use crate::store::Client;
 use crate::tokens::access;
 
@@ -19,7 +20,7 @@ enum Kind {
 /// Revoke `token` if it is this client's. `token_type_hint` only decides which kind is tried
 /// first (§2.1: it is a hint, never trusted).
 pub async fn revoke(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
     now: UnixTime,
@@ -31,8 +32,8 @@ pub async fn revoke(
     };
     for kind in order {
         let found = match kind {
-            Kind::Refresh => revoke_refresh(state, client, token, now).await?,
-            Kind::Access => revoke_access(state, client, token, now).await?,
+            Kind::Refresh => revoke_refresh(core, client, token, now).await?,
+            Kind::Access => revoke_access(core, client, token, now).await?,
         };
         if found {
             break;
@@ -43,38 +44,37 @@ pub async fn revoke(
 
 /// True if `token` is a refresh token (of any client); revoked only if it is this client's.
 async fn revoke_refresh(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     token: &str,
     now: UnixTime,
 ) -> Result<bool, OAuthError> {
-    let Some(stored) = state
+    let Some(stored) = core
         .store
-        .refresh_token(&state.server_keys.hasher.hash(token))
+        .refresh_token(&core.server_keys.hasher.hash(token))
         .await?
     else {
         return Ok(false);
     };
     if stored.client_id == client.client_id {
-        state.store.revoke_grant(&stored.grant_id, now).await?;
-        tracing::info!(target: "audit", event = "token.revoked", token_type = "refresh_token", client_id = %client.client_id, grant_id = %stored.grant_id, "refresh token revoked with its grant");
+        core.store.revoke_grant(&stored.grant_id, now).await?;
+        audit::refresh_token_revoked(&client.client_id, &stored.grant_id);
     }
     Ok(true)
 }
 
 async fn revoke_access(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     token: &str,
     now: UnixTime,
 ) -> Result<bool, OAuthError> {
-    let keys = state.keys.current();
-    let Some(claims) = access::verify(&keys, token, state.settings.issuer_str(), now) else {
+    let keys = core.keys.current();
+    let Some(claims) = access::verify(&keys, token, core.settings.issuer_str(), now) else {
         return Ok(false);
     };
     if claims.client_id == client.client_id {
-        state
-            .store
+        core.store
             .revoke_access_token(
                 &claims.jti,
                 &client.client_id,
@@ -82,7 +82,7 @@ async fn revoke_access(
                 crate::domain::UnixTime(claims.exp),
             )
             .await?;
-        tracing::info!(target: "audit", event = "token.revoked", token_type = "access_token", client_id = %client.client_id, jti = %claims.jti, "access token revoked");
+        audit::access_token_revoked(&client.client_id, &claims.jti);
     }
     Ok(true)
 }

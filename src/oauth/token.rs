@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::grants::{authorization_code, client_credentials, password, refresh_token};
 use super::{OAuthError, Params};
+use crate::core::Core;
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
-use crate::state::AppState;
 use crate::store::Client;
 use crate::tokens::access::{self, AccessGrant, IssuedAccessToken};
 
@@ -32,7 +32,7 @@ impl TokenRequest {
 
 /// What every grant's `exchange` may read.
 pub struct TokenContext<'a> {
-    pub state: &'a AppState,
+    pub core: &'a Core,
     pub client: &'a Client,
     pub now: UnixTime,
     /// The client's address, for the login limiter of the password grant.
@@ -70,7 +70,7 @@ impl TokenResponse {
     }
 }
 
-/// Whom and what an access token is for; the issuer, lifetime and key come from the state.
+/// Whom and what an access token is for; the issuer, lifetime and key come from the core.
 pub struct Bearer<'a> {
     pub subject: &'a str,
     pub client_id: &'a str,
@@ -82,20 +82,20 @@ pub struct Bearer<'a> {
 
 /// Sign an access token with the current in-memory key: the last step of every grant.
 pub fn sign_access_token(
-    state: &AppState,
+    core: &Core,
     bearer: &Bearer<'_>,
     now: UnixTime,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let keys = state.keys.current();
+    let keys = core.keys.current();
     access::issue(
         keys.current(),
         &AccessGrant {
-            issuer: state.settings.issuer_str(),
+            issuer: core.settings.issuer_str(),
             subject: bearer.subject,
             client_id: bearer.client_id,
             audience: bearer.audience,
             scope: bearer.scope,
-            ttl: state.settings.access_token_ttl(),
+            ttl: core.settings.access_token_ttl(),
             grant_id: bearer.grant_id,
         },
         now,

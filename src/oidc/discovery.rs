@@ -1,15 +1,33 @@
 //! The OpenID Connect Discovery document (Discovery 1.0 §3): the RFC 8414 metadata of
 //! `oauth/metadata.rs` plus what OpenID Connect adds.
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::id_token::ID_TOKEN_CLAIMS;
-use super::userinfo::CLAIMS_SUPPORTED;
 use crate::config::Settings;
-use crate::oauth::metadata::USERINFO_PATH;
+use crate::oauth::metadata::{USERINFO_PATH, oauth_document};
+use crate::tokens::id_token::{CLAIMS_SUPPORTED, ID_TOKEN_CLAIMS};
+
+/// Both documents, serialized once at startup.
+#[derive(Clone)]
+pub struct Metadata {
+    pub oauth: Bytes,
+    pub openid: Bytes,
+}
+
+impl Metadata {
+    pub fn new(settings: &Settings) -> Self {
+        let oauth = oauth_document(settings);
+        let openid = openid_document(settings, oauth.clone());
+        Self {
+            oauth: Bytes::from(oauth.to_string()),
+            openid: Bytes::from(openid.to_string()),
+        }
+    }
+}
 
 /// OpenID Connect Discovery 1.0 §3: the OAuth metadata plus what OpenID Connect adds.
-pub fn openid_document(settings: &Settings, mut document: Value) -> Value {
+fn openid_document(settings: &Settings, mut document: Value) -> Value {
     let added = json!({
         "userinfo_endpoint": settings.endpoint(USERINFO_PATH),
         "subject_types_supported": ["public"],

@@ -1,6 +1,4 @@
 //! OpenID Connect on top of the OAuth 2.0 core. Like `oauth`, nothing here knows about HTTP.
 
 pub mod discovery;
-pub mod id_token;
-pub mod prompt;
 pub mod userinfo;

@@ -2,6 +2,7 @@
 //! once for SQLite from the same statement text (`sql.rs`) and the same method bodies
 //! (`shared.rs`); engine quirks live in each engine's file.
 
+pub mod cache;
 mod postgres;
 mod records;
 mod shared;

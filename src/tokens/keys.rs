@@ -19,8 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::config::SigningAlg;
 use crate::crypto::KeySealer;
+use crate::domain::SigningAlg;
 use crate::domain::UnixTime;
 use crate::store::{KeyStatus, SharedStore, StoreError, StoredKey};
 

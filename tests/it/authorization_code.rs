@@ -315,7 +315,11 @@ async fn code_replay_is_refused_and_revokes_the_grant(app: TestApp) {
     let redeemed = app
         .state
         .store
-        .redeem_code(&hash, &client.client_id, valet::domain::UnixTime::now())
+        .redeem_code(
+            &hash,
+            &client.client_id,
+            valet::clock::Clock::system().now(),
+        )
         .await
         .unwrap();
     let valet::store::Redeemed::Replayed { grant_id } = redeemed else {

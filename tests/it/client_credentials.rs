@@ -185,8 +185,8 @@ async fn default_audience_applies(backend: Backend) {
 
 async fn es256_and_eddsa_tokens_verify(backend: Backend) {
     for (alg, kty) in [
-        (valet::config::SigningAlg::ES256, "EC"),
-        (valet::config::SigningAlg::EdDSA, "OKP"),
+        (valet::domain::SigningAlg::ES256, "EC"),
+        (valet::domain::SigningAlg::EdDSA, "OKP"),
     ] {
         let app = harness::spawn_with(backend, |c| c.tokens.signing_alg = alg).await;
         app.create_contacts_api().await;

@@ -87,7 +87,7 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
 }
 
 async fn janitor_deletes_only_what_expired(app: TestApp) {
-    let now = UnixTime::now();
+    let now = valet::clock::Clock::system().now();
     // 1: expired long ago (two days); 2: alive for an hour.
     seed(&app, 1, UnixTime(now.0 - 2 * 86_400), now).await;
     seed(&app, 2, UnixTime(now.0 + 3600), now).await;

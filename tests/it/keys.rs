@@ -60,7 +60,7 @@ async fn keys_are_sealed_at_rest(app: TestApp) {
     // PKCS#8 DER starts with a SEQUENCE (0x30); the sealed form starts with a random nonce
     // and does not contain the DER at all.
     let (key, pkcs8) =
-        valet::tokens::SigningKey::generate(valet::config::SigningAlg::RS256).unwrap();
+        valet::tokens::SigningKey::generate(valet::domain::SigningAlg::RS256).unwrap();
     drop(key);
     assert!(row.sealed_private_key.len() > 12 + 16);
     assert!(!row.public_jwk.contains("\"d\""));

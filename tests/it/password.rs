@@ -339,7 +339,7 @@ async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
     for username in ["alice", "bob"] {
         app.create_user(username).await;
         let old = valet::login::password::hash_blocking(&old_params, PASSWORD).unwrap();
-        let now = valet::domain::UnixTime::now();
+        let now = valet::clock::Clock::system().now();
         assert!(store.set_user_password(username, &old, now).await.unwrap());
     }
     let before = stored("alice").await;

@@ -87,8 +87,8 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
     };
     let store = valet::store::connect(&settings).await.unwrap();
     let keys = valet::crypto::ServerKeys::derive(TEST_SECRET.as_bytes()).unwrap();
-    let now = valet::domain::UnixTime::now();
-    let alg = valet::config::SigningAlg::ES256;
+    let now = valet::clock::Clock::system().now();
+    let alg = valet::domain::SigningAlg::ES256;
     let (x, y) = tokio::join!(
         valet::tokens::keys::ensure_current_key(&store, &keys.sealer, alg, now),
         valet::tokens::keys::ensure_current_key(&store, &keys.sealer, alg, now),
@@ -120,7 +120,7 @@ mod codes {
     );
 
     async fn new_code(app: &TestApp, code: &str, grant: &str, expires_at: UnixTime) -> SecretHash {
-        let now = UnixTime::now();
+        let now = valet::clock::Clock::system().now();
         app.state
             .store
             .insert_grant(
@@ -158,7 +158,7 @@ mod codes {
 
     async fn redemption_outcomes(app: TestApp) {
         let store = &app.state.store;
-        let now = UnixTime::now();
+        let now = valet::clock::Clock::system().now();
         let later = now.plus(std::time::Duration::from_secs(60));
         let hash = new_code(&app, "code-1", "grant-1", later).await;
 
@@ -204,7 +204,7 @@ mod codes {
     }
 
     async fn fifty_parallel_redemptions_have_one_winner(app: TestApp) {
-        let now = UnixTime::now();
+        let now = valet::clock::Clock::system().now();
         let hash = new_code(
             &app,
             "contested",

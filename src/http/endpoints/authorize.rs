@@ -9,13 +9,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::consent::proceed;
-use crate::domain::UnixTime;
 use crate::http::browser::{self, page_url};
 use crate::http::extract;
+use crate::http::state::AppState;
 use crate::oauth::authorize::{self, AuthorizationRequest, PageError, Pending, Rejection};
 use crate::oauth::response_mode::AuthorizationResponse;
 use crate::oauth::{ErrorCode, OAuthError, Params};
-use crate::state::AppState;
 use crate::store::Client;
 
 pub async fn authorize_get(
@@ -41,7 +40,7 @@ async fn handle(
     headers: &HeaderMap,
     params: Result<Params, OAuthError>,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let params = match params {
         Ok(params) => params,
         // Unparsed, nothing is known good yet: say so on a page.

@@ -7,14 +7,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use crate::audit;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie, page_url};
 use crate::http::pages::{ConsentView, Page, ScopeView};
+use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::oauth::authorize::{self, PageError, Pending};
 use crate::oauth::scope::OPENID_SCOPES;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::state::AppState;
 use crate::store::{Session, User};
 
 #[derive(Deserialize)]
@@ -54,7 +55,7 @@ pub async fn consent_get(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
         let signed_in = browser::signed_in_for(&state, &headers, &pending.request, now).await?;
@@ -74,7 +75,7 @@ pub async fn consent_get(
         let view = consent_view(&state, &pending, &user, &csrf.value).await?;
         Ok(csrf.apply(
             &state,
-            state.pages.render(StatusCode::OK, Page::Consent(view)),
+            state.web.pages.render(StatusCode::OK, Page::Consent(view)),
         ))
     }
     .await;
@@ -86,7 +87,7 @@ pub async fn consent_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         let form = browser::posted_form(&state, &headers, body, FormPurpose::Consent)
             .await?
@@ -99,12 +100,14 @@ pub async fn consent_post(
         };
         let response = match form.get("decision") {
             Some("allow") => {
-                authorize::save_consent(&state, &pending, &user, now).await.map_err(PageError::from_store)?;
-                tracing::info!(target: "audit", event = "consent.granted", client_id = %pending.client.client_id, user_id = %user.id, scope = %pending.request.scope, "consent granted");
+                authorize::save_consent(&state, &pending, &user, now)
+                    .await
+                    .map_err(PageError::from_store)?;
+                audit::consent_granted(&pending.client.client_id, &user.id, &pending.request.scope);
                 authorize::approve(&state, &pending, &user, &session, now).await?
             }
             Some("deny") => {
-                tracing::info!(target: "audit", event = "consent.denied", client_id = %pending.client.client_id, user_id = %user.id, "consent denied");
+                audit::consent_denied(&pending.client.client_id, &user.id);
                 authorize::deny(&state, &pending, now).await?
             }
             _ => return Err(PageError::bad_form()),
@@ -143,6 +146,7 @@ async fn consent_view(
         client_name: pending.client.client_name.clone(),
         request: pending.id.clone(),
         csrf: state
+            .web
             .csrf
             .token(FormPurpose::Consent, &pending.id, csrf_cookie),
         username: user.username.clone(),

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 fn json(body: Bytes, cache: &'static str) -> Response {
     let mut response = body.into_response();
@@ -21,11 +21,11 @@ fn json(body: Bytes, cache: &'static str) -> Response {
 }
 
 pub async fn oauth_metadata(State(state): State<AppState>) -> Response {
-    json(state.metadata.oauth.clone(), "public, max-age=300")
+    json(state.web.metadata.oauth.clone(), "public, max-age=300")
 }
 
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
-    json(state.metadata.openid.clone(), "public, max-age=300")
+    json(state.web.metadata.openid.clone(), "public, max-age=300")
 }
 
 /// Short cache lifetime: a rotated key must reach resource servers quickly.

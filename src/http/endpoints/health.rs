@@ -3,14 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+    if state.web.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match state.store.ping().await {

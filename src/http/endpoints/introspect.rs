@@ -7,11 +7,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::UnixTime;
 use crate::http::extract;
+use crate::http::state::AppState;
 use crate::oauth::introspect::{self, Introspection};
 use crate::oauth::{OAuthError, client_auth};
-use crate::state::AppState;
 
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
@@ -31,7 +30,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Introspection, OAuthError> {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =

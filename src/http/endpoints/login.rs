@@ -10,23 +10,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::consent::{PageQuery, proceed};
-use crate::domain::UnixTime;
+use crate::audit;
 use crate::http::browser::{self, CsrfCookie};
 use crate::http::client_ip::client_ip;
 use crate::http::pages::{LoginView, Page};
+use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
 use crate::login::session;
 use crate::login::sign_in::{self, Outcome};
 use crate::oauth::authorize::{self, PageError, Pending};
-use crate::state::AppState;
 
 pub async fn login_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         let pending = authorize::load_pending(&state, query.request.as_deref(), now).await?;
         let signed_in = browser::signed_in_for(&state, &headers, &pending.request, now).await?;
@@ -56,7 +56,7 @@ pub async fn login_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         let posted = browser::posted_form(&state, &headers, body, FormPurpose::Login).await?;
         let (form, cookie) = (posted.fields, posted.csrf_cookie);
@@ -83,17 +83,12 @@ pub async fn login_post(
             username: &username,
             address: client_ip(peer, &headers, &state.settings.trusted_proxies),
         };
-        let outcome = sign_in::check_password(&state, &attempt, password.to_owned(), now).await?;
+        let outcome =
+            sign_in::check_password(&state.sign_in(), &attempt, password.to_owned(), now).await?;
         let user = match outcome {
             Outcome::Accepted(user) => user,
             Outcome::Locked(locked) => {
-                tracing::info!(
-                    target: "audit",
-                    event = "login.refused",
-                    retry_after = locked.retry_after,
-                    client_id = %pending.client.client_id,
-                    "sign-in refused by the limiter"
-                );
+                audit::login_refused(&pending.client.client_id, locked.retry_after);
                 let message = format!(
                     "Too many failed sign-in attempts. Wait {} and try again.",
                     seconds(locked.retry_after)
@@ -105,12 +100,7 @@ pub async fn login_post(
                 return Ok(page);
             }
             Outcome::Rejected => {
-                tracing::info!(
-                    target: "audit",
-                    event = "login.failure",
-                    client_id = %pending.client.client_id,
-                    "sign-in failed"
-                );
+                audit::login_failure(&pending.client.client_id, None);
                 return Ok(again(
                     StatusCode::UNAUTHORIZED,
                     "The username or password is incorrect.",
@@ -118,7 +108,7 @@ pub async fn login_post(
             }
         };
         if user.disabled {
-            tracing::info!(target: "audit", event = "login.failure", user_id = %user.id, reason = "disabled", "sign-in refused: user disabled");
+            audit::login_disabled_user(&user.id);
             return Ok(again(
                 StatusCode::FORBIDDEN,
                 "This account is disabled. Contact your administrator.",
@@ -141,7 +131,7 @@ pub async fn login_post(
             .insert_session(&new.session)
             .await
             .map_err(PageError::from_store)?;
-        tracing::info!(target: "audit", event = "login.success", user_id = %user.id, client_id = %pending.client.client_id, "signed in");
+        audit::login_success(&user.id, &pending.client.client_id);
         let mut response = proceed(&state, &pending, &new.session, &user, now).await;
         response.headers_mut().append(
             header::SET_COOKIE,
@@ -161,12 +151,13 @@ fn login_page(
     username: String,
     error: Option<String>,
 ) -> Response {
-    state.pages.render(
+    state.web.pages.render(
         status,
         Page::Login(LoginView {
             client_name: pending.client.client_name.clone(),
             request: pending.id.clone(),
             csrf: state
+                .web
                 .csrf
                 .token(FormPurpose::Login, &pending.id, csrf_cookie),
             username,

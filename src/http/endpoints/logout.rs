@@ -6,26 +6,25 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie};
 use crate::http::pages::{LogoutView, Page};
+use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::login::session::SESSION_COOKIE;
 use crate::oauth::authorize::PageError;
-use crate::state::AppState;
 
 pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         let signed_in = browser::signed_in(&state, &headers, now).await?;
         let csrf = CsrfCookie::ensure(&headers)?;
         let view = LogoutView {
-            csrf: state.csrf.token(FormPurpose::Logout, "", &csrf.value),
+            csrf: state.web.csrf.token(FormPurpose::Logout, "", &csrf.value),
             username: signed_in.map(|(_, user)| user.username),
         };
         Ok(csrf.apply(
             &state,
-            state.pages.render(StatusCode::OK, Page::Logout(view)),
+            state.web.pages.render(StatusCode::OK, Page::Logout(view)),
         ))
     }
     .await;
@@ -37,7 +36,7 @@ pub async fn logout_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let result = async {
         browser::posted_form(&state, &headers, body, FormPurpose::Logout).await?;
         if let Some(value) = browser::cookie(&headers, SESSION_COOKIE) {
@@ -50,7 +49,7 @@ pub async fn logout_post(
                 tracing::info!("signed out");
             }
         }
-        let mut response = state.pages.render(StatusCode::OK, Page::SignedOut);
+        let mut response = state.web.pages.render(StatusCode::OK, Page::SignedOut);
         response
             .headers_mut()
             .append(header::SET_COOKIE, browser::clear_session_cookie(&state));

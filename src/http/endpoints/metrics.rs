@@ -8,8 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::UnixTime;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
@@ -27,7 +26,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let created = state.keys.current().current_created_at();
     metrics
         .signing_key_age_seconds
-        .set(UnixTime::now().0 - created.0);
+        .set(state.clock.now().0 - created.0);
     let mut response = metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,11 +6,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::UnixTime;
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
+use crate::http::state::AppState;
 use crate::oauth::{OAuthError, client_auth, revoke};
-use crate::state::AppState;
 
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let mut origins = None;
@@ -36,7 +35,7 @@ async fn handle(
     body: Body,
     origins: &mut Option<ClientOrigins>,
 ) -> Result<(), OAuthError> {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =

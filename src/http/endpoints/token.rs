@@ -7,13 +7,13 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::UnixTime;
+use crate::audit;
 use crate::http::client_ip::client_ip;
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
+use crate::http::state::AppState;
 use crate::oauth::token::{self, TokenContext};
 use crate::oauth::{OAuthError, client_auth};
-use crate::state::AppState;
 
 pub async fn token(
     State(state): State<AppState>,
@@ -39,7 +39,7 @@ async fn handle(
     body: Body,
     origins: &mut Option<ClientOrigins>,
 ) -> Result<token::TokenResponse, OAuthError> {
-    let now = UnixTime::now();
+    let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
@@ -48,7 +48,7 @@ async fn handle(
     let request = token::parse(&params, &client)?;
     let grant = request.grant_type();
     let cx = TokenContext {
-        state,
+        core: state,
         client: &client,
         now,
         peer: client_ip(peer, headers, &state.settings.trusted_proxies),
@@ -57,14 +57,11 @@ async fn handle(
     state
         .metrics
         .token_issued(grant.as_str(), &response.audience);
-    tracing::info!(
-        target: "audit",
-        event = "token.issued",
-        grant_type = %grant,
-        client_id = %client.client_id,
-        audience = %response.audience,
-        scope = %response.scope,
-        "token issued"
+    audit::token_issued(
+        &grant,
+        &client.client_id,
+        &response.audience,
+        &response.scope,
     );
     Ok(response)
 }

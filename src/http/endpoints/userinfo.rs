@@ -8,12 +8,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::UnixTime;
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
+use crate::http::state::AppState;
 use crate::oauth::{Challenge, ErrorCode, OAuthError};
 use crate::oidc::userinfo::{self, Answer, bearer_error};
-use crate::state::AppState;
 
 pub async fn userinfo(
     State(state): State<AppState>,
@@ -42,7 +41,7 @@ async fn handle(
     body: Body,
 ) -> Result<Answer, OAuthError> {
     let token = presented_token(state, method, headers, body).await?;
-    userinfo::userinfo(state, &token, UnixTime::now()).await
+    userinfo::userinfo(state, &token, state.clock.now()).await
 }
 
 async fn presented_token(

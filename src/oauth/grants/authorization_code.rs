@@ -8,25 +8,26 @@ use super::super::redirect;
 use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
+use super::sign_id_token;
+use crate::audit;
+use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
-use crate::oidc::id_token::{self, Authentication};
-use crate::state::AppState;
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
+use crate::tokens::id_token::Authentication;
 
 /// Store a fresh code (its hash only) and the grant it belongs to; return the response
 /// parameters.
 pub async fn issue_code(
-    state: &AppState,
+    core: &Core,
     request: &AuthorizationRequest,
     user: &User,
     session: &Session,
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
-    let tokens = &state.settings.config.tokens;
+    let tokens = &core.settings.config.tokens;
     let grant_id = uuid::Uuid::new_v4().to_string();
-    state
-        .store
+    core.store
         .insert_grant(
             &grant_id,
             &request.client_id,
@@ -36,10 +37,9 @@ pub async fn issue_code(
         )
         .await?;
     let code = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
-    state
-        .store
+    core.store
         .insert_code(&AuthorizationCode {
-            code_hash: state.server_keys.hasher.hash(&code),
+            code_hash: core.server_keys.hasher.hash(&code),
             grant_id,
             client_id: request.client_id.clone(),
             user_id: user.id.clone(),
@@ -79,17 +79,17 @@ pub async fn exchange(
     cx: &TokenContext<'_>,
     request: Exchange,
 ) -> Result<TokenResponse, OAuthError> {
-    let state = cx.state;
-    let code_hash = state.server_keys.hasher.hash(&request.code);
-    let code = match state
+    let core = cx.core;
+    let code_hash = core.server_keys.hasher.hash(&request.code);
+    let code = match core
         .store
         .redeem_code(&code_hash, &cx.client.client_id, cx.now)
         .await?
     {
         Redeemed::Issued(code) => code,
         Redeemed::Replayed { grant_id } => {
-            state.store.revoke_grant(&grant_id, cx.now).await?;
-            tracing::warn!(target: "audit", event = "code.replay_detected", client_id = %cx.client.client_id, %grant_id, "authorization code replayed; grant revoked");
+            core.store.revoke_grant(&grant_id, cx.now).await?;
+            audit::code_replayed(&cx.client.client_id, &grant_id);
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; everything issued from it is revoked",
             ));
@@ -107,7 +107,7 @@ pub async fn exchange(
     };
     check_redirect_uri(cx, &code, request.redirect_uri.as_deref())?;
     check_verifier(cx, &code, request.code_verifier.as_deref())?;
-    let user = state
+    let user = core
         .store
         .user_by_id(&code.user_id)
         .await?
@@ -117,7 +117,7 @@ pub async fn exchange(
         })?;
     let audience = code.audience.clone().unwrap_or_default();
     let issued = sign_access_token(
-        state,
+        core,
         &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
@@ -135,7 +135,7 @@ pub async fn exchange(
         audience: &audience,
         code_hash: Some(&code.code_hash),
     };
-    let refresh_token = refresh_token::issue_if_allowed(state, cx.client, &lineage, cx.now).await?;
+    let refresh_token = refresh_token::issue_if_allowed(core, cx.client, &lineage, cx.now).await?;
     let mut response = TokenResponse::new(issued, &code.scope, refresh_token);
     if code.scope.contains("openid") {
         let signed_in = Authentication {
@@ -146,8 +146,8 @@ pub async fn exchange(
         };
         let access_token = Some(response.access_token.as_str());
         let client_id = &cx.client.client_id;
-        response.id_token = Some(id_token::sign(
-            state,
+        response.id_token = Some(sign_id_token(
+            core,
             client_id,
             access_token,
             signed_in,

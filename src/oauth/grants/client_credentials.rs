@@ -23,11 +23,11 @@ pub async fn exchange(
     cx: &TokenContext<'_>,
     request: Request,
 ) -> Result<TokenResponse, OAuthError> {
-    let settings = &cx.state.settings;
+    let settings = &cx.core.settings;
     let audience = request
         .target
         .resolve(settings.config.default_audience.as_deref())?;
-    let api = cx.state.directory.api(&audience).await?;
+    let api = cx.core.directory.api(&audience).await?;
     let api = scope::check_target(cx.client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {
         requested: request.scope.as_ref(),
@@ -36,7 +36,7 @@ pub async fn exchange(
         subject: Subject::Client,
     })?;
     let issued = sign_access_token(
-        cx.state,
+        cx.core,
         &Bearer {
             subject: &cx.client.client_id,
             client_id: &cx.client.client_id,

@@ -4,16 +4,17 @@
 use super::super::OAuthError;
 use super::super::authorize::AuthorizationRequest;
 use super::super::token::{Bearer, sign_access_token};
+use super::sign_id_token;
+use crate::core::Core;
 use crate::domain::{ScopeSet, UnixTime};
-use crate::oidc::id_token::{self, Authentication};
-use crate::state::AppState;
 use crate::store::{Session, User};
 use crate::tokens::access::IssuedAccessToken;
+use crate::tokens::id_token::Authentication;
 
 /// The response parameters (`state` and `iss` are added on delivery): RFC 6749 §4.2.2 for an
 /// access token, Core §3.2.2.5 for an ID token.
 pub async fn issue(
-    state: &AppState,
+    core: &Core,
     request: &AuthorizationRequest,
     user: &User,
     session: &Session,
@@ -21,7 +22,7 @@ pub async fn issue(
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let scope = request.scope();
     let access = if request.response_type.issues_access_token() {
-        Some(access_token(state, request, user, &scope, now).await?)
+        Some(access_token(core, request, user, &scope, now).await?)
     } else {
         None
     };
@@ -42,7 +43,7 @@ pub async fn issue(
             nonce: request.nonce.as_deref(),
         };
         let bound_to = access.as_ref().map(|issued| issued.token.as_str());
-        let id_token = id_token::sign(state, &request.client_id, bound_to, signed_in, now)?;
+        let id_token = sign_id_token(core, &request.client_id, bound_to, signed_in, now)?;
         params.push(("id_token", id_token));
     }
     Ok(params)
@@ -50,20 +51,19 @@ pub async fn issue(
 
 /// An access token under a grant of its own, so that revoking it works as for the code flow.
 async fn access_token(
-    state: &AppState,
+    core: &Core,
     request: &AuthorizationRequest,
     user: &User,
     scope: &ScopeSet,
     now: UnixTime,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let ttl = state.settings.access_token_ttl();
+    let ttl = core.settings.access_token_ttl();
     let grant_id = uuid::Uuid::new_v4().to_string();
-    state
-        .store
+    core.store
         .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
         .await?;
     sign_access_token(
-        state,
+        core,
         &Bearer {
             subject: &user.id,
             client_id: &request.client_id,

@@ -7,6 +7,7 @@ use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
 use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
+use crate::audit;
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
@@ -39,12 +40,12 @@ pub async fn exchange(
     cx: &TokenContext<'_>,
     request: Request,
 ) -> Result<TokenResponse, OAuthError> {
-    let state = cx.state;
+    let core = cx.core;
     // Policy first: a request that could never succeed does not cost an Argon2 run.
     let audience = request
         .target
-        .resolve(state.settings.config.default_audience.as_deref())?;
-    let api = state.directory.api(&audience).await?;
+        .resolve(core.settings.config.default_audience.as_deref())?;
+    let api = core.directory.api(&audience).await?;
     let api = scope::check_target(cx.client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {
         requested: request.scope.as_ref(),
@@ -57,7 +58,8 @@ pub async fn exchange(
         username: &request.username,
         address: cx.peer,
     };
-    let outcome = sign_in::check_password(state, &attempt, request.password, cx.now).await?;
+    let outcome =
+        sign_in::check_password(&core.sign_in(), &attempt, request.password, cx.now).await?;
     let user = match outcome {
         Outcome::Accepted(user) => user,
         Outcome::Locked(locked) => {
@@ -67,7 +69,7 @@ pub async fn exchange(
             )));
         }
         Outcome::Rejected => {
-            tracing::info!(target: "audit", event = "login.failure", client_id = %cx.client.client_id, via = "password grant", "sign-in failed");
+            audit::login_failure(&cx.client.client_id, Some("password grant"));
             return Err(OAuthError::invalid_grant(
                 "the username or password is incorrect",
             ));
@@ -76,12 +78,11 @@ pub async fn exchange(
     if user.disabled {
         return Err(OAuthError::invalid_grant("this user is disabled"));
     }
-    state.limiter.record_success(&attempt).await?;
+    core.limiter.record_success(&attempt).await?;
 
     let grant_id = uuid::Uuid::new_v4().to_string();
-    let tokens = &state.settings.config.tokens;
-    state
-        .store
+    let tokens = &core.settings.config.tokens;
+    core.store
         .insert_grant(
             &grant_id,
             &cx.client.client_id,
@@ -91,7 +92,7 @@ pub async fn exchange(
         )
         .await?;
     let issued = sign_access_token(
-        state,
+        core,
         &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
@@ -109,6 +110,6 @@ pub async fn exchange(
         audience: &api.identifier,
         code_hash: None,
     };
-    let refresh_token = refresh_token::issue_if_allowed(state, cx.client, &lineage, cx.now).await?;
+    let refresh_token = refresh_token::issue_if_allowed(core, cx.client, &lineage, cx.now).await?;
     Ok(TokenResponse::new(issued, &granted, refresh_token))
 }

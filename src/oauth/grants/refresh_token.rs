@@ -7,9 +7,10 @@
 use super::super::scope::{self, Subject};
 use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
 use super::super::{OAuthError, Params};
+use crate::audit;
+use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
-use crate::state::AppState;
 use crate::store::{Client, RefreshToken};
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
@@ -17,9 +18,9 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Whether a grant with this scope gets a refresh token: never for client_credentials or
 /// implicit (their callers never ask), only for clients allowed `refresh_token`.
-pub fn should_issue(state: &AppState, client: &Client, scope: &ScopeSet) -> bool {
+pub fn should_issue(core: &Core, client: &Client, scope: &ScopeSet) -> bool {
     client.allows_grant(GrantType::RefreshToken)
-        && (!state.settings.config.tokens.refresh_requires_offline_access
+        && (!core.settings.config.tokens.refresh_requires_offline_access
             || scope.contains(OFFLINE_ACCESS))
 }
 
@@ -35,13 +36,13 @@ pub struct Lineage<'a> {
 
 /// The first token of a new family if the client gets refresh tokens (see [`should_issue`]).
 pub async fn issue_if_allowed(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     lineage: &Lineage<'_>,
     now: UnixTime,
 ) -> Result<Option<String>, OAuthError> {
-    if should_issue(state, client, lineage.scope) {
-        Ok(Some(issue_first(state, lineage, now).await?))
+    if should_issue(core, client, lineage.scope) {
+        Ok(Some(issue_first(core, lineage, now).await?))
     } else {
         Ok(None)
     }
@@ -49,21 +50,21 @@ pub async fn issue_if_allowed(
 
 /// The first token of a new family; returns the token to hand out.
 pub async fn issue_first(
-    state: &AppState,
+    core: &Core,
     lineage: &Lineage<'_>,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
-    let tokens = &state.settings.config.tokens;
+    let tokens = &core.settings.config.tokens;
     let family_expires_at = now.plus(tokens.refresh_absolute_ttl.0);
     let family_id = uuid::Uuid::new_v4().to_string();
-    let (token, record) = mint(state, lineage, &family_id, None, family_expires_at, now)?;
-    state.store.insert_refresh(&record).await?;
+    let (token, record) = mint(core, lineage, &family_id, None, family_expires_at, now)?;
+    core.store.insert_refresh(&record).await?;
     Ok(token)
 }
 
 /// A token and its record; the idle expiry never passes the family's absolute one.
 fn mint(
-    state: &AppState,
+    core: &Core,
     lineage: &Lineage<'_>,
     family_id: &str,
     parent: Option<&SecretHash>,
@@ -71,9 +72,9 @@ fn mint(
     now: UnixTime,
 ) -> Result<(String, RefreshToken), OAuthError> {
     let token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let idle = now.plus(state.settings.config.tokens.refresh_idle_ttl.0);
+    let idle = now.plus(core.settings.config.tokens.refresh_idle_ttl.0);
     let record = RefreshToken {
-        token_hash: state.server_keys.hasher.hash(&token),
+        token_hash: core.server_keys.hasher.hash(&token),
         family_id: family_id.to_owned(),
         parent_hash: parent.cloned(),
         grant_id: lineage.grant_id.to_owned(),
@@ -109,9 +110,9 @@ pub async fn exchange(
     cx: &TokenContext<'_>,
     request: Request,
 ) -> Result<TokenResponse, OAuthError> {
-    let state = cx.state;
-    let presented = state.server_keys.hasher.hash(&request.refresh_token);
-    let current = state
+    let core = cx.core;
+    let presented = core.server_keys.hasher.hash(&request.refresh_token);
+    let current = core
         .store
         .refresh_token(&presented)
         .await?
@@ -130,13 +131,13 @@ pub async fn exchange(
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
     let access_scope = narrowed(cx, &current, request.scope.as_ref()).await?;
-    let user = state
+    let user = core
         .store
         .user_by_id(&current.user_id)
         .await?
         .filter(|u| !u.disabled);
     let Some(user) = user else {
-        state.store.revoke_grant(&current.grant_id, cx.now).await?;
+        core.store.revoke_grant(&current.grant_id, cx.now).await?;
         return Err(OAuthError::invalid_grant(
             "the user of this refresh token is no longer active",
         ));
@@ -151,7 +152,7 @@ pub async fn exchange(
         code_hash: current.code_hash.as_ref(),
     };
     let (token, successor) = mint(
-        state,
+        core,
         &lineage,
         &current.family_id,
         Some(&presented),
@@ -159,20 +160,14 @@ pub async fn exchange(
         cx.now,
     )?;
     if !rotate(cx, &current, &presented, &successor).await? {
-        state.store.revoke_grant(&current.grant_id, cx.now).await?;
-        tracing::warn!(
-            target: "audit",
-            event = "refresh.reuse_detected",
-            client_id = %cx.client.client_id,
-            family_id = %current.family_id,
-            "refresh token reused; its grant is revoked"
-        );
+        core.store.revoke_grant(&current.grant_id, cx.now).await?;
+        audit::refresh_reused(&cx.client.client_id, &current.family_id);
         return Err(OAuthError::invalid_grant(
             "this refresh token was already used; every token of its family is revoked",
         ));
     }
     let issued = sign_access_token(
-        state,
+        core,
         &Bearer {
             subject: &user.id,
             client_id: &cx.client.client_id,
@@ -193,12 +188,12 @@ async fn rotate(
     presented: &SecretHash,
     successor: &RefreshToken,
 ) -> Result<bool, OAuthError> {
-    let store = &cx.state.store;
+    let store = &cx.core.store;
     if current.rotated_at.is_none() && store.rotate_refresh(presented, successor, cx.now).await? {
         return Ok(true);
     }
     // Rotated before this request, or by a concurrent one: read the row as it is now.
-    let grace = cx.state.settings.config.tokens.refresh_reuse_grace.0;
+    let grace = cx.core.settings.config.tokens.refresh_reuse_grace.0;
     let rotated_at = match current.rotated_at {
         Some(at) => Some(at),
         None => store
@@ -228,7 +223,7 @@ async fn narrowed(
         )));
     }
     let api = cx
-        .state
+        .core
         .directory
         .api(&current.audience)
         .await?

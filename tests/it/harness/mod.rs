@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use valet::app::App;
 use valet::config::{Config, ConfigDuration};
-use valet::state::AppState;
+use valet::http::state::AppState;
 
 /// The secret every test server and CLI call shares (at least 32 characters).
 pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";

@@ -1,17 +1,13 @@
 //! ID tokens (OpenID Connect Core §2): who signed in, when, and for which client, as a JWT
-//! signed with the same key as access tokens. The code flow issues one at `/token` when the
-//! granted scope has `openid` (§3.1.3.3); the implicit flow in the redirect (§3.2.2.5).
+//! signed with the same key as access tokens; and the user claims (§5.1) they and `/userinfo`
+//! release by scope (§5.4). Pure: the grants decide when one is issued.
 
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-use super::userinfo::UserInfo;
-use crate::config::SigningAlg;
-use crate::domain::{ScopeSet, UnixTime};
-use crate::oauth::OAuthError;
-use crate::state::AppState;
+use crate::domain::{ScopeSet, SigningAlg, UnixTime};
 use crate::store::User;
 use crate::tokens::keys::{KeyError, SigningKey};
 use crate::tokens::signer::sign_jwt;
@@ -38,6 +34,42 @@ struct IdTokenClaims<'a> {
     user: UserInfo,
 }
 
+/// The claims Valet can state about a user; `None` ones are left out of the response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    /// The same `sub` as the access token's (§5.3.2 requires they match).
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// When the user's record last changed, in seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The claims `supported` lists in the discovery document.
+pub const CLAIMS_SUPPORTED: [&str; 5] =
+    ["sub", "name", "preferred_username", "updated_at", "email"];
+
+impl UserInfo {
+    /// `profile` releases the name claims, `email` the address; `sub` is always there.
+    /// (`email_verified` is never claimed: Valet does not verify addresses.)
+    pub fn for_scope<'a>(user: User, scope: impl Iterator<Item = &'a str> + Clone) -> Self {
+        let has = |wanted: &str| scope.clone().any(|s| s == wanted);
+        let (profile, email) = (has("profile"), has("email"));
+        Self {
+            sub: user.id,
+            name: user.name.filter(|_| profile),
+            preferred_username: profile.then_some(user.username),
+            updated_at: profile.then_some(user.updated_at.0),
+            email: user.email.filter(|_| email),
+        }
+    }
+}
+
 /// What the code being redeemed recorded about the sign-in.
 pub struct Authentication<'a> {
     pub user: User,
@@ -53,25 +85,6 @@ pub struct IdTokenGrant<'a> {
     pub ttl: std::time::Duration,
     /// The access token issued with it, if any, bound by `at_hash`.
     pub access_token: Option<&'a str>,
-}
-
-/// Sign an ID token for `client_id` with the current key and `tokens.id_token_ttl`.
-pub fn sign(
-    state: &AppState,
-    client_id: &str,
-    access_token: Option<&str>,
-    signed_in: Authentication<'_>,
-    now: UnixTime,
-) -> Result<String, OAuthError> {
-    let keys = state.keys.current();
-    let grant = IdTokenGrant {
-        issuer: state.settings.issuer_str(),
-        client_id,
-        ttl: state.settings.config.tokens.id_token_ttl.0,
-        access_token,
-    };
-    issue(keys.current(), &grant, signed_in, now)
-        .map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 pub fn issue(
@@ -109,6 +122,47 @@ fn token_hash(alg: SigningAlg, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alice() -> User {
+        User {
+            id: "u1".into(),
+            username: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice Liddell".into()),
+            password_hash: "$argon2id$…".into(),
+            disabled: false,
+            created_at: UnixTime(1),
+            updated_at: UnixTime(2),
+        }
+    }
+
+    fn claims(scope: &str) -> serde_json::Value {
+        serde_json::to_value(UserInfo::for_scope(alice(), scope.split(' '))).unwrap()
+    }
+
+    #[test]
+    fn openid_alone_gives_only_the_subject() {
+        assert_eq!(claims("openid"), serde_json::json!({"sub": "u1"}));
+    }
+
+    #[test]
+    fn profile_and_email_release_their_claims() {
+        assert_eq!(
+            claims("openid profile"),
+            serde_json::json!({"sub": "u1", "name": "Alice Liddell",
+                "preferred_username": "alice", "updated_at": 2})
+        );
+        assert_eq!(
+            claims("email openid"),
+            serde_json::json!({"sub": "u1", "email": "alice@example.com"})
+        );
+    }
+
+    #[test]
+    fn the_password_hash_is_never_a_claim() {
+        let text = claims("openid profile email").to_string();
+        assert!(!text.contains("argon2"), "{text}");
+    }
 
     #[test]
     fn at_hash_is_the_left_half_of_the_algorithms_hash() {

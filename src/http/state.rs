@@ -1,0 +1,33 @@
+//! The web layer's state: the protocol [`Core`] plus what only pages and routes need (HTML
+//! templates, CSRF tokens, the metadata documents, the draining flag). It dereferences to
+//! the `Core`, so a handler passes `&state` wherever protocol code takes `&Core`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::core::Core;
+use crate::http::pages::Pages;
+use crate::login::csrf::CsrfTokens;
+use crate::oidc::discovery::Metadata;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Core,
+    pub web: Arc<Web>,
+}
+
+pub struct Web {
+    pub pages: Pages,
+    pub csrf: CsrfTokens,
+    pub metadata: Metadata,
+    /// Set when shutdown begins: `/readyz` answers 503 from then on.
+    pub draining: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
