@@ -16,6 +16,7 @@ mod id_token;
 mod introspection;
 mod janitor;
 mod keys;
+mod layers;
 mod login;
 mod logs;
 mod metrics;
