@@ -14,7 +14,9 @@ use crate::config::Settings;
 use crate::core::{Core, Parts};
 use crate::crypto::SecretError;
 use crate::http::pages::{PageLoadError, Pages};
+use crate::http::router::router;
 use crate::http::state::{AppState, Web};
+use crate::janitor;
 use crate::login::csrf::CsrfTokens;
 use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
@@ -77,51 +79,13 @@ impl App {
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Self, StartError> {
-        // The secret first: a PostgreSQL deployment without one must stop before it touches
-        // the database.
-        let (server_keys, source) = secret::load(&settings)?;
-        let store = store::connect(&settings).await?;
-        store.migrate().await?;
-        log_secret_source(&source);
-        let keys = KeyRing::open(
-            store.clone(),
-            server_keys.sealer.clone(),
-            settings.config.tokens.signing_alg,
-            retired_key_lifetime(&settings),
-            clock.now(),
-        )
-        .await?;
-        let directory = Directory::new(
-            store.clone(),
-            settings.config.clients.cache_ttl.0,
-            clock.clone(),
-        );
-        let pages = Pages::load(&settings.config.ui)?;
-        let metrics = Arc::new(Metrics::default());
-        let passwords = PasswordVerifier::new(&settings.config.password_hash)
-            .await
-            .map_err(|e| StartError::Passwords(e.to_string()))?;
+        let core = build_core(settings, clock).await?;
         let web = Web {
-            metadata: Metadata::new(&settings),
-            pages,
-            csrf: CsrfTokens::new(server_keys.csrf.clone()),
+            metadata: Metadata::new(&core.settings),
+            pages: Pages::load(&core.settings.config.ui)?,
+            csrf: CsrfTokens::new(core.server_keys.csrf.clone()),
             draining: AtomicBool::new(false),
         };
-        let core = Core::new(Parts {
-            limiter: LoginLimiter::new(
-                store.clone(),
-                settings.config.login.clone(),
-                metrics.clone(),
-            ),
-            metrics,
-            passwords,
-            settings,
-            store,
-            keys,
-            server_keys,
-            directory,
-            clock,
-        });
         let state = AppState {
             core,
             web: Arc::new(web),
@@ -142,13 +106,13 @@ impl App {
     ) -> Result<(), StartError> {
         let state = self.state.clone();
         let reloader = tokio::spawn(reload_keys(state.clone()));
-        let janitor = tokio::spawn(crate::janitor::run_periodically(
+        let janitor = tokio::spawn(janitor::run_periodically(
             state.store.clone(),
             state.settings.clone(),
             state.clock.clone(),
         ));
         self.announce().await;
-        let router = crate::http::router::router(state.clone());
+        let router = router(state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
         let drain_state = state.clone();
@@ -198,6 +162,49 @@ impl App {
             );
         }
     }
+}
+
+/// Everything protocol code needs, without the web layer: connect and migrate the store, load
+/// the secret and the keys. Logic tests build one of these directly.
+pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartError> {
+    // The secret first: a PostgreSQL deployment without one must stop before it touches
+    // the database.
+    let (server_keys, source) = secret::load(&settings)?;
+    let store = store::connect(&settings).await?;
+    store.migrate().await?;
+    log_secret_source(&source);
+    let keys = KeyRing::open(
+        store.clone(),
+        server_keys.sealer.clone(),
+        settings.config.tokens.signing_alg,
+        retired_key_lifetime(&settings),
+        clock.now(),
+    )
+    .await?;
+    let directory = Directory::new(
+        store.clone(),
+        settings.config.clients.cache_ttl.0,
+        clock.clone(),
+    );
+    let metrics = Arc::new(Metrics::default());
+    let passwords = PasswordVerifier::new(&settings.config.password_hash)
+        .await
+        .map_err(|e| StartError::Passwords(e.to_string()))?;
+    Ok(Core::new(Parts {
+        limiter: LoginLimiter::new(
+            store.clone(),
+            settings.config.login.clone(),
+            metrics.clone(),
+        ),
+        metrics,
+        passwords,
+        settings,
+        store,
+        keys,
+        server_keys,
+        directory,
+        clock,
+    }))
 }
 
 /// A retired key stays in the JWKS while a token it signed may be alive: replicas may sign

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{CliError, Context, output};
 use crate::audit;
 use crate::crypto::random_token;
-use crate::domain::{GrantType, Origin, ScopeSet, is_valid_client_id};
+use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType, is_valid_client_id};
 use crate::oauth::redirect;
 use crate::store::{Client, StoreError};
 
@@ -259,7 +259,7 @@ async fn apply(
         for g in grants.iter().filter(|g| !g.is_empty()) {
             let grant: GrantType = g
                 .parse()
-                .map_err(|e: crate::domain::UnknownGrantType| CliError::invalid(e.to_string()))?;
+                .map_err(|e: UnknownGrantType| CliError::invalid(e.to_string()))?;
             if !parsed.contains(&grant) {
                 parsed.push(grant);
             }

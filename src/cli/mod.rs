@@ -21,6 +21,7 @@ use crate::domain::UnixTime;
 use crate::janitor;
 use crate::secret;
 use crate::store::{self, SharedStore, StoreError};
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -173,7 +174,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     };
     let config = Config::load(cli.config.as_deref(), &flags)?;
     let settings = config.validate()?;
-    crate::telemetry::init(settings.config.log_format);
+    telemetry::init(settings.config.log_format);
     match cli.command {
         Command::Serve { .. } => {
             let shutdown = app::shutdown_signal();

@@ -8,7 +8,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashConfig;
-use crate::crypto::random_bytes;
+use crate::crypto::{random_bytes, random_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -70,8 +70,7 @@ pub struct PasswordVerifier {
 impl PasswordVerifier {
     /// Hashes a random dummy password with the configured parameters (once, at startup).
     pub async fn new(config: &PasswordHashConfig) -> Result<Self, PasswordError> {
-        let dummy_password =
-            crate::crypto::random_token().map_err(|e| PasswordError::Hash(e.to_string()))?;
+        let dummy_password = random_token().map_err(|e| PasswordError::Hash(e.to_string()))?;
         let dummy_hash = hash(config, dummy_password).await?;
         let permits = match config.max_concurrent {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

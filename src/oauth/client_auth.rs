@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::{Challenge, OAuthError, Params};
 use crate::crypto::SecretHasher;
+use crate::domain::is_valid_client_id;
 use crate::store::Client;
 use crate::store::cache::Directory;
 
@@ -126,7 +127,7 @@ pub async fn authenticate(
         e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
         e
     };
-    if !crate::domain::is_valid_client_id(&presented.client_id) {
+    if !is_valid_client_id(&presented.client_id) {
         return Err(failed("malformed client id"));
     }
     let client = directory

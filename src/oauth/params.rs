@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::OAuthError;
+use crate::domain::printable;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(HashMap<String, String>);
@@ -16,14 +17,14 @@ impl Params {
             if map.contains_key(name.as_ref()) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{}` was sent more than once",
-                    crate::domain::printable(&name)
+                    printable(&name)
                 )));
             }
             // No legitimate parameter holds a NUL, and PostgreSQL text cannot store one.
             if name.contains('\0') || value.contains('\0') {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{}` contains a NUL character",
-                    crate::domain::printable(&name)
+                    printable(&name)
                 )));
             }
             map.insert(name.into_owned(), value.into_owned());

@@ -75,12 +75,7 @@ async fn revoke_access(
     };
     if claims.client_id == client.client_id {
         core.store
-            .revoke_access_token(
-                &claims.jti,
-                &client.client_id,
-                now,
-                crate::domain::UnixTime(claims.exp),
-            )
+            .revoke_access_token(&claims.jti, &client.client_id, now, UnixTime(claims.exp))
             .await?;
         audit::access_token_revoked(&client.client_id, &claims.jti);
     }

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::crypto::KeySealer;
-use crate::domain::SigningAlg;
-use crate::domain::UnixTime;
+use crate::crypto::aead::SealError;
+use crate::domain::{SigningAlg, UnixTime};
 use crate::store::{KeyStatus, SharedStore, StoreError, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum KeyError {
     #[error("signing failed")]
     Sign,
     #[error(transparent)]
-    Seal(#[from] crate::crypto::aead::SealError),
+    Seal(#[from] SealError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

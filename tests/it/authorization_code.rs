@@ -458,7 +458,7 @@ async fn expired_code_is_refused(backend: Backend) {
     let client = public_client(&app).await;
     let pkce = Pkce::new();
     let code = fresh_code(&app, &client, &pkce, "judy").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.advance(std::time::Duration::from_secs(2));
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();

@@ -127,7 +127,7 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
     assert_inactive(&app, &caller, id_token, "an ID token").await;
 
     // A second authorization in the same session: auth_time stays when alice signed in.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance(Duration::from_secs(2));
     let again = code_flow(&app, &client, "openid read:contacts", None).await;
     let (_, later) =
         verify_with_jwks(&app, again["id_token"].as_str().unwrap(), &client.client_id).await;

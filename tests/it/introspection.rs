@@ -551,14 +551,14 @@ async fn expired_tokens_are_inactive(backend: Backend) {
     let user_access = str_of(&user_tokens, "access_token");
     assert_eq!(user_tokens["expires_in"], 1);
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_secs(2));
     assert_inactive(&app, &caller, user_access, "expired user access token").await;
     assert_inactive(&app, &caller, service_access, "expired service token").await;
     // The refresh token lives on its own clock (idle lifetime 4 s here)...
     let refresh_token = str_of(&user_tokens, "refresh_token");
     assert_active(&app, &caller, refresh_token, "the refresh token").await;
     // ...and is inactive once that has passed too.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.advance(Duration::from_secs(3));
     assert_inactive(&app, &caller, refresh_token, "idle-expired refresh token").await;
 }
 
@@ -649,7 +649,7 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
         app.cli_ok(&["client", "delete", id]).await;
     }
     // The client cache lives 1 s in tests.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.advance(Duration::from_secs(2));
     assert_inactive(
         &app,
         &caller,

@@ -112,7 +112,7 @@ async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(app: TestApp) {
 
     for extra in [("prompt", "login"), ("max_age", "0")] {
         // Clocks count whole seconds: let the last sign-in become the past.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        app.advance(Duration::from_secs(2));
         let to_login = authorize_to(&app, &params(&client, &pkce, &[extra])).await;
         assert!(to_login.starts_with("/login"), "{extra:?}: {to_login}");
         // The login page itself does not wave the old session through.
@@ -134,7 +134,7 @@ async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(app: TestApp) {
         last_sign_in = auth_time;
     }
     // prompt=none with max_age=0: a silent request cannot sign anyone in.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance(Duration::from_secs(2));
     let location = authorize_to(
         &app,
         &params(&client, &pkce, &[("prompt", "none"), ("max_age", "0")]),

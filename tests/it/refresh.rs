@@ -272,7 +272,7 @@ async fn disabled_user_or_deleted_client_ends_the_family(app: TestApp) {
             .status
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await; // clients.cache_ttl is 1 s in tests
+    app.advance(Duration::from_secs(2)); // clients.cache_ttl is 1 s in tests
     let response = refresh(&app, &setup, &token, None).await;
     assert_eq!(
         response.status(),
@@ -332,7 +332,7 @@ async fn idle_expiry(backend: Backend) {
     .await;
     let setup = setup(&app).await;
     let (_, token) = first_tokens(&app, &setup).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_secs(2));
     let response = refresh(&app, &setup, &token, None).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");

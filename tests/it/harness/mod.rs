@@ -11,6 +11,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use valet::app::App;
+use valet::clock::Clock;
 use valet::config::{Config, ConfigDuration};
 use valet::http::state::AppState;
 
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// The server's clock: [`TestApp::advance`] moves it instead of sleeping.
+    pub clock: Clock,
     pub database_url: String,
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -80,7 +83,10 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
     config.issuer = format!("http://{addr}");
     adjust(&mut config);
     let settings = config.validate().expect("valid test config");
-    let app = App::build_on(settings, listener).await.expect("app starts");
+    let clock = Clock::system();
+    let app = App::build_with(settings, listener, clock.clone())
+        .await
+        .expect("app starts");
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -98,6 +104,7 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
             .build()
             .expect("http client"),
         state,
+        clock,
         database_url: db.url.clone(),
         dir,
         shutdown: Some(tx),
@@ -143,6 +150,12 @@ pub fn free_port() -> u16 {
 }
 
 impl TestApp {
+    /// Move the server's clock forward: expiry, lockouts, `max_age` and the client cache
+    /// see the time pass at once.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
