@@ -12,11 +12,12 @@ use super::extract;
 use super::pages::{ErrorView, FormPostView, Page};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
+use crate::http::page_error::PageError;
 use crate::http::state::AppState;
 use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
 use crate::login::session::{self, SESSION_COOKIE};
 use crate::oauth::Params;
-use crate::oauth::authorize::{AuthorizationRequest, PageError};
+use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
 use crate::store::{Session, User};
 

@@ -6,6 +6,7 @@ pub mod cors;
 pub mod endpoints;
 pub mod extract;
 pub mod middleware;
+pub mod page_error;
 pub mod pages;
 pub mod respond;
 pub mod router;

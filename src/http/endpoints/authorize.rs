@@ -11,8 +11,9 @@ use axum::response::Response;
 use super::consent::proceed;
 use crate::http::browser::{self, page_url};
 use crate::http::extract;
+use crate::http::page_error::PageError;
 use crate::http::state::AppState;
-use crate::oauth::authorize::{self, AuthorizationRequest, PageError, Pending, Rejection};
+use crate::oauth::authorize::{self, AuthorizationRequest, Pending, Rejection};
 use crate::oauth::response_mode::AuthorizationResponse;
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
@@ -44,11 +45,11 @@ async fn handle(
     let params = match params {
         Ok(params) => params,
         // Unparsed, nothing is known good yet: say so on a page.
-        Err(error) => return browser::error_page(state, malformed(&error)),
+        Err(error) => return browser::error_page(state, PageError::malformed(&error)),
     };
     let (client, request) = match authorize::validate(state, &params, now).await {
         Ok(valid) => valid,
-        Err(Rejection::Page(page)) => return browser::error_page(state, page),
+        Err(Rejection::Page(page)) => return browser::error_page(state, page.into()),
         Err(Rejection::Redirect(error)) => {
             tracing::info!(error = error.error.code.as_str(), description = %error.error.description, "authorization request refused");
             return browser::deliver(state, error.into_response());
@@ -90,13 +91,4 @@ fn login_required(
     let error = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
     let response = AuthorizationResponse::error(not_stored.target()?, &error);
     Ok(browser::deliver(state, response))
-}
-
-fn malformed(error: &OAuthError) -> PageError {
-    PageError {
-        status: 400,
-        title: "The app's request is not valid",
-        message: "The app sent a request this service cannot read.".into(),
-        developer_detail: vec![error.description.to_string()],
-    }
 }

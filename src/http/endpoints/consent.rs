@@ -10,10 +10,11 @@ use serde::Deserialize;
 use crate::audit;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie, page_url};
+use crate::http::page_error::PageError;
 use crate::http::pages::{ConsentView, Page, ScopeView};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
-use crate::oauth::authorize::{self, PageError, Pending};
+use crate::oauth::authorize::{self, Pending};
 use crate::oauth::scope::OPENID_SCOPES;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::{Session, User};
@@ -131,7 +132,7 @@ async fn consent_view(
         .map_err(PageError::from_store)?;
     let scopes = pending
         .request
-        .scope()
+        .scope
         .iter()
         .map(|name| ScopeView {
             name: name.to_owned(),

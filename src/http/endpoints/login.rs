@@ -13,13 +13,14 @@ use super::consent::{PageQuery, proceed};
 use crate::audit;
 use crate::http::browser::{self, CsrfCookie};
 use crate::http::client_ip::client_ip;
+use crate::http::page_error::PageError;
 use crate::http::pages::{LoginView, Page};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
 use crate::login::session;
 use crate::login::sign_in::{self, Outcome};
-use crate::oauth::authorize::{self, PageError, Pending};
+use crate::oauth::authorize::{self, Pending};
 
 pub async fn login_get(
     State(state): State<AppState>,

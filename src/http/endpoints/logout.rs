@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use crate::http::browser::{self, CsrfCookie};
+use crate::http::page_error::PageError;
 use crate::http::pages::{LogoutView, Page};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::login::session::SESSION_COOKIE;
-use crate::oauth::authorize::PageError;
 
 pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let now = state.clock.now();

@@ -49,7 +49,7 @@ pub async fn issue_code(
                 .then(|| request.redirect_uri.clone()),
             code_challenge: request.code_challenge.clone(),
             code_challenge_method: request.code_challenge_method.clone(),
-            scope: request.scope(),
+            scope: request.scope.clone(),
             audience: Some(request.audience.clone()),
             nonce: request.nonce.clone(),
             auth_time: session.auth_time,

@@ -20,9 +20,9 @@ pub async fn issue(
     session: &Session,
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
-    let scope = request.scope();
+    let scope = &request.scope;
     let access = if request.response_type.issues_access_token() {
-        Some(access_token(core, request, user, &scope, now).await?)
+        Some(access_token(core, request, user, scope, now).await?)
     } else {
         None
     };
@@ -38,7 +38,7 @@ pub async fn issue(
     if request.response_type.issues_id_token() {
         let signed_in = Authentication {
             user: user.clone(),
-            scope: &scope,
+            scope,
             auth_time: session.auth_time,
             nonce: request.nonce.as_deref(),
         };

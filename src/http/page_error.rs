@@ -1,0 +1,149 @@
+//! Failures shown to the person as an HTML page instead of being redirected: the wording,
+//! status and logging of every [`AuthorizeRejection`], and the web layer's own (an expired
+//! form, a failed store).
+
+use crate::domain::printable;
+use crate::login::sign_in::SignInError;
+use crate::oauth::OAuthError;
+use crate::oauth::authorize::AuthorizeRejection;
+use crate::oauth::redirect::RedirectMismatch;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError {
+    pub status: u16,
+    pub title: &'static str,
+    /// For the person in front of the browser.
+    pub message: String,
+    /// For the app's developer: what was sent, what is registered. Never anything secret.
+    pub developer_detail: Vec<String>,
+}
+
+impl PageError {
+    fn new(status: u16, title: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            message: message.into(),
+            developer_detail: Vec::new(),
+        }
+    }
+
+    fn detail(mut self, line: impl Into<String>) -> Self {
+        self.developer_detail.push(line.into());
+        self
+    }
+
+    pub fn request_gone() -> Self {
+        Self::new(
+            400,
+            "This sign-in request has ended",
+            "It expired or was already completed. Go back to the app and start again.",
+        )
+    }
+
+    pub fn bad_form() -> Self {
+        Self::new(
+            403,
+            "This form has expired",
+            "For your security the form could not be accepted. Go back, reload the page and try again.",
+        )
+    }
+
+    /// A request this service cannot read at all (e.g. a repeated parameter).
+    pub fn malformed(error: &OAuthError) -> Self {
+        Self::new(
+            400,
+            "The app's request is not valid",
+            "The app sent a request this service cannot read.",
+        )
+        .detail(error.description.to_string())
+    }
+
+    pub fn from_store(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::new(
+                    503,
+                    "Temporarily unavailable",
+                    "The service is busy. Please try again in a moment.",
+                )
+            }
+            other => Self::internal(other),
+        }
+    }
+
+    /// Something on our side failed; the person learns only that.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "authorization request failed");
+        Self::new(
+            500,
+            "Something went wrong",
+            "The service hit an unexpected error. Please try again later.",
+        )
+    }
+}
+
+impl From<AuthorizeRejection> for PageError {
+    fn from(rejection: AuthorizeRejection) -> Self {
+        match rejection {
+            AuthorizeRejection::MissingClientId => PageError::new(
+                400,
+                "The app's request is incomplete",
+                "The app did not say who it is.",
+            )
+            .detail("the client_id parameter is missing"),
+            AuthorizeRejection::UnknownClient { client_id } => PageError::new(
+                400,
+                "Unknown app",
+                "The app that sent you here is not registered with this service.",
+            )
+            .detail(format!("client_id sent: {client_id}")),
+            AuthorizeRejection::RedirectMismatch {
+                client_name,
+                mismatch,
+                registered,
+            } => redirect_mismatch(&client_name, &mismatch, &registered),
+            AuthorizeRejection::RequestGone => PageError::request_gone(),
+            AuthorizeRejection::Store(error) => PageError::from_store(error),
+            AuthorizeRejection::Internal(detail) => PageError::internal(detail),
+        }
+    }
+}
+
+fn redirect_mismatch(
+    client_name: &str,
+    mismatch: &RedirectMismatch,
+    registered: &[String],
+) -> PageError {
+    let page = PageError::new(
+        400,
+        "The app's request is not valid",
+        format!(
+            "{client_name} asked to send you back to an address it has not registered, so this service will not go there."
+        ),
+    )
+    .detail(mismatch.to_string());
+    let page = match mismatch {
+        RedirectMismatch::NotRegistered { requested } => {
+            page.detail(format!("redirect_uri sent: {}", printable(requested)))
+        }
+        RedirectMismatch::Required => page.detail("redirect_uri sent: (none)"),
+    };
+    let registered = if registered.is_empty() {
+        "(none)".to_owned()
+    } else {
+        registered.join(", ")
+    };
+    page.detail(format!("registered redirect URIs: {registered}"))
+}
+
+impl From<SignInError> for PageError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Store(e) => PageError::from_store(e),
+            SignInError::Password(e) => PageError::internal(e),
+        }
+    }
+}

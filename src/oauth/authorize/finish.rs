@@ -1,0 +1,83 @@
+//! Finishing a request: a code (RFC 6749 §4.1.2) or tokens (§4.2.2, OpenID Connect Core
+//! §3.2.2.5) for a signed-in person who allowed it, or an error such as `access_denied`.
+
+use super::pending::{Pending, take};
+use super::rejection::AuthorizeRejection;
+use super::request::ResponseType;
+use crate::audit;
+use crate::core::Core;
+use crate::domain::UnixTime;
+use crate::oauth::grants::{authorization_code, implicit};
+use crate::oauth::response_mode::AuthorizationResponse;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::store::{Session, User};
+
+/// Finish the request for a signed-in person who allowed it: a code or a token. The pending
+/// request is consumed in one conditional write, so it finishes at most once.
+pub async fn approve(
+    core: &Core,
+    pending: &Pending,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, AuthorizeRejection> {
+    let target = take(core, pending, now).await?;
+    let issued = match pending.request.response_type {
+        ResponseType::Code => {
+            authorization_code::issue_code(core, &pending.request, user, session, now).await
+        }
+        ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
+            implicit::issue(core, &pending.request, user, session, now).await
+        }
+    };
+    Ok(match issued {
+        Ok(params) => {
+            let response_type = pending.request.response_type;
+            if response_type.issues_access_token() {
+                core.metrics
+                    .token_issued("implicit", &pending.request.audience);
+            }
+            let event = match response_type {
+                ResponseType::Code => "code.issued",
+                ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
+                    "token.issued"
+                }
+            };
+            audit::authorization_granted(
+                event,
+                &pending.request.response_type.grant(),
+                &pending.client.client_id,
+                &user.id,
+                &pending.request.scope,
+            );
+            AuthorizationResponse { target, params }
+        }
+        Err(error) => {
+            if error.code == ErrorCode::ServerError {
+                tracing::error!(detail = ?error.detail, "authorization failed");
+            }
+            AuthorizationResponse::error(target, &error)
+        }
+    })
+}
+
+/// The person said no (RFC 6749 §4.1.2.1 `access_denied`).
+pub async fn deny(
+    core: &Core,
+    pending: &Pending,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, AuthorizeRejection> {
+    let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+    refuse(core, pending, &error, now).await
+}
+
+/// End the request with an error for the client, e.g. `consent_required` for `prompt=none`.
+pub async fn refuse(
+    core: &Core,
+    pending: &Pending,
+    error: &OAuthError,
+    now: UnixTime,
+) -> Result<AuthorizationResponse, AuthorizeRejection> {
+    let target = take(core, pending, now).await?;
+    Ok(AuthorizationResponse::error(target, error))
+}

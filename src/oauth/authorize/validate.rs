@@ -1,0 +1,244 @@
+//! Checking an authorization request in the order of RFC 6749 §4.1.2.1: the client and its
+//! redirect URI first (failures are pages), then response type, scope (SPEC §6), audience
+//! (RFC 8707), PKCE (RFC 7636 §4.3), response mode and the OpenID Connect parameters
+//! (failures go back to the client).
+
+use std::sync::Arc;
+
+use super::rejection::{AuthorizeError, AuthorizeRejection, Rejection};
+use super::request::{AuthorizationRequest, ResponseType};
+use crate::core::Core;
+use crate::domain::{ScopeSet, UnixTime, is_valid_client_id, printable};
+use crate::oauth::pkce::{self, Method};
+use crate::oauth::prompt::{self, Prompt};
+use crate::oauth::redirect::{self, RedirectMismatch};
+use crate::oauth::response_mode::{RedirectTarget, ResponseMode};
+use crate::oauth::scope::{self, ScopeRequest, Subject, TargetRequest};
+use crate::oauth::{ErrorCode, OAuthError, Params};
+use crate::store::Client;
+
+/// Check a request in the order of RFC 6749 §4.1.2.1.
+pub async fn validate(
+    core: &Core,
+    params: &Params,
+    now: UnixTime,
+) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
+    let client = known_client(core, params.get("client_id")).await?;
+    let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
+        .map_err(|mismatch| redirect_rejection(&client, mismatch))?;
+    let response_type = params.get("response_type");
+    // Before the response type is checked, so that even its errors avoid a query for tokens.
+    let parsed_type = response_type.and_then(ResponseType::parse);
+    let front_channel_tokens = parsed_type.is_some_and(ResponseType::in_front_channel);
+    let mut target = RedirectTarget {
+        redirect_uri,
+        mode: parsed_type.map_or(ResponseMode::Query, ResponseType::default_mode),
+        state: params.get("state").map(str::to_owned),
+    };
+    let fail = |target: &RedirectTarget, error: OAuthError| {
+        Rejection::Redirect(AuthorizeError {
+            error,
+            target: target.clone(),
+        })
+    };
+    if let Some(mode) = params.get("response_mode") {
+        let mode = ResponseMode::parse(mode).ok_or_else(|| {
+            fail(
+                &target,
+                OAuthError::invalid_request(format!(
+                    "response_mode `{}` is not supported (query, fragment, form_post)",
+                    printable(mode)
+                )),
+            )
+        })?;
+        // The error itself must not put anything in a query the client asked to avoid.
+        if front_channel_tokens && mode == ResponseMode::Query {
+            return Err(fail(
+                &target,
+                OAuthError::invalid_request(
+                    "response_mode query cannot carry tokens; use fragment or form_post",
+                ),
+            ));
+        }
+        target.mode = mode;
+    }
+    let checked = check(core, params, &client, response_type)
+        .await
+        .map_err(|error| fail(&target, error))?;
+    let (code_challenge, code_challenge_method) = match checked.pkce {
+        Some(Challenge { challenge, method }) => (Some(challenge), Some(method)),
+        None => (None, None),
+    };
+    let request = AuthorizationRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: target.redirect_uri.as_str().to_owned(),
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
+        response_type: checked.response_type,
+        response_mode: target.mode,
+        state: target.state.clone(),
+        scope: checked.scope,
+        audience: checked.audience,
+        code_challenge,
+        code_challenge_method,
+        nonce: params.get("nonce").map(str::to_owned),
+        prompt: checked.prompt,
+        max_age: checked.max_age,
+        login_hint: checked.login_hint,
+        requested_at: now.0,
+    };
+    Ok((client, request))
+}
+
+async fn known_client(
+    core: &Core,
+    client_id: Option<&str>,
+) -> Result<Arc<Client>, AuthorizeRejection> {
+    let Some(client_id) = client_id else {
+        return Err(AuthorizeRejection::MissingClientId);
+    };
+    let unknown = || AuthorizeRejection::UnknownClient {
+        client_id: printable(client_id),
+    };
+    if !is_valid_client_id(client_id) {
+        return Err(unknown());
+    }
+    core.directory.client(client_id).await?.ok_or_else(unknown)
+}
+
+pub(super) fn redirect_rejection(
+    client: &Client,
+    mismatch: RedirectMismatch,
+) -> AuthorizeRejection {
+    AuthorizeRejection::RedirectMismatch {
+        client_name: client.client_name.clone(),
+        mismatch,
+        registered: client.redirect_uris.clone(),
+    }
+}
+
+/// What the checks after the redirect URI establish.
+struct Checked {
+    response_type: ResponseType,
+    scope: ScopeSet,
+    audience: String,
+    pkce: Option<Challenge>,
+    prompt: Prompt,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+}
+
+/// A PKCE challenge as the request sent it (RFC 7636 §4.3), checked.
+struct Challenge {
+    challenge: String,
+    method: String,
+}
+
+/// Everything after the redirect URI is known good; each failure goes back to the client.
+async fn check(
+    core: &Core,
+    params: &Params,
+    client: &Client,
+    response_type: Option<&str>,
+) -> Result<Checked, OAuthError> {
+    let response_type = parse_response_type(response_type)?;
+    if !client.allows_grant(response_type.grant()) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not allowed the {} grant (response_type {})",
+            response_type.grant(),
+            response_type.as_str()
+        )));
+    }
+    let requested = scope::requested(params)?;
+    let audience = TargetRequest::from_params(params)?
+        .resolve(core.settings.config.default_audience.as_deref())?;
+    let api = core.directory.api(&audience).await?;
+    let api = scope::check_target(client, &audience, api.as_deref())?;
+    let granted = scope::decide(&ScopeRequest {
+        requested: requested.as_ref(),
+        client,
+        api,
+        subject: Subject::User,
+    })?;
+    let pkce = match response_type {
+        ResponseType::Code => check_pkce(core, params, client)?,
+        ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => None,
+    };
+    if response_type.issues_id_token() {
+        check_id_token_request(params, &granted)?;
+    }
+    let prompt = Prompt::parse(params.get("prompt"))?;
+    let max_age = prompt::parse_max_age(params.get("max_age"))?;
+    let login_hint = params.get("login_hint").map(str::to_owned);
+    Ok(Checked {
+        response_type,
+        scope: granted,
+        audience: api.identifier.clone(),
+        pkce,
+        prompt,
+        max_age,
+        login_hint,
+    })
+}
+
+/// OpenID Connect Core §3.2.2.1: an ID token in the front channel needs `openid`, and a
+/// `nonce` to tie it to the browser session that asked (it cannot be bound otherwise).
+fn check_id_token_request(params: &Params, granted: &ScopeSet) -> Result<(), OAuthError> {
+    if !granted.contains("openid") {
+        return Err(OAuthError::invalid_scope(
+            "response_type id_token needs the openid scope",
+        ));
+    }
+    if params.get("nonce").is_none_or(str::is_empty) {
+        return Err(OAuthError::invalid_request(
+            "nonce is required when the response carries an ID token",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {
+    let text = text
+        .ok_or_else(|| OAuthError::invalid_request("the `response_type` parameter is required"))?;
+    ResponseType::parse(text).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            format!(
+                "response_type `{}` is not supported (code, token, id_token, id_token token)",
+                printable(text)
+            ),
+        )
+    })
+}
+
+/// RFC 7636 §4.3 with SPEC §7: S256 required for public clients, `plain` only if allowed.
+fn check_pkce(
+    core: &Core,
+    params: &Params,
+    client: &Client,
+) -> Result<Option<Challenge>, OAuthError> {
+    let method_text = params.get("code_challenge_method");
+    let Some(challenge) = params.get("code_challenge") else {
+        if method_text.is_some() {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method was sent without code_challenge",
+            ));
+        }
+        if client.is_public() {
+            return Err(OAuthError::invalid_request(
+                "a public client must use PKCE: send code_challenge with code_challenge_method=S256",
+            ));
+        }
+        return Ok(None);
+    };
+    let method = Method::parse(method_text)?;
+    if method == Method::Plain && !core.settings.config.authorize.allow_plain_pkce {
+        return Err(OAuthError::invalid_request(
+            "code_challenge_method plain is not allowed; use S256 (an absent method means plain)",
+        ));
+    }
+    pkce::check_challenge(challenge, method)?;
+    Ok(Some(Challenge {
+        challenge: challenge.to_owned(),
+        method: method.as_str().to_owned(),
+    }))
+}
