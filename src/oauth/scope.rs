@@ -3,7 +3,10 @@
 //! granted = requested ∩ allowed for the client ∩ defined by the API (+ OpenID scopes for
 //! user grants) ∩ consented.
 
+use std::sync::Arc;
+
 use super::{OAuthError, Params};
+use crate::core::Core;
 use crate::domain::{ScopeSet, printable};
 use crate::store::{Api, Client};
 
@@ -64,11 +67,7 @@ pub fn is_resource_indicator(text: &str) -> bool {
 }
 
 /// The API that `audience` names, if this client may use it; `invalid_target` otherwise.
-pub fn check_target<'a>(
-    client: &Client,
-    audience: &str,
-    api: Option<&'a Api>,
-) -> Result<&'a Api, OAuthError> {
+pub fn check_target<A>(client: &Client, audience: &str, api: Option<A>) -> Result<A, OAuthError> {
     let api = api.ok_or_else(|| {
         OAuthError::invalid_target(format!(
             "no API has the identifier `{}`",
@@ -89,6 +88,35 @@ pub fn check_target<'a>(
 pub enum Subject {
     User,
     Client,
+}
+
+/// What a grant may issue: the API the token is for and the scope it carries.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub api: Arc<Api>,
+    pub scope: ScopeSet,
+}
+
+/// The one path from a request to its [`Target`], for every grant: the audience named (or
+/// the configured default), the API it names, the client's right to it, and the SPEC §6
+/// policy for `subject`.
+pub async fn resolve_target(
+    core: &Core,
+    client: &Client,
+    target: &TargetRequest,
+    requested: Option<&ScopeSet>,
+    subject: Subject,
+) -> Result<Target, OAuthError> {
+    let audience = target.resolve(core.settings.config.default_audience.as_deref())?;
+    let found = core.directory.api(&audience).await?;
+    let api = check_target(client, &audience, found)?;
+    let scope = decide(&ScopeRequest {
+        requested,
+        client,
+        api: &api,
+        subject,
+    })?;
+    Ok(Target { api, scope })
 }
 
 /// Everything the decision depends on.
@@ -284,7 +312,7 @@ mod tests {
         let a = api();
         assert!(check_target(&c, "https://api", Some(&a)).is_ok());
         assert_eq!(
-            check_target(&c, "https://nope", None).unwrap_err().code,
+            check_target(&c, "https://nope", None::<&Api>).unwrap_err().code,
             ErrorCode::InvalidTarget
         );
         let mut other = a.clone();

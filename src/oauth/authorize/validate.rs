@@ -13,7 +13,7 @@ use crate::oauth::pkce::{self, Method};
 use crate::oauth::prompt::{self, Prompt};
 use crate::oauth::redirect::{self, RedirectMismatch};
 use crate::oauth::response_mode::{RedirectTarget, ResponseMode};
-use crate::oauth::scope::{self, ScopeRequest, Subject, TargetRequest};
+use crate::oauth::scope::{self, Subject, Target, TargetRequest};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
 
@@ -149,16 +149,11 @@ async fn check(
         )));
     }
     let requested = scope::requested(params)?;
-    let audience = TargetRequest::from_params(params)?
-        .resolve(core.settings.config.default_audience.as_deref())?;
-    let api = core.directory.api(&audience).await?;
-    let api = scope::check_target(client, &audience, api.as_deref())?;
-    let granted = scope::decide(&ScopeRequest {
-        requested: requested.as_ref(),
-        client,
+    let target = TargetRequest::from_params(params)?;
+    let Target {
         api,
-        subject: Subject::User,
-    })?;
+        scope: granted,
+    } = scope::resolve_target(core, client, &target, requested.as_ref(), Subject::User).await?;
     let pkce = match response_type {
         ResponseType::Code => check_pkce(core, params, client)?,
         ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => None,

@@ -2,17 +2,17 @@
 //! exchanging it at `/token` (§4.1.3) with PKCE (RFC 7636 §4.5, §4.6). A code is single-use:
 //! a second redemption revokes what the first produced (§4.1.2, §10.5).
 
-use super::super::authorize::AuthorizationRequest;
-use super::super::pkce::{self, Method};
-use super::super::redirect;
-use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
-use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use super::sign_id_token;
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::pkce::{self, Method};
+use crate::oauth::redirect;
+use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::{OAuthError, Params};
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
 use crate::tokens::id_token::Authentication;
 

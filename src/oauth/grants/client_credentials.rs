@@ -1,10 +1,10 @@
 //! The client credentials grant (RFC 6749 §4.4): a confidential client gets a token for
 //! itself. No store round trip: the client and API come from the cache, the key from memory.
 
-use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
-use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
-use super::super::{OAuthError, Params};
 use crate::domain::ScopeSet;
+use crate::oauth::scope::{self, Subject, Target, TargetRequest};
+use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::{OAuthError, Params};
 
 #[derive(Debug)]
 pub struct Request {
@@ -23,18 +23,17 @@ pub async fn exchange(
     cx: &TokenContext<'_>,
     request: Request,
 ) -> Result<TokenResponse, OAuthError> {
-    let settings = &cx.core.settings;
-    let audience = request
-        .target
-        .resolve(settings.config.default_audience.as_deref())?;
-    let api = cx.core.directory.api(&audience).await?;
-    let api = scope::check_target(cx.client, &audience, api.as_deref())?;
-    let granted = scope::decide(&ScopeRequest {
-        requested: request.scope.as_ref(),
-        client: cx.client,
+    let Target {
         api,
-        subject: Subject::Client,
-    })?;
+        scope: granted,
+    } = scope::resolve_target(
+        cx.core,
+        cx.client,
+        &request.target,
+        request.scope.as_ref(),
+        Subject::Client,
+    )
+    .await?;
     let issued = sign_access_token(
         cx.core,
         &Bearer {

@@ -3,14 +3,14 @@
 //! concurrency; an unknown username costs the same as a wrong password; the login limiter
 //! applies as on the login page. No consent step: the client is trusted with the password.
 
-use super::super::scope::{self, ScopeRequest, Subject, TargetRequest};
-use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
-use super::super::{OAuthError, Params};
 use super::refresh_token::{self, Lineage};
 use crate::audit;
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
+use crate::oauth::scope::{self, Subject, Target, TargetRequest};
+use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::{OAuthError, Params};
 
 pub struct Request {
     username: String,
@@ -42,17 +42,17 @@ pub async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let core = cx.core;
     // Policy first: a request that could never succeed does not cost an Argon2 run.
-    let audience = request
-        .target
-        .resolve(core.settings.config.default_audience.as_deref())?;
-    let api = core.directory.api(&audience).await?;
-    let api = scope::check_target(cx.client, &audience, api.as_deref())?;
-    let granted = scope::decide(&ScopeRequest {
-        requested: request.scope.as_ref(),
-        client: cx.client,
+    let Target {
         api,
-        subject: Subject::User,
-    })?;
+        scope: granted,
+    } = scope::resolve_target(
+        core,
+        cx.client,
+        &request.target,
+        request.scope.as_ref(),
+        Subject::User,
+    )
+    .await?;
 
     let attempt = Attempt {
         username: &request.username,

@@ -4,13 +4,13 @@
 //! tokens issued under it. Idle and absolute lifetimes bound
 //! each token and the family.
 
-use super::super::scope::{self, Subject};
-use super::super::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
-use super::super::{OAuthError, Params};
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
+use crate::oauth::scope::{self, Subject};
+use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
