@@ -312,7 +312,9 @@ mod tests {
         let a = api();
         assert!(check_target(&c, "https://api", Some(&a)).is_ok());
         assert_eq!(
-            check_target(&c, "https://nope", None::<&Api>).unwrap_err().code,
+            check_target(&c, "https://nope", None::<&Api>)
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidTarget
         );
         let mut other = a.clone();

@@ -8,7 +8,7 @@ use super::{OAuthError, Params};
 use crate::core::Core;
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
 use crate::store::Client;
-use crate::tokens::access::{self, AccessGrant, IssuedAccessToken};
+use crate::tokens::access::{self, Bearer, IssuedAccessToken};
 
 /// A token request whose grant type is known, allowed for the client and implemented.
 #[derive(Debug)]
@@ -70,16 +70,6 @@ impl TokenResponse {
     }
 }
 
-/// Whom and what an access token is for; the issuer, lifetime and key come from the core.
-pub struct Bearer<'a> {
-    pub subject: &'a str,
-    pub client_id: &'a str,
-    pub audience: &'a str,
-    pub scope: &'a ScopeSet,
-    /// The user grant it belongs to; `None` for client_credentials.
-    pub grant_id: Option<&'a str>,
-}
-
 /// Sign an access token with the current in-memory key: the last step of every grant.
 pub fn sign_access_token(
     core: &Core,
@@ -89,15 +79,9 @@ pub fn sign_access_token(
     let keys = core.keys.current();
     access::issue(
         keys.current(),
-        &AccessGrant {
-            issuer: core.settings.issuer_str(),
-            subject: bearer.subject,
-            client_id: bearer.client_id,
-            audience: bearer.audience,
-            scope: bearer.scope,
-            ttl: core.settings.access_token_ttl(),
-            grant_id: bearer.grant_id,
-        },
+        core.settings.issuer_str(),
+        core.settings.access_token_ttl(),
+        bearer,
         now,
     )
     .map_err(|e| OAuthError::server_error(e.to_string()))

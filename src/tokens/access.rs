@@ -26,15 +26,16 @@ pub struct AccessClaims {
     pub scope: String,
 }
 
-/// What the grant decided; the issuer turns it into claims.
-pub struct AccessGrant<'a> {
-    pub issuer: &'a str,
+/// Whom and what a token is for, as a grant decided it: the one description every grant
+/// hands to the access-token issuer and, for user grants, to the refresh-token family.
+#[derive(Debug, Clone, Copy)]
+pub struct Bearer<'a> {
+    /// The user, or the client itself for client_credentials.
     pub subject: &'a str,
     pub client_id: &'a str,
     pub audience: &'a str,
     pub scope: &'a ScopeSet,
-    pub ttl: std::time::Duration,
-    /// The user grant the token belongs to; `None` for client_credentials.
+    /// The user grant it belongs to; `None` for client_credentials.
     pub grant_id: Option<&'a str>,
 }
 
@@ -50,7 +51,9 @@ pub struct IssuedAccessToken {
 /// the grant was revoked (a replayed code) without storing every token.
 pub fn issue(
     key: &SigningKey,
-    grant: &AccessGrant<'_>,
+    issuer: &str,
+    ttl: std::time::Duration,
+    grant: &Bearer<'_>,
     now: UnixTime,
 ) -> Result<IssuedAccessToken, KeyError> {
     let random = URL_SAFE_NO_PAD.encode(random_bytes::<16>().map_err(|_| KeyError::Sign)?);
@@ -58,9 +61,9 @@ pub fn issue(
         Some(grant_id) => format!("{grant_id}.{random}"),
         None => random,
     };
-    let exp = now.plus(grant.ttl);
+    let exp = now.plus(ttl);
     let claims = AccessClaims {
-        iss: grant.issuer.to_owned(),
+        iss: issuer.to_owned(),
         sub: grant.subject.to_owned(),
         aud: grant.audience.to_owned(),
         exp: exp.0,
@@ -72,7 +75,7 @@ pub fn issue(
     let token = sign_jwt(key, ACCESS_TOKEN_TYP, &claims)?;
     Ok(IssuedAccessToken {
         token,
-        expires_in: grant.ttl.as_secs(),
+        expires_in: ttl.as_secs(),
         audience: grant.audience.to_owned(),
     })
 }

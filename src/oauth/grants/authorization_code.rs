@@ -2,7 +2,7 @@
 //! exchanging it at `/token` (§4.1.3) with PKCE (RFC 7636 §4.5, §4.6). A code is single-use:
 //! a second redemption revokes what the first produced (§4.1.2, §10.5).
 
-use super::refresh_token::{self, Lineage};
+use super::refresh_token;
 use super::sign_id_token;
 use crate::audit;
 use crate::core::Core;
@@ -11,9 +11,10 @@ use crate::domain::UnixTime;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::redirect;
-use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
+use crate::tokens::access::Bearer;
 use crate::tokens::id_token::Authentication;
 
 /// Store a fresh code (its hash only) and the grant it belongs to; return the response
@@ -116,26 +117,17 @@ pub async fn exchange(
             OAuthError::invalid_grant("the user who authorized this code is no longer active")
         })?;
     let audience = code.audience.clone().unwrap_or_default();
-    let issued = sign_access_token(
-        core,
-        &Bearer {
-            subject: &user.id,
-            client_id: &cx.client.client_id,
-            audience: &audience,
-            scope: &code.scope,
-            grant_id: Some(&code.grant_id),
-        },
-        cx.now,
-    )?;
-    let lineage = Lineage {
-        grant_id: &code.grant_id,
+    let bearer = Bearer {
+        subject: &user.id,
         client_id: &cx.client.client_id,
-        user_id: &user.id,
-        scope: &code.scope,
         audience: &audience,
-        code_hash: Some(&code.code_hash),
+        scope: &code.scope,
+        grant_id: Some(&code.grant_id),
     };
-    let refresh_token = refresh_token::issue_if_allowed(core, cx.client, &lineage, cx.now).await?;
+    let issued = sign_access_token(core, &bearer, cx.now)?;
+    let refresh_token =
+        refresh_token::issue_if_allowed(core, cx.client, &bearer, Some(&code.code_hash), cx.now)
+            .await?;
     let mut response = TokenResponse::new(issued, &code.scope, refresh_token);
     if code.scope.contains("openid") {
         let signed_in = Authentication {

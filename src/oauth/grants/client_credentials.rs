@@ -3,8 +3,9 @@
 
 use crate::domain::ScopeSet;
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
-use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
+use crate::tokens::access::Bearer;
 
 #[derive(Debug)]
 pub struct Request {

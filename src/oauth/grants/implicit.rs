@@ -6,8 +6,9 @@ use crate::core::Core;
 use crate::domain::{ScopeSet, UnixTime};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::token::{Bearer, sign_access_token};
+use crate::oauth::token::sign_access_token;
 use crate::store::{Session, User};
+use crate::tokens::access::Bearer;
 use crate::tokens::access::IssuedAccessToken;
 use crate::tokens::id_token::Authentication;
 

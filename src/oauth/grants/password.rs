@@ -3,14 +3,15 @@
 //! concurrency; an unknown username costs the same as a wrong password; the login limiter
 //! applies as on the login page. No consent step: the client is trusted with the password.
 
-use super::refresh_token::{self, Lineage};
+use super::refresh_token;
 use crate::audit;
 use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
-use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
+use crate::tokens::access::Bearer;
 
 pub struct Request {
     username: String,
@@ -91,25 +92,15 @@ pub async fn exchange(
             cx.now.plus(tokens.refresh_absolute_ttl.0),
         )
         .await?;
-    let issued = sign_access_token(
-        core,
-        &Bearer {
-            subject: &user.id,
-            client_id: &cx.client.client_id,
-            audience: &api.identifier,
-            scope: &granted,
-            grant_id: Some(&grant_id),
-        },
-        cx.now,
-    )?;
-    let lineage = Lineage {
-        grant_id: &grant_id,
+    let bearer = Bearer {
+        subject: &user.id,
         client_id: &cx.client.client_id,
-        user_id: &user.id,
-        scope: &granted,
         audience: &api.identifier,
-        code_hash: None,
+        scope: &granted,
+        grant_id: Some(&grant_id),
     };
-    let refresh_token = refresh_token::issue_if_allowed(core, cx.client, &lineage, cx.now).await?;
+    let issued = sign_access_token(core, &bearer, cx.now)?;
+    let refresh_token =
+        refresh_token::issue_if_allowed(core, cx.client, &bearer, None, cx.now).await?;
     Ok(TokenResponse::new(issued, &granted, refresh_token))
 }

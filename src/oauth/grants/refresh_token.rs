@@ -9,9 +9,10 @@ use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
 use crate::oauth::scope::{self, Subject};
-use crate::oauth::token::{Bearer, TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
+use crate::tokens::access::Bearer;
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -24,40 +25,46 @@ pub fn should_issue(core: &Core, client: &Client, scope: &ScopeSet) -> bool {
             || scope.contains(OFFLINE_ACCESS))
 }
 
-/// What a new refresh token belongs to.
-pub struct Lineage<'a> {
-    pub grant_id: &'a str,
-    pub client_id: &'a str,
-    pub user_id: &'a str,
-    pub scope: &'a ScopeSet,
-    pub audience: &'a str,
-    pub code_hash: Option<&'a SecretHash>,
-}
-
 /// The first token of a new family if the client gets refresh tokens (see [`should_issue`]).
+/// Refresh tokens belong to user grants only: a `bearer` without a grant id gets none.
+/// `code_hash` ties the family to the code it came from, for replay revocation.
 pub async fn issue_if_allowed(
     core: &Core,
     client: &Client,
-    lineage: &Lineage<'_>,
+    bearer: &Bearer<'_>,
+    code_hash: Option<&SecretHash>,
     now: UnixTime,
 ) -> Result<Option<String>, OAuthError> {
-    if should_issue(core, client, lineage.scope) {
-        Ok(Some(issue_first(core, lineage, now).await?))
-    } else {
-        Ok(None)
+    match bearer.grant_id {
+        Some(grant_id) if should_issue(core, client, bearer.scope) => {
+            let family = Family {
+                bearer,
+                grant_id,
+                code_hash,
+            };
+            Ok(Some(issue_first(core, &family, now).await?))
+        }
+        _ => Ok(None),
     }
 }
 
+/// What every token of one refresh family shares.
+struct Family<'a> {
+    bearer: &'a Bearer<'a>,
+    grant_id: &'a str,
+    code_hash: Option<&'a SecretHash>,
+}
+
 /// The first token of a new family; returns the token to hand out.
-pub async fn issue_first(
+async fn issue_first(
     core: &Core,
-    lineage: &Lineage<'_>,
+    family: &Family<'_>,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
     let tokens = &core.settings.config.tokens;
     let family_expires_at = now.plus(tokens.refresh_absolute_ttl.0);
     let family_id = uuid::Uuid::new_v4().to_string();
-    let (token, record) = mint(core, lineage, &family_id, None, family_expires_at, now)?;
+    let (token, record) = mint(core, family, &family_id, None, family_expires_at, now)?;
     core.store.insert_refresh(&record).await?;
     Ok(token)
 }
@@ -65,7 +72,7 @@ pub async fn issue_first(
 /// A token and its record; the idle expiry never passes the family's absolute one.
 fn mint(
     core: &Core,
-    lineage: &Lineage<'_>,
+    family: &Family<'_>,
     family_id: &str,
     parent: Option<&SecretHash>,
     family_expires_at: UnixTime,
@@ -77,12 +84,12 @@ fn mint(
         token_hash: core.server_keys.hasher.hash(&token),
         family_id: family_id.to_owned(),
         parent_hash: parent.cloned(),
-        grant_id: lineage.grant_id.to_owned(),
-        client_id: lineage.client_id.to_owned(),
-        user_id: lineage.user_id.to_owned(),
-        scope: lineage.scope.clone(),
-        audience: lineage.audience.to_owned(),
-        code_hash: lineage.code_hash.cloned(),
+        grant_id: family.grant_id.to_owned(),
+        client_id: family.bearer.client_id.to_owned(),
+        user_id: family.bearer.subject.to_owned(),
+        scope: family.bearer.scope.clone(),
+        audience: family.bearer.audience.to_owned(),
+        code_hash: family.code_hash.cloned(),
         issued_at: now,
         expires_at: idle.min(family_expires_at),
         family_expires_at,
@@ -142,18 +149,21 @@ pub async fn exchange(
             "the user of this refresh token is no longer active",
         ));
     };
-    let lineage = Lineage {
+    let family = Family {
+        bearer: &Bearer {
+            subject: &user.id,
+            client_id: &current.client_id,
+            audience: &current.audience,
+            // RFC 6749 §6: a new refresh token keeps the scope of the one it replaces.
+            scope: &current.scope,
+            grant_id: Some(&current.grant_id),
+        },
         grant_id: &current.grant_id,
-        client_id: &current.client_id,
-        user_id: &user.id,
-        // RFC 6749 §6: a new refresh token keeps the scope of the one it replaces.
-        scope: &current.scope,
-        audience: &current.audience,
         code_hash: current.code_hash.as_ref(),
     };
     let (token, successor) = mint(
         core,
-        &lineage,
+        &family,
         &current.family_id,
         Some(&presented),
         current.family_expires_at,
