@@ -369,8 +369,8 @@ async fn check(
         )));
     }
     let requested = scope::requested(params)?;
-    let audience = TargetRequest::from_params(params)?
-        .resolve(core.settings.config.default_audience.as_deref())?;
+    let audience =
+        TargetRequest::from_params(params)?.resolve(core.settings.default_audience.as_deref())?;
     let api = core.directory.api(&audience).await?;
     let api = scope::check_target(client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {
@@ -459,7 +459,7 @@ fn check_pkce(
         return Ok((None, None));
     };
     let method = Method::parse(method_text)?;
-    if method == Method::Plain && !core.settings.config.authorize.allow_plain_pkce {
+    if method == Method::Plain && !core.settings.authorize.allow_plain_pkce {
         return Err(OAuthError::invalid_request(
             "code_challenge_method plain is not allowed; use S256 (an absent method means plain)",
         ));
@@ -482,7 +482,7 @@ pub async fn create_pending(
             client_id: request.client_id.clone(),
             request: json,
             created_at: now,
-            expires_at: now.plus(core.settings.config.authorize.pending_request_ttl.0),
+            expires_at: now.plus(core.settings.authorize.pending_request_ttl),
         })
         .await
         .map_err(PageError::from_store)?;

@@ -95,7 +95,7 @@ pub fn sign_access_token(
             client_id: bearer.client_id,
             audience: bearer.audience,
             scope: bearer.scope,
-            ttl: core.settings.access_token_ttl(),
+            ttl: core.settings.tokens.access_token_ttl,
             grant_id: bearer.grant_id,
         },
         now,

@@ -26,7 +26,7 @@ pub async fn exchange(
     let settings = &cx.core.settings;
     let audience = request
         .target
-        .resolve(settings.config.default_audience.as_deref())?;
+        .resolve(settings.default_audience.as_deref())?;
     let api = cx.core.directory.api(&audience).await?;
     let api = scope::check_target(cx.client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {

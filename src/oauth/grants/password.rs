@@ -44,7 +44,7 @@ pub async fn exchange(
     // Policy first: a request that could never succeed does not cost an Argon2 run.
     let audience = request
         .target
-        .resolve(core.settings.config.default_audience.as_deref())?;
+        .resolve(core.settings.default_audience.as_deref())?;
     let api = core.directory.api(&audience).await?;
     let api = scope::check_target(cx.client, &audience, api.as_deref())?;
     let granted = scope::decide(&ScopeRequest {
@@ -81,14 +81,14 @@ pub async fn exchange(
     core.limiter.record_success(&attempt).await?;
 
     let grant_id = uuid::Uuid::new_v4().to_string();
-    let tokens = &core.settings.config.tokens;
+    let tokens = &core.settings.tokens;
     core.store
         .insert_grant(
             &grant_id,
             &cx.client.client_id,
             &user.id,
             cx.now,
-            cx.now.plus(tokens.refresh_absolute_ttl.0),
+            cx.now.plus(tokens.refresh_absolute_ttl),
         )
         .await?;
     let issued = sign_access_token(
