@@ -82,7 +82,7 @@ impl App {
         let core = build_core(settings, clock).await?;
         let web = Web {
             metadata: Metadata::new(&core.settings),
-            pages: Pages::load(&core.settings.config.ui)?,
+            pages: Pages::load(&core.settings.ui)?,
             csrf: CsrfTokens::new(core.server_keys.csrf.clone()),
             draining: AtomicBool::new(false),
         };
@@ -119,14 +119,14 @@ impl App {
         let stop_accepting = async move {
             shutdown.await;
             drain_state.web.draining.store(true, Ordering::SeqCst);
-            let http = &drain_state.settings.config.http;
-            tracing::info!(delay = ?http.shutdown_delay.0, "shutting down: /readyz now answers 503");
-            tokio::time::sleep(http.shutdown_delay.0).await;
+            let http = &drain_state.settings.http;
+            tracing::info!(delay = ?http.shutdown_delay, "shutting down: /readyz now answers 503");
+            tokio::time::sleep(http.shutdown_delay).await;
             tracing::info!("listener closed; finishing in-flight requests");
             let _ = closed_tx.send(());
         };
         let server = axum::serve(self.listener, service).with_graceful_shutdown(stop_accepting);
-        let drain_timeout = state.settings.config.http.drain_timeout.0;
+        let drain_timeout = state.settings.http.drain_timeout;
         let deadline = async move {
             if closed_rx.await.is_ok() {
                 tokio::time::sleep(drain_timeout).await;
@@ -176,26 +176,18 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
     let keys = KeyRing::open(
         store.clone(),
         server_keys.sealer.clone(),
-        settings.config.tokens.signing_alg,
+        settings.tokens.signing_alg,
         retired_key_lifetime(&settings),
         clock.now(),
     )
     .await?;
-    let directory = Directory::new(
-        store.clone(),
-        settings.config.clients.cache_ttl.0,
-        clock.clone(),
-    );
+    let directory = Directory::new(store.clone(), settings.clients.cache_ttl, clock.clone());
     let metrics = Arc::new(Metrics::default());
-    let passwords = PasswordVerifier::new(&settings.config.password_hash)
+    let passwords = PasswordVerifier::new(&settings.password_hash)
         .await
         .map_err(|e| StartError::Passwords(e.to_string()))?;
     Ok(Core::new(Parts {
-        limiter: LoginLimiter::new(
-            store.clone(),
-            settings.config.login.clone(),
-            metrics.clone(),
-        ),
+        limiter: LoginLimiter::new(store.clone(), settings.login, metrics.clone()),
         metrics,
         passwords,
         settings,
@@ -210,11 +202,11 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
 /// A retired key stays in the JWKS while a token it signed may be alive: replicas may sign
 /// with it until their next reload, and such a token lives `access_token_ttl`.
 fn retired_key_lifetime(settings: &Settings) -> std::time::Duration {
-    settings.access_token_ttl() + settings.config.keys.reload_interval.0
+    settings.tokens.access_token_ttl + settings.keys.reload_interval
 }
 
 async fn reload_keys(state: AppState) {
-    let mut interval = tokio::time::interval(state.settings.config.keys.reload_interval.0);
+    let mut interval = tokio::time::interval(state.settings.keys.reload_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {

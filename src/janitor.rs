@@ -24,7 +24,7 @@ pub async fn run_once(
     settings: &Settings,
     now: UnixTime,
 ) -> Result<Report, StoreError> {
-    let batch = settings.config.janitor.batch_size;
+    let batch = settings.janitor.batch_size;
     let mut report = Vec::new();
     for purge in Purge::ALL {
         let cutoff = cutoff(purge, settings, now);
@@ -52,8 +52,8 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
     };
     match purge {
         Purge::AuthorizationCodes => before(CODE_MEMORY),
-        Purge::Grants => before(settings.access_token_ttl()),
-        Purge::LoginFailures => before(settings.config.login.failure_window.0),
+        Purge::Grants => before(settings.tokens.access_token_ttl),
+        Purge::LoginFailures => before(settings.login.failure_window),
         Purge::PendingRequests
         | Purge::Sessions
         | Purge::RefreshTokens
@@ -63,7 +63,7 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
 
 /// Every `janitor.interval`, for as long as the server runs.
 pub async fn run_periodically(store: SharedStore, settings: Settings, clock: Clock) {
-    let period = settings.config.janitor.interval.0;
+    let period = settings.janitor.interval;
     if period.is_zero() {
         return;
     }

@@ -22,7 +22,7 @@ pub enum SecretSource {
 /// Use the configured secret; with SQLite and none configured, read or create one in a
 /// 0600 file beside the database; with PostgreSQL, refuse.
 pub fn load(settings: &Settings) -> Result<(ServerKeys, SecretSource), SecretError> {
-    if let Some(secret) = &settings.config.secret {
+    if let Some(secret) = &settings.secret {
         return Ok((
             ServerKeys::derive(secret.as_bytes())?,
             SecretSource::Configured,

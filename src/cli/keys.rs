@@ -52,7 +52,7 @@ pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
             let alg = match alg {
                 Some(text) => SigningAlg::parse(&text)
                     .ok_or_else(|| CliError::invalid(format!("unknown --alg {text}")))?,
-                None => cx.settings.config.tokens.signing_alg,
+                None => cx.settings.tokens.signing_alg,
             };
             let server_keys = cx.server_keys()?;
             let key = keys::rotate(&cx.store, &server_keys.sealer, alg, super::now())

@@ -36,8 +36,8 @@ use crate::telemetry;
 )]
 pub struct Cli {
     /// Configuration file [default: config/valet.toml if present; env: VALET_CONFIG]
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[arg(long = "config", id = "config", global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// Store URL: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [env: VALET_DATABASE_URL, DATABASE_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
@@ -172,9 +172,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         listen,
         issuer,
     };
-    let config = Config::load(cli.config.as_deref(), &flags)?;
+    let config = Config::load(cli.config_file.as_deref(), &flags)?;
     let settings = config.validate()?;
-    telemetry::init(settings.config.log_format);
+    telemetry::init(settings.log_format);
     match cli.command {
         Command::Serve { .. } => {
             let shutdown = app::shutdown_signal();
@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Config => {
-            print!("{}", settings.config.to_redacted_toml());
+            print!("{}", config.to_redacted_toml());
             Ok(())
         }
         Command::Client(cmd) => client::run(&Context::open(settings).await?, cmd).await,

@@ -179,7 +179,7 @@ fn check_username(username: &str) -> Result<(), CliError> {
 }
 
 async fn hash(cx: &Context, password: String) -> Result<String, CliError> {
-    password::hash(&cx.settings.config.password_hash, password)
+    password::hash(&cx.settings.password_hash, password)
         .await
         .map_err(|e| CliError::invalid(e.to_string()))
 }

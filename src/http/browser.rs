@@ -58,7 +58,7 @@ pub fn session_cookie(state: &AppState, value: String) -> HeaderValue {
         state,
         SESSION_COOKIE,
         value,
-        Some(state.settings.config.login.session_ttl.0),
+        Some(state.settings.login.session_ttl),
     )
 }
 
@@ -113,7 +113,7 @@ pub async fn posted_form(
     body: Body,
     purpose: FormPurpose,
 ) -> Result<PostedForm, PageError> {
-    let fields = extract::oauth_form(headers, body, state.settings.config.http.body_limit)
+    let fields = extract::oauth_form(headers, body, state.settings.http.body_limit)
         .await
         .map_err(|_| PageError::bad_form())?;
     let csrf_cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();

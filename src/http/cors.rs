@@ -88,11 +88,10 @@ fn origin(headers: &HeaderMap) -> Option<String> {
 fn configured(state: &AppState, origin: &str) -> bool {
     state
         .settings
-        .config
         .cors
         .allowed_origins
         .iter()
-        .any(|o| o == origin)
+        .any(|o| o.as_str() == origin)
 }
 
 async fn known(state: &AppState, origin: &str) -> bool {

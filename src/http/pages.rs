@@ -20,7 +20,7 @@ use minijinja::value::merge_maps;
 use minijinja::{AutoEscape, Environment, Output, State, Value, context, escape_formatter};
 use serde::Serialize;
 
-use crate::config::UiConfig;
+use crate::config::UiSettings;
 use crate::crypto::{SecretError, random_bytes};
 
 /// Every template, by file name; each may be replaced by a file in `ui.templates_dir`.
@@ -207,7 +207,7 @@ impl Pages {
     /// else the built-in one. A syntax error in any template fails here, naming the file; then
     /// every page is rendered with sample data, so that an override which uses an unknown
     /// filter or otherwise breaks at render time fails at startup too.
-    pub fn load(ui: &UiConfig) -> Result<Self, PageLoadError> {
+    pub fn load(ui: &UiSettings) -> Result<Self, PageLoadError> {
         if !is_hex_colour(&ui.accent_color) {
             return Err(PageLoadError::AccentColor(ui.accent_color.clone()));
         }
@@ -483,11 +483,13 @@ fn sample_pages() -> Vec<Page> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     const TRICKY: &str = "a\"b<c>&d'e/f";
 
-    fn ui() -> UiConfig {
-        UiConfig::default()
+    /// The `[ui]` section of the default configuration.
+    fn ui() -> UiSettings {
+        Config::default().validate().unwrap().ui
     }
 
     fn pages() -> Pages {
@@ -918,7 +920,7 @@ mod tests {
 
     #[tokio::test]
     async fn stylesheet_is_inlined_unescaped_with_the_ui_config() {
-        let ui = UiConfig {
+        let ui = UiSettings {
             product_name: "Acme <ID>".into(),
             logo_url: Some("https://cdn.example/logo.svg?v=1&x=2".into()),
             accent_color: "#0f766e".into(),
@@ -945,26 +947,26 @@ mod tests {
     #[test]
     fn a_bad_accent_colour_is_refused() {
         for colour in ["red", "#12", "#1234", "#gggggg", "#fff;}</style>"] {
-            let ui = UiConfig {
+            let ui = UiSettings {
                 accent_color: colour.into(),
-                ..UiConfig::default()
+                ..ui()
             };
             let err = Pages::load(&ui).unwrap_err();
             assert!(matches!(err, PageLoadError::AccentColor(_)), "{colour}");
         }
         for colour in ["#fff", "#A1b2C3"] {
-            let ui = UiConfig {
+            let ui = UiSettings {
                 accent_color: colour.into(),
-                ..UiConfig::default()
+                ..ui()
             };
             assert!(Pages::load(&ui).is_ok(), "{colour}");
         }
     }
 
-    fn with_dir(dir: &Path) -> UiConfig {
-        UiConfig {
+    fn with_dir(dir: &Path) -> UiSettings {
+        UiSettings {
             templates_dir: Some(dir.to_path_buf()),
-            ..UiConfig::default()
+            ..ui()
         }
     }
 

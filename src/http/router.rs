@@ -14,9 +14,9 @@ use crate::oauth::metadata::{
 };
 
 pub fn router(state: AppState) -> Router {
-    let http = &state.settings.config.http;
-    let (body_limit, timeout) = (http.body_limit, http.request_timeout.0);
-    let trusted_proxies = state.settings.trusted_proxies.clone().into();
+    let http = &state.settings.http;
+    let (body_limit, timeout) = (http.body_limit, http.request_timeout);
+    let trusted_proxies = state.settings.http.trusted_proxies.clone().into();
     let public_documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::LoginConfig;
+use crate::config::LoginSettings;
 use crate::domain::UnixTime;
 use crate::metrics::Metrics;
 use crate::store::{SharedStore, StoreError};
@@ -18,7 +18,7 @@ use crate::store::{SharedStore, StoreError};
 #[derive(Clone)]
 pub struct LoginLimiter {
     store: SharedStore,
-    config: LoginConfig,
+    settings: LoginSettings,
     metrics: Arc<Metrics>,
 }
 
@@ -55,10 +55,10 @@ pub struct Locked {
 }
 
 impl LoginLimiter {
-    pub fn new(store: SharedStore, config: LoginConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: SharedStore, settings: LoginSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
-            config,
+            settings,
             metrics,
         }
     }
@@ -90,17 +90,17 @@ impl LoginLimiter {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         self.metrics.login_failures.inc();
-        let window_start = UnixTime(now.0.saturating_sub(secs(self.config.failure_window.0)));
+        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
         let keys = [
             (
                 attempt.user_key(),
-                self.config.user_free_failures,
-                self.config.user_max_lockout.0,
+                self.settings.user_free_failures,
+                self.settings.user_max_lockout,
             ),
             (
                 attempt.address_key(),
-                self.config.address_free_failures,
-                self.config.address_max_lockout.0,
+                self.settings.address_free_failures,
+                self.settings.address_max_lockout,
             ),
         ];
         for (key, free, max) in keys {

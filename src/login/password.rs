@@ -7,7 +7,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _,
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use crate::config::PasswordHashConfig;
+use crate::config::PasswordHashSettings;
 use crate::crypto::{random_bytes, random_token};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,11 +20,11 @@ pub enum PasswordError {
     Hash(String),
 }
 
-fn argon2(config: &PasswordHashConfig) -> Result<Argon2<'static>, PasswordError> {
+fn argon2(params: &PasswordHashSettings) -> Result<Argon2<'static>, PasswordError> {
     let params = Params::new(
-        config.memory_kib,
-        config.iterations,
-        config.parallelism,
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
         None,
     )
     .map_err(|e| PasswordError::Params(e.to_string()))?;
@@ -32,14 +32,17 @@ fn argon2(config: &PasswordHashConfig) -> Result<Argon2<'static>, PasswordError>
 }
 
 /// Hash a new password with a fresh 128-bit salt from the OS CSPRNG.
-pub fn hash_blocking(config: &PasswordHashConfig, password: &str) -> Result<String, PasswordError> {
+pub fn hash_blocking(
+    params: &PasswordHashSettings,
+    password: &str,
+) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
     let salt_bytes = random_bytes::<16>().map_err(|e| PasswordError::Hash(e.to_string()))?;
     let salt =
         SaltString::encode_b64(&salt_bytes).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    argon2(config)?
+    argon2(params)?
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
@@ -61,7 +64,7 @@ pub enum Verdict {
 /// same cost whether or not the user exists.
 #[derive(Clone)]
 pub struct PasswordVerifier {
-    config: PasswordHashConfig,
+    params: PasswordHashSettings,
     permits: Arc<Semaphore>,
     /// Verified against when the username is unknown, so that the answer takes as long.
     dummy_hash: Arc<str>,
@@ -69,15 +72,15 @@ pub struct PasswordVerifier {
 
 impl PasswordVerifier {
     /// Hashes a random dummy password with the configured parameters (once, at startup).
-    pub async fn new(config: &PasswordHashConfig) -> Result<Self, PasswordError> {
+    pub async fn new(params: &PasswordHashSettings) -> Result<Self, PasswordError> {
         let dummy_password = random_token().map_err(|e| PasswordError::Hash(e.to_string()))?;
-        let dummy_hash = hash(config, dummy_password).await?;
-        let permits = match config.max_concurrent {
+        let dummy_hash = hash(params, dummy_password).await?;
+        let permits = match params.max_concurrent {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         Ok(Self {
-            config: config.clone(),
+            params: *params,
             permits: Arc::new(Semaphore::new(permits)),
             dummy_hash: dummy_hash.into(),
         })
@@ -97,9 +100,9 @@ impl PasswordVerifier {
             .acquire()
             .await
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
-        let config = self.config.clone();
+        let params = self.params;
         let verdict =
-            tokio::task::spawn_blocking(move || verify_blocking(&config, &stored, &password))
+            tokio::task::spawn_blocking(move || verify_blocking(&params, &stored, &password))
                 .await
                 .map_err(|e| PasswordError::Hash(e.to_string()))??;
         Ok(if known { verdict } else { Verdict::Wrong })
@@ -109,38 +112,41 @@ impl PasswordVerifier {
 /// Verify with the parameters recorded in the hash itself, so that hashes made before a
 /// change of `password_hash` keep working; on a match, rehash if those were not the current.
 fn verify_blocking(
-    config: &PasswordHashConfig,
+    params: &PasswordHashSettings,
     stored: &str,
     password: &str,
 ) -> Result<Verdict, PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    if argon2(config)?
+    if argon2(params)?
         .verify_password(password.as_bytes(), &parsed)
         .is_err()
     {
         return Ok(Verdict::Wrong);
     }
-    let rehashed = if has_current_parameters(config, &parsed) {
+    let rehashed = if has_current_parameters(params, &parsed) {
         None
     } else {
-        Some(hash_blocking(config, password)?)
+        Some(hash_blocking(params, password)?)
     };
     Ok(Verdict::Right { rehashed })
 }
 
-fn has_current_parameters(config: &PasswordHashConfig, hash: &PasswordHash<'_>) -> bool {
+fn has_current_parameters(params: &PasswordHashSettings, hash: &PasswordHash<'_>) -> bool {
     hash.algorithm == Algorithm::Argon2id.ident()
         && hash.version == Some(Version::V0x13.into())
         && Params::try_from(hash).is_ok_and(|p| {
             (p.m_cost(), p.t_cost(), p.p_cost())
-                == (config.memory_kib, config.iterations, config.parallelism)
+                == (params.memory_kib, params.iterations, params.parallelism)
         })
 }
 
 /// [`hash_blocking`] on the blocking pool.
-pub async fn hash(config: &PasswordHashConfig, password: String) -> Result<String, PasswordError> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || hash_blocking(&config, &password))
+pub async fn hash(
+    params: &PasswordHashSettings,
+    password: String,
+) -> Result<String, PasswordError> {
+    let params = *params;
+    tokio::task::spawn_blocking(move || hash_blocking(&params, &password))
         .await
         .map_err(|e| PasswordError::Hash(e.to_string()))?
 }
@@ -151,35 +157,35 @@ mod tests {
 
     #[test]
     fn hashes_are_argon2id_with_the_configured_parameters() {
-        let config = PasswordHashConfig {
+        let params = PasswordHashSettings {
             memory_kib: 1024,
             iterations: 1,
             parallelism: 1,
             max_concurrent: 1,
         };
-        let hash = hash_blocking(&config, "correct horse").unwrap();
+        let hash = hash_blocking(&params, "correct horse").unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
         let parsed = PasswordHash::new(&hash).unwrap();
         assert!(
-            argon2(&config)
+            argon2(&params)
                 .unwrap()
                 .verify_password(b"correct horse", &parsed)
                 .is_ok()
         );
         assert!(
-            argon2(&config)
+            argon2(&params)
                 .unwrap()
                 .verify_password(b"wrong", &parsed)
                 .is_err()
         );
         assert!(matches!(
-            hash_blocking(&config, ""),
+            hash_blocking(&params, ""),
             Err(PasswordError::Empty)
         ));
     }
 
-    fn config(memory_kib: u32) -> PasswordHashConfig {
-        PasswordHashConfig {
+    fn params(memory_kib: u32) -> PasswordHashSettings {
+        PasswordHashSettings {
             memory_kib,
             iterations: 1,
             parallelism: 1,
@@ -189,8 +195,8 @@ mod tests {
 
     #[tokio::test]
     async fn verifier_accepts_only_the_right_password_of_a_known_user() {
-        let verifier = PasswordVerifier::new(&config(1024)).await.unwrap();
-        let stored = hash_blocking(&config(1024), "correct horse").unwrap();
+        let verifier = PasswordVerifier::new(&params(1024)).await.unwrap();
+        let stored = hash_blocking(&params(1024), "correct horse").unwrap();
         let check = |stored: Option<String>, password: &'static str| {
             let verifier = verifier.clone();
             async move { verifier.verify(stored.as_deref(), password.into()).await }
@@ -209,8 +215,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_with_old_parameters_is_replaced_on_a_match_only() {
-        let old = hash_blocking(&config(512), "correct horse").unwrap();
-        let verifier = PasswordVerifier::new(&config(1024)).await.unwrap();
+        let old = hash_blocking(&params(512), "correct horse").unwrap();
+        let verifier = PasswordVerifier::new(&params(1024)).await.unwrap();
         assert_eq!(
             verifier.verify(Some(&old), "wrong".into()).await.unwrap(),
             Verdict::Wrong

@@ -22,7 +22,7 @@ pub fn oauth_document(settings: &Settings) -> Value {
     grants.push(GrantType::Implicit);
     grants.sort();
     let mut pkce_methods = vec!["S256"];
-    if settings.config.authorize.allow_plain_pkce {
+    if settings.authorize.allow_plain_pkce {
         pkce_methods.push("plain");
     }
     json!({

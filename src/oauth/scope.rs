@@ -107,7 +107,7 @@ pub async fn resolve_target(
     requested: Option<&ScopeSet>,
     subject: Subject,
 ) -> Result<Target, OAuthError> {
-    let audience = target.resolve(core.settings.config.default_audience.as_deref())?;
+    let audience = target.resolve(core.settings.default_audience.as_deref())?;
     let found = core.directory.api(&audience).await?;
     let api = check_target(client, &audience, found)?;
     let scope = decide(&ScopeRequest {

@@ -80,7 +80,7 @@ pub fn sign_access_token(
     access::issue(
         keys.current(),
         core.settings.issuer_str(),
-        core.settings.access_token_ttl(),
+        core.settings.tokens.access_token_ttl,
         bearer,
         now,
     )

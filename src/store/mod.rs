@@ -267,8 +267,8 @@ impl Purge {
 /// Connect to the store that `database_url` names (creating a SQLite file if missing).
 /// Migrations are not applied here: `valet serve` and `valet migrate` call [`Store::migrate`].
 pub async fn connect(settings: &Settings) -> Result<SharedStore, StoreError> {
-    let url = &settings.config.database_url;
-    let db = &settings.config.database;
+    let url = &settings.database_url;
+    let db = &settings.database;
     Ok(match settings.store {
         StoreKind::Postgres => Arc::new(PgStore::connect(url, db).await?),
         StoreKind::Sqlite { .. } => Arc::new(SqliteStore::connect(url, db).await?),

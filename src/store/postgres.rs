@@ -7,7 +7,7 @@ use super::StoreError;
 use super::records::*;
 use super::shared::{EngineDb, impl_store};
 use super::sql;
-use crate::config::DatabaseConfig;
+use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
 use crate::domain::{ScopeSet, UnixTime};
 
@@ -22,10 +22,10 @@ impl EngineDb for PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, config: &DatabaseSettings) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
-            .acquire_timeout(config.acquire_timeout.0)
+            .acquire_timeout(config.acquire_timeout)
             .connect(url)
             .await?;
         Ok(Self { pool })

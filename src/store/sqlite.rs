@@ -13,7 +13,7 @@ use super::StoreError;
 use super::records::*;
 use super::shared::{EngineDb, impl_store};
 use super::sql;
-use crate::config::DatabaseConfig;
+use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
 use crate::domain::{ScopeSet, UnixTime};
 
@@ -34,7 +34,7 @@ impl EngineDb for SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, config: &DatabaseSettings) -> Result<Self, StoreError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -54,7 +54,7 @@ impl SqliteStore {
         let _guard = ProcessLock::acquire(lock_path.as_deref()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(config.acquire_timeout.0)
+            .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self { pool, lock_path })

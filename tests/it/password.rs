@@ -328,9 +328,9 @@ async fn password_flood_does_not_starve_client_credentials(backend: Backend) {
 async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
     app.create_contacts_api().await;
     let client = password_client(&app).await;
-    let old_params = valet::config::PasswordHashConfig {
+    let old_params = valet::config::PasswordHashSettings {
         memory_kib: 512,
-        ..app.state.settings.config.password_hash.clone()
+        ..app.state.settings.password_hash
     };
     let store = &app.state.store;
     let stored = |username: &'static str| async move {

@@ -32,7 +32,7 @@ pub async fn authorize_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let params = extract::oauth_form(&headers, body, state.settings.config.http.body_limit).await;
+    let params = extract::oauth_form(&headers, body, state.settings.http.body_limit).await;
     handle(&state, &headers, params).await
 }
 

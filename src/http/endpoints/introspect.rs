@@ -31,7 +31,7 @@ async fn handle(
     body: Body,
 ) -> Result<Introspection, OAuthError> {
     let now = state.clock.now();
-    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
+    let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;

@@ -82,7 +82,7 @@ pub async fn login_post(
         };
         let attempt = Attempt {
             username: &username,
-            address: client_ip(peer, &headers, &state.settings.trusted_proxies),
+            address: client_ip(peer, &headers, &state.settings.http.trusted_proxies),
         };
         let outcome =
             sign_in::check_password(&state.sign_in(), &attempt, password.to_owned(), now).await?;
@@ -124,7 +124,7 @@ pub async fn login_post(
             &state.server_keys.hasher,
             &user.id,
             now,
-            state.settings.config.login.session_ttl.0,
+            state.settings.login.session_ttl,
         )
         .map_err(PageError::internal)?;
         state

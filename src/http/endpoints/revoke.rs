@@ -36,7 +36,7 @@ async fn handle(
     origins: &mut Option<ClientOrigins>,
 ) -> Result<(), OAuthError> {
     let now = state.clock.now();
-    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
+    let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;

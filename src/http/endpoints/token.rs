@@ -40,7 +40,7 @@ async fn handle(
     origins: &mut Option<ClientOrigins>,
 ) -> Result<token::TokenResponse, OAuthError> {
     let now = state.clock.now();
-    let params = extract::oauth_form(headers, body, state.settings.config.http.body_limit).await?;
+    let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
@@ -51,7 +51,7 @@ async fn handle(
         core: state,
         client: &client,
         now,
-        peer: client_ip(peer, headers, &state.settings.trusted_proxies),
+        peer: client_ip(peer, headers, &state.settings.http.trusted_proxies),
     };
     let response = token::exchange(&cx, request).await?;
     state

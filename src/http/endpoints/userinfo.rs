@@ -52,7 +52,7 @@ async fn presented_token(
 ) -> Result<String, OAuthError> {
     let in_header = bearer(extract::authorization(headers)?);
     let in_body = if method == Method::POST && extract::is_form_urlencoded(headers) {
-        let limit = state.settings.config.http.body_limit;
+        let limit = state.settings.http.body_limit;
         let params = extract::oauth_form(headers, body, limit).await?;
         params.get("access_token").map(str::to_owned)
     } else {

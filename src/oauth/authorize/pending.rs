@@ -28,7 +28,7 @@ pub async fn create_pending(
             client_id: request.client_id.clone(),
             request: json,
             created_at: now,
-            expires_at: now.plus(core.settings.config.authorize.pending_request_ttl.0),
+            expires_at: now.plus(core.settings.authorize.pending_request_ttl),
         })
         .await?;
     Ok(id)

@@ -226,7 +226,7 @@ fn check_pkce(
         return Ok(None);
     };
     let method = Method::parse(method_text)?;
-    if method == Method::Plain && !core.settings.config.authorize.allow_plain_pkce {
+    if method == Method::Plain && !core.settings.authorize.allow_plain_pkce {
         return Err(OAuthError::invalid_request(
             "code_challenge_method plain is not allowed; use S256 (an absent method means plain)",
         ));

@@ -26,7 +26,7 @@ pub async fn issue_code(
     session: &Session,
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
-    let tokens = &core.settings.config.tokens;
+    let tokens = &core.settings.tokens;
     let grant_id = uuid::Uuid::new_v4().to_string();
     core.store
         .insert_grant(
@@ -34,7 +34,7 @@ pub async fn issue_code(
             &request.client_id,
             &user.id,
             now,
-            now.plus(tokens.refresh_absolute_ttl.0),
+            now.plus(tokens.refresh_absolute_ttl),
         )
         .await?;
     let code = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
@@ -55,7 +55,7 @@ pub async fn issue_code(
             nonce: request.nonce.clone(),
             auth_time: session.auth_time,
             created_at: now,
-            expires_at: now.plus(tokens.code_ttl.0),
+            expires_at: now.plus(tokens.code_ttl),
         })
         .await?;
     Ok(vec![("code", code)])

@@ -58,7 +58,7 @@ async fn access_token(
     scope: &ScopeSet,
     now: UnixTime,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let ttl = core.settings.access_token_ttl();
+    let ttl = core.settings.tokens.access_token_ttl;
     let grant_id = uuid::Uuid::new_v4().to_string();
     core.store
         .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))

@@ -24,7 +24,7 @@ pub fn sign_id_token(
     let grant = IdTokenGrant {
         issuer: core.settings.issuer_str(),
         client_id,
-        ttl: core.settings.config.tokens.id_token_ttl.0,
+        ttl: core.settings.tokens.id_token_ttl,
         access_token,
     };
     issue(keys.current(), &grant, signed_in, now)

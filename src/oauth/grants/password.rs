@@ -82,14 +82,14 @@ pub async fn exchange(
     core.limiter.record_success(&attempt).await?;
 
     let grant_id = uuid::Uuid::new_v4().to_string();
-    let tokens = &core.settings.config.tokens;
+    let tokens = &core.settings.tokens;
     core.store
         .insert_grant(
             &grant_id,
             &cx.client.client_id,
             &user.id,
             cx.now,
-            cx.now.plus(tokens.refresh_absolute_ttl.0),
+            cx.now.plus(tokens.refresh_absolute_ttl),
         )
         .await?;
     let bearer = Bearer {

@@ -21,8 +21,7 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 /// implicit (their callers never ask), only for clients allowed `refresh_token`.
 pub fn should_issue(core: &Core, client: &Client, scope: &ScopeSet) -> bool {
     client.allows_grant(GrantType::RefreshToken)
-        && (!core.settings.config.tokens.refresh_requires_offline_access
-            || scope.contains(OFFLINE_ACCESS))
+        && (!core.settings.tokens.refresh_requires_offline_access || scope.contains(OFFLINE_ACCESS))
 }
 
 /// The first token of a new family if the client gets refresh tokens (see [`should_issue`]).
@@ -61,8 +60,8 @@ async fn issue_first(
     family: &Family<'_>,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
-    let tokens = &core.settings.config.tokens;
-    let family_expires_at = now.plus(tokens.refresh_absolute_ttl.0);
+    let tokens = &core.settings.tokens;
+    let family_expires_at = now.plus(tokens.refresh_absolute_ttl);
     let family_id = uuid::Uuid::new_v4().to_string();
     let (token, record) = mint(core, family, &family_id, None, family_expires_at, now)?;
     core.store.insert_refresh(&record).await?;
@@ -79,7 +78,7 @@ fn mint(
     now: UnixTime,
 ) -> Result<(String, RefreshToken), OAuthError> {
     let token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let idle = now.plus(core.settings.config.tokens.refresh_idle_ttl.0);
+    let idle = now.plus(core.settings.tokens.refresh_idle_ttl);
     let record = RefreshToken {
         token_hash: core.server_keys.hasher.hash(&token),
         family_id: family_id.to_owned(),
@@ -203,7 +202,7 @@ async fn rotate(
         return Ok(true);
     }
     // Rotated before this request, or by a concurrent one: read the row as it is now.
-    let grace = cx.core.settings.config.tokens.refresh_reuse_grace.0;
+    let grace = cx.core.settings.tokens.refresh_reuse_grace;
     let rotated_at = match current.rotated_at {
         Some(at) => Some(at),
         None => store
