@@ -3,6 +3,7 @@
 //! form, a failed store).
 
 use crate::domain::printable;
+use crate::login::session::SessionError;
 use crate::login::sign_in::SignInError;
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizeRejection;
@@ -137,6 +138,15 @@ fn redirect_mismatch(
         registered.join(", ")
     };
     page.detail(format!("registered redirect URIs: {registered}"))
+}
+
+impl From<SessionError> for PageError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Store(e) => PageError::from_store(e),
+            SessionError::Random(e) => PageError::internal(e),
+        }
+    }
 }
 
 impl From<SignInError> for PageError {

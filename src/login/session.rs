@@ -15,8 +15,39 @@ pub struct NewSession {
     pub session: Session,
 }
 
-/// Always a fresh id on login, never one the browser brought (no session fixation).
-pub fn new_session(
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Random(#[from] SecretError),
+}
+
+/// Start a session for a user who just signed in: a fresh id (never one the browser brought,
+/// so no session fixation), its hash stored.
+pub async fn start(
+    store: &SharedStore,
+    hasher: &SecretHasher,
+    user_id: &str,
+    now: UnixTime,
+    ttl: Duration,
+) -> Result<NewSession, SessionError> {
+    let new = new_session(hasher, user_id, now, ttl)?;
+    store.insert_session(&new.session).await?;
+    Ok(new)
+}
+
+/// End the session `cookie_value` names, if it is live; true if one ended.
+pub async fn end(
+    store: &SharedStore,
+    hasher: &SecretHasher,
+    cookie_value: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    store.end_session(&hasher.hash(cookie_value), now).await
+}
+
+fn new_session(
     hasher: &SecretHasher,
     user_id: &str,
     now: UnixTime,

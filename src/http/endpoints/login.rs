@@ -120,18 +120,14 @@ pub async fn login_post(
             .record_success(&attempt)
             .await
             .map_err(PageError::from_store)?;
-        let new = session::new_session(
+        let new = session::start(
+            &state.store,
             &state.server_keys.hasher,
             &user.id,
             now,
             state.settings.login.session_ttl,
         )
-        .map_err(PageError::internal)?;
-        state
-            .store
-            .insert_session(&new.session)
-            .await
-            .map_err(PageError::from_store)?;
+        .await?;
         audit::login_success(&user.id, &pending.client.client_id);
         let mut response = proceed(&state, &pending, &new.session, &user, now).await;
         response.headers_mut().append(

@@ -11,7 +11,7 @@ use crate::http::page_error::PageError;
 use crate::http::pages::{LogoutView, Page};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
-use crate::login::session::SESSION_COOKIE;
+use crate::login::session::{self, SESSION_COOKIE};
 
 pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let now = state.clock.now();
@@ -40,9 +40,7 @@ pub async fn logout_post(
     let result = async {
         browser::posted_form(&state, &headers, body, FormPurpose::Logout).await?;
         if let Some(value) = browser::cookie(&headers, SESSION_COOKIE) {
-            let ended = state
-                .store
-                .end_session(&state.server_keys.hasher.hash(&value), now)
+            let ended = session::end(&state.store, &state.server_keys.hasher, &value, now)
                 .await
                 .map_err(PageError::from_store)?;
             if ended {
