@@ -29,6 +29,39 @@ impl UnixTime {
     }
 }
 
+/// The id of one user grant: a user's authorization of a client. Codes, refresh families
+/// and access tokens (at the head of their `jti`) carry it, so one revocation reaches them all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GrantId(String);
+
+impl GrantId {
+    /// A new random id (a UUID: it must not contain the `.` that ends it inside a `jti`).
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// An id read back from the store or from a token.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for GrantId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A browser origin as a client registers it and as the `Origin` header carries it:
 /// scheme, host and port only, serialised exactly as browsers do (`https://app.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -103,7 +103,7 @@ pub async fn active_access_token(
     };
     let user = match claims.grant_id() {
         Some(grant_id) => {
-            if core.store.grant_revoked(grant_id).await? != Some(false) {
+            if core.store.grant_revoked(&grant_id).await? != Some(false) {
                 return Ok(None);
             }
             match active_user(core, &claims.sub).await? {

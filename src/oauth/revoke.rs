@@ -58,7 +58,7 @@ async fn revoke_refresh(
     };
     if stored.client_id == client.client_id {
         core.store.revoke_grant(&stored.grant_id, now).await?;
-        audit::refresh_token_revoked(&client.client_id, &stored.grant_id);
+        audit::refresh_token_revoked(&client.client_id, stored.grant_id.as_str());
     }
     Ok(true)
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use crate::config::{Settings, StoreKind};
 use crate::crypto::SecretHash;
-use crate::domain::{ScopeSet, UnixTime};
+use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
 pub use records::{
@@ -118,7 +118,7 @@ pub trait Store: Send + Sync + 'static {
     /// A user's authorization of a client: codes, refresh families and tokens carry its id.
     async fn insert_grant(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         client_id: &str,
         user_id: &str,
         now: UnixTime,
@@ -126,9 +126,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Revoke a grant and every refresh token issued under it; its access tokens then read
     /// inactive at introspection (code replay, refresh-token reuse, RFC 7009 revocation).
-    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
+    async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError>;
     /// `Some(true)` once revoked; `None` for an unknown grant.
-    async fn grant_revoked(&self, grant_id: &str) -> Result<Option<bool>, StoreError>;
+    async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError>;
 
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
     /// Consume a code for `client_id` in one conditional write; see [`Redeemed`].

@@ -5,7 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::StoreError;
 use crate::crypto::SecretHash;
-use crate::domain::{GrantType, ScopeSet, UnixTime};
+use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime};
 
 /// A registered client (RFC 6749 §2).
 #[derive(Debug, Clone, PartialEq)]
@@ -271,7 +271,7 @@ impl TryFrom<KeyRow> for StoredKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthorizationCode {
     pub code_hash: SecretHash,
-    pub grant_id: String,
+    pub grant_id: GrantId,
     pub client_id: String,
     pub user_id: String,
     pub session_hash: Option<SecretHash>,
@@ -298,7 +298,7 @@ pub enum Redeemed {
     Expired,
     /// Redeemed before: the grant it belongs to should be revoked (RFC 6749 §4.1.2).
     Replayed {
-        grant_id: String,
+        grant_id: GrantId,
     },
 }
 
@@ -326,7 +326,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
     fn try_from(row: CodeRow) -> Result<Self, StoreError> {
         Ok(AuthorizationCode {
             code_hash: SecretHash(row.code_hash),
-            grant_id: row.grant_id,
+            grant_id: GrantId::from_stored(row.grant_id),
             client_id: row.client_id,
             user_id: row.user_id,
             session_hash: row.session_hash.map(SecretHash),
@@ -436,7 +436,7 @@ pub struct RefreshToken {
     pub family_id: String,
     /// The token this one replaced; `None` for the first of its family.
     pub parent_hash: Option<SecretHash>,
-    pub grant_id: String,
+    pub grant_id: GrantId,
     pub client_id: String,
     pub user_id: String,
     pub scope: ScopeSet,
@@ -481,7 +481,7 @@ impl TryFrom<RefreshRow> for RefreshToken {
             token_hash: SecretHash(row.token_hash),
             family_id: row.family_id,
             parent_hash: row.parent_hash.map(SecretHash),
-            grant_id: row.grant_id,
+            grant_id: GrantId::from_stored(row.grant_id),
             client_id: row.client_id,
             user_id: row.user_id,
             scope: ScopeSet::parse(&row.scope)

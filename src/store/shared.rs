@@ -251,14 +251,14 @@ macro_rules! impl_store {
 
             async fn insert_grant(
                 &self,
-                grant_id: &str,
+                grant_id: &GrantId,
                 client_id: &str,
                 user_id: &str,
                 now: UnixTime,
                 expires_at: UnixTime,
             ) -> Result<(), StoreError> {
                 sqlx::query(sql::INSERT_GRANT)
-                    .bind(grant_id)
+                    .bind(grant_id.as_str())
                     .bind(client_id)
                     .bind(user_id)
                     .bind(now.0)
@@ -268,15 +268,19 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+            async fn revoke_grant(
+                &self,
+                grant_id: &GrantId,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(sql::REVOKE_GRANT)
-                    .bind(grant_id)
+                    .bind(grant_id.as_str())
                     .bind(now.0)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(sql::REVOKE_GRANT_REFRESH_TOKENS)
-                    .bind(grant_id)
+                    .bind(grant_id.as_str())
                     .bind(now.0)
                     .execute(&mut *tx)
                     .await?;
@@ -284,9 +288,9 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn grant_revoked(&self, grant_id: &str) -> Result<Option<bool>, StoreError> {
+            async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError> {
                 Ok(sqlx::query_scalar::<_, bool>(sql::GRANT_REVOKED)
-                    .bind(grant_id)
+                    .bind(grant_id.as_str())
                     .fetch_optional(&self.pool)
                     .await?)
             }
@@ -294,7 +298,7 @@ macro_rules! impl_store {
             async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
                 sqlx::query(sql::INSERT_CODE)
                     .bind(code.code_hash.0.as_slice())
-                    .bind(&code.grant_id)
+                    .bind(code.grant_id.as_str())
                     .bind(&code.client_id)
                     .bind(&code.user_id)
                     .bind(code.session_hash.as_ref().map(|h| h.0.as_slice()))
@@ -611,7 +615,7 @@ macro_rules! impl_store {
             match state {
                 None => Redeemed::Unknown,
                 Some(row) if row.consumed_at.is_some() => Redeemed::Replayed {
-                    grant_id: row.grant_id,
+                    grant_id: GrantId::from_stored(row.grant_id),
                 },
                 Some(row) if row.client_id != client_id => Redeemed::WrongClient,
                 Some(_) => Redeemed::Expired,
@@ -650,7 +654,7 @@ macro_rules! impl_store {
                 .bind(token.token_hash.0.as_slice())
                 .bind(&token.family_id)
                 .bind(token.parent_hash.as_ref().map(|h| h.0.as_slice()))
-                .bind(&token.grant_id)
+                .bind(token.grant_id.as_str())
                 .bind(&token.client_id)
                 .bind(&token.user_id)
                 .bind(token.scope.to_string())

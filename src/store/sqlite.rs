@@ -15,7 +15,7 @@ use super::shared::{EngineDb, impl_store};
 use super::sql;
 use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
-use crate::domain::{ScopeSet, UnixTime};
+use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{KeyError, KeySet, SigningKey};
 use super::signer::sign_jwt;
 use crate::crypto::random_bytes;
-use crate::domain::{ScopeSet, UnixTime};
+use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 /// RFC 9068 §2.1: the media type without its `application/` prefix.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -36,7 +36,7 @@ pub struct Bearer<'a> {
     pub audience: &'a str,
     pub scope: &'a ScopeSet,
     /// The user grant it belongs to; `None` for client_credentials.
-    pub grant_id: Option<&'a str>,
+    pub grant_id: Option<&'a GrantId>,
 }
 
 pub struct IssuedAccessToken {
@@ -82,8 +82,10 @@ pub fn issue(
 
 impl AccessClaims {
     /// The user grant this token was issued under, if any (see [`issue`]).
-    pub fn grant_id(&self) -> Option<&str> {
-        self.jti.split_once('.').map(|(grant, _)| grant)
+    pub fn grant_id(&self) -> Option<GrantId> {
+        self.jti
+            .split_once('.')
+            .map(|(grant, _)| GrantId::from_stored(grant.to_owned()))
     }
 }
 

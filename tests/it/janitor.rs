@@ -2,7 +2,7 @@
 //! and two runs at once (two replicas) do not get in each other's way.
 
 use valet::crypto::SecretHash;
-use valet::domain::{ScopeSet, UnixTime};
+use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{AuthorizationCode, PendingRequest, RefreshToken, Session};
 
 use crate::harness::TestApp;
@@ -16,7 +16,7 @@ fn hash(n: u8) -> SecretHash {
 
 async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
     let store = &app.state.store;
-    let id = format!("g{n}");
+    let id = GrantId::from_stored(format!("g{n}"));
     store
         .insert_grant(&id, "c", "u", now, expires_at)
         .await
@@ -44,7 +44,7 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
     store
         .insert_refresh(&RefreshToken {
             token_hash: hash(n),
-            family_id: id.clone(),
+            family_id: id.to_string(),
             parent_hash: None,
             grant_id: id.clone(),
             client_id: "c".into(),
@@ -62,7 +62,7 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
         .await
         .unwrap();
     store
-        .revoke_access_token(&id, "c", now, expires_at)
+        .revoke_access_token(id.as_str(), "c", now, expires_at)
         .await
         .unwrap();
     store
@@ -120,8 +120,20 @@ async fn janitor_deletes_only_what_expired(app: TestApp) {
     assert!(store.refresh_token(&hash(2)).await.unwrap().is_some());
     assert!(!store.access_token_revoked("g1").await.unwrap());
     assert!(store.access_token_revoked("g2").await.unwrap());
-    assert_eq!(store.grant_revoked("g1").await.unwrap(), None);
-    assert_eq!(store.grant_revoked("g2").await.unwrap(), Some(false));
+    assert_eq!(
+        store
+            .grant_revoked(&GrantId::from_stored("g1".into()))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .grant_revoked(&GrantId::from_stored("g2".into()))
+            .await
+            .unwrap(),
+        Some(false)
+    );
     assert_eq!(
         store.redeem_code(&hash(1), "c", now).await.unwrap(),
         valet::store::Redeemed::Unknown

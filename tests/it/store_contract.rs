@@ -108,7 +108,7 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
 
 mod codes {
     use valet::crypto::SecretHash;
-    use valet::domain::{ScopeSet, UnixTime};
+    use valet::domain::{GrantId, ScopeSet, UnixTime};
     use valet::store::{AuthorizationCode, Redeemed};
 
     use crate::harness::TestApp;
@@ -121,6 +121,7 @@ mod codes {
 
     async fn new_code(app: &TestApp, code: &str, grant: &str, expires_at: UnixTime) -> SecretHash {
         let now = valet::clock::Clock::system().now();
+        let grant = &GrantId::from_stored(grant.into());
         app.state
             .store
             .insert_grant(
@@ -137,7 +138,7 @@ mod codes {
             .store
             .insert_code(&AuthorizationCode {
                 code_hash: hash.clone(),
-                grant_id: grant.into(),
+                grant_id: grant.clone(),
                 client_id: "client-a".into(),
                 user_id: "user-1".into(),
                 session_hash: None,
@@ -168,7 +169,7 @@ mod codes {
         );
         match store.redeem_code(&hash, "client-a", now).await.unwrap() {
             Redeemed::Issued(code) => {
-                assert_eq!(code.grant_id, "grant-1");
+                assert_eq!(code.grant_id.as_str(), "grant-1");
                 assert_eq!(code.user_id, "user-1");
                 assert_eq!(
                     code.redirect_uri.as_deref(),
@@ -182,7 +183,7 @@ mod codes {
         assert_eq!(
             store.redeem_code(&hash, "client-a", now).await.unwrap(),
             Redeemed::Replayed {
-                grant_id: "grant-1".into()
+                grant_id: GrantId::from_stored("grant-1".into())
             }
         );
         let unknown = app.state.server_keys.hasher.hash("never-issued");
@@ -197,10 +198,31 @@ mod codes {
             Redeemed::Expired
         );
 
-        assert_eq!(store.grant_revoked("grant-1").await.unwrap(), Some(false));
-        store.revoke_grant("grant-1", now).await.unwrap();
-        assert_eq!(store.grant_revoked("grant-1").await.unwrap(), Some(true));
-        assert_eq!(store.grant_revoked("no-such-grant").await.unwrap(), None);
+        assert_eq!(
+            store
+                .grant_revoked(&GrantId::from_stored("grant-1".into()))
+                .await
+                .unwrap(),
+            Some(false)
+        );
+        store
+            .revoke_grant(&GrantId::from_stored("grant-1".into()), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .grant_revoked(&GrantId::from_stored("grant-1".into()))
+                .await
+                .unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            store
+                .grant_revoked(&GrantId::from_stored("no-such-grant".into()))
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     async fn fifty_parallel_redemptions_have_one_winner(app: TestApp) {
@@ -223,7 +245,7 @@ mod codes {
         for attempt in attempts {
             match attempt.await.unwrap().unwrap() {
                 Redeemed::Issued(_) => issued += 1,
-                Redeemed::Replayed { grant_id } => assert_eq!(grant_id, "grant-x"),
+                Redeemed::Replayed { grant_id } => assert_eq!(grant_id.as_str(), "grant-x"),
                 other => panic!("unexpected {other:?}"),
             }
         }

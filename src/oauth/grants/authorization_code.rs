@@ -7,7 +7,7 @@ use super::sign_id_token;
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::random_token;
-use crate::domain::UnixTime;
+use crate::domain::{GrantId, UnixTime};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::redirect;
@@ -27,7 +27,7 @@ pub async fn issue_code(
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let tokens = &core.settings.tokens;
-    let grant_id = uuid::Uuid::new_v4().to_string();
+    let grant_id = GrantId::new();
     core.store
         .insert_grant(
             &grant_id,
@@ -90,7 +90,7 @@ pub async fn exchange(
         Redeemed::Issued(code) => code,
         Redeemed::Replayed { grant_id } => {
             core.store.revoke_grant(&grant_id, cx.now).await?;
-            audit::code_replayed(&cx.client.client_id, &grant_id);
+            audit::code_replayed(&cx.client.client_id, grant_id.as_str());
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; everything issued from it is revoked",
             ));

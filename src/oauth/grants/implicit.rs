@@ -3,7 +3,7 @@
 
 use super::sign_id_token;
 use crate::core::Core;
-use crate::domain::{ScopeSet, UnixTime};
+use crate::domain::{GrantId, ScopeSet, UnixTime};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::token::sign_access_token;
@@ -59,7 +59,7 @@ async fn access_token(
     now: UnixTime,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let ttl = core.settings.tokens.access_token_ttl;
-    let grant_id = uuid::Uuid::new_v4().to_string();
+    let grant_id = GrantId::new();
     core.store
         .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
         .await?;

@@ -5,7 +5,7 @@
 
 use super::refresh_token;
 use crate::audit;
-use crate::domain::ScopeSet;
+use crate::domain::{GrantId, ScopeSet};
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
@@ -81,7 +81,7 @@ pub async fn exchange(
     }
     core.limiter.record_success(&attempt).await?;
 
-    let grant_id = uuid::Uuid::new_v4().to_string();
+    let grant_id = GrantId::new();
     let tokens = &core.settings.tokens;
     core.store
         .insert_grant(

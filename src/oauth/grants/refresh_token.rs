@@ -7,7 +7,7 @@
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
-use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
+use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime, printable};
 use crate::oauth::scope::{self, Subject};
 use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
@@ -50,7 +50,7 @@ pub async fn issue_if_allowed(
 /// What every token of one refresh family shares.
 struct Family<'a> {
     bearer: &'a Bearer<'a>,
-    grant_id: &'a str,
+    grant_id: &'a GrantId,
     code_hash: Option<&'a SecretHash>,
 }
 
