@@ -1,0 +1,700 @@
+//! The store's race-sensitive methods under real concurrency, on both engines: many tasks
+//! released at once against one row, and what must hold whichever order they land in
+//! (ARCHITECTURE §3.2: a state change that must happen once is one conditional write).
+//! `store_contract.rs` already covers parallel redemptions by one client, concurrent
+//! migrations and concurrent first keys.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Barrier;
+use valet::crypto::SecretHash;
+use valet::domain::{ScopeSet, UnixTime};
+use valet::store::{
+    AuthorizationCode, Consent, KeyStatus, PendingRequest, Redeemed, RefreshToken, Session,
+    StoreError, User,
+};
+
+use crate::backend_tests;
+use crate::grant_logic::{TestCore, test_core};
+use crate::harness::{Backend, CONTACTS};
+
+/// How many tasks contend for one row.
+const TASKS: usize = 30;
+const CLIENT: &str = "client-a";
+const USER: &str = "user-1";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Run `task(0..n)` as `n` tasks released together by a barrier; their results in order.
+async fn race<T, Fut>(n: usize, task: impl Fn(usize) -> Fut) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (start, work) = (start.clone(), task(i));
+            tokio::spawn(async move {
+                start.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for handle in handles {
+        results.push(handle.await.expect("task finished"));
+    }
+    results
+}
+
+/// A hash that stands for a fresh random secret.
+fn fresh_hash() -> SecretHash {
+    SecretHash(uuid::Uuid::new_v4().as_bytes().to_vec())
+}
+
+fn hour_after(now: UnixTime) -> UnixTime {
+    now.plus(Duration::from_secs(3600))
+}
+
+async fn insert_grant(core: &TestCore, grant_id: &str) {
+    let now = core.clock.now();
+    core.store
+        .insert_grant(grant_id, CLIENT, USER, now, hour_after(now))
+        .await
+        .unwrap();
+}
+
+/// A live code of `CLIENT` under a new grant `grant_id`.
+async fn insert_code(core: &TestCore, grant_id: &str) -> SecretHash {
+    insert_grant(core, grant_id).await;
+    let now = core.clock.now();
+    let code_hash = fresh_hash();
+    core.store
+        .insert_code(&AuthorizationCode {
+            code_hash: code_hash.clone(),
+            grant_id: grant_id.into(),
+            client_id: CLIENT.into(),
+            user_id: USER.into(),
+            session_hash: None,
+            redirect_uri: Some("https://app.example.com/cb".into()),
+            code_challenge: None,
+            code_challenge_method: None,
+            scope: ScopeSet::parse("read:contacts").unwrap(),
+            audience: Some(CONTACTS.into()),
+            nonce: None,
+            auth_time: now,
+            created_at: now,
+            expires_at: hour_after(now),
+        })
+        .await
+        .unwrap();
+    code_hash
+}
+
+/// The first token of a new family under `grant_id` (not yet stored).
+fn first_refresh(grant_id: &str, now: UnixTime) -> RefreshToken {
+    RefreshToken {
+        token_hash: fresh_hash(),
+        family_id: format!("family-of-{grant_id}"),
+        parent_hash: None,
+        grant_id: grant_id.into(),
+        client_id: CLIENT.into(),
+        user_id: USER.into(),
+        scope: ScopeSet::parse("read:contacts").unwrap(),
+        audience: CONTACTS.into(),
+        code_hash: None,
+        issued_at: now,
+        expires_at: hour_after(now),
+        family_expires_at: hour_after(now),
+        rotated_at: None,
+        revoked_at: None,
+        grant_revoked: false,
+    }
+}
+
+/// A would-be successor of `parent`, as rotation mints one.
+fn successor(parent: &RefreshToken, now: UnixTime) -> RefreshToken {
+    RefreshToken {
+        token_hash: fresh_hash(),
+        parent_hash: Some(parent.token_hash.clone()),
+        issued_at: now,
+        ..parent.clone()
+    }
+}
+
+/// A stored first token under a new grant.
+async fn insert_family(core: &TestCore, grant_id: &str) -> RefreshToken {
+    insert_grant(core, grant_id).await;
+    let first = first_refresh(grant_id, core.clock.now());
+    core.store.insert_refresh(&first).await.unwrap();
+    first
+}
+
+/// A refresh token that must be dead: it reads as revoked (what the grant layer checks first)
+/// and the store refuses to rotate it (its own check, for a read that came before the
+/// revocation).
+async fn assert_dead(core: &TestCore, token: &RefreshToken, what: &str) {
+    if let Some(stored) = core.store.refresh_token(&token.token_hash).await.unwrap() {
+        let revoked = stored.revoked_at.is_some() || stored.grant_revoked;
+        assert!(revoked, "{what} reads as live");
+    }
+    let now = core.clock.now();
+    let next = successor(token, now);
+    let rotated = core.store.rotate_refresh(&token.token_hash, &next, now);
+    assert!(!rotated.await.unwrap(), "the store rotated {what}");
+}
+
+async fn insert_user(core: &TestCore, username: &str, password_hash: &str) -> User {
+    let now = core.clock.now();
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.into(),
+        email: None,
+        name: None,
+        password_hash: password_hash.into(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    core.store.insert_user(&user).await.unwrap();
+    user
+}
+
+fn count(results: &[bool]) -> usize {
+    results.iter().filter(|won| **won).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Codes and grants
+
+backend_tests!(
+    a_wrong_client_never_wins_a_contested_code,
+    revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh_token,
+    revoking_grants_while_their_tokens_rotate_leaves_no_usable_refresh_token,
+);
+
+async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
+    let core = test_core(backend).await;
+    let code = insert_code(&core, "grant-1").await;
+    let now = core.clock.now();
+    let redeem = |client: &'static str| {
+        let (store, code) = (core.store.clone(), code.clone());
+        async move { (client, store.redeem_code(&code, client, now).await.unwrap()) }
+    };
+
+    // Another client alone, many times at once: the code stays untouched.
+    let outcomes = race(TASKS, |_| redeem("client-b")).await;
+    for (_, outcome) in &outcomes {
+        assert_eq!(*outcome, Redeemed::WrongClient);
+    }
+
+    // Then both clients at once: the code's own client gets it, once.
+    let outcomes = race(TASKS, |i| {
+        redeem(if i % 2 == 0 { CLIENT } else { "client-b" })
+    })
+    .await;
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Redeemed::Issued(_)))
+        .map(|(client, _)| *client)
+        .collect();
+    assert_eq!(
+        winners,
+        [CLIENT],
+        "exactly one redemption, by the code's client"
+    );
+    for (client, outcome) in &outcomes {
+        match outcome {
+            Redeemed::Issued(_) => {}
+            Redeemed::WrongClient => assert_eq!(*client, "client-b"),
+            Redeemed::Replayed { grant_id } => assert_eq!(grant_id, "grant-1"),
+            other => panic!("{client} got {other:?}"),
+        }
+    }
+}
+
+/// A code replay revokes the grant while the first redemption may still be storing its
+/// refresh token: whichever lands first, that token must be dead once the revocation is done.
+async fn revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh_token(
+    backend: Backend,
+) {
+    let core = test_core(backend).await;
+    let grants: Vec<String> = (0..TASKS / 2).map(|g| format!("grant-{g}")).collect();
+    let mut codes = Vec::new();
+    for grant in &grants {
+        codes.push(insert_code(&core, grant).await);
+    }
+    let now = core.clock.now();
+    let issued: Vec<RefreshToken> = grants.iter().map(|g| first_refresh(g, now)).collect();
+
+    let redeemed = race(TASKS, |i| {
+        let store = core.store.clone();
+        let (grant, code, token) = (
+            grants[i / 2].clone(),
+            codes[i / 2].clone(),
+            issued[i / 2].clone(),
+        );
+        async move {
+            if i % 2 == 1 {
+                store.revoke_grant(&grant, now).await.unwrap();
+                return None;
+            }
+            let outcome = store.redeem_code(&code, CLIENT, now).await.unwrap();
+            store.insert_refresh(&token).await.unwrap();
+            Some(outcome)
+        }
+    })
+    .await;
+
+    for outcome in redeemed.into_iter().flatten() {
+        assert!(matches!(outcome, Redeemed::Issued(_)), "{outcome:?}");
+    }
+    for (grant, token) in grants.iter().zip(&issued) {
+        assert_eq!(core.store.grant_revoked(grant).await.unwrap(), Some(true));
+        assert_dead(&core, token, &format!("{grant}'s refresh token")).await;
+    }
+}
+
+/// RFC 7009 revocation or reuse detection racing a rotation of the same family.
+async fn revoking_grants_while_their_tokens_rotate_leaves_no_usable_refresh_token(
+    backend: Backend,
+) {
+    let core = test_core(backend).await;
+    let mut firsts = Vec::new();
+    for g in 0..TASKS / 2 {
+        firsts.push(insert_family(&core, &format!("grant-{g}")).await);
+    }
+    let now = core.clock.now();
+    let successors: Vec<RefreshToken> = firsts.iter().map(|f| successor(f, now)).collect();
+
+    race(TASKS, |i| {
+        let store = core.store.clone();
+        let (first, next) = (firsts[i / 2].clone(), successors[i / 2].clone());
+        async move {
+            if i % 2 == 1 {
+                store.revoke_grant(&first.grant_id, now).await.unwrap();
+            } else {
+                store
+                    .rotate_refresh(&first.token_hash, &next, now)
+                    .await
+                    .unwrap();
+            }
+        }
+    })
+    .await;
+
+    for (first, next) in firsts.iter().zip(&successors) {
+        let grant = &first.grant_id;
+        assert_dead(&core, first, &format!("{grant}'s first token")).await;
+        assert_dead(&core, next, &format!("{grant}'s successor")).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh rotation
+
+backend_tests!(
+    parallel_rotations_of_one_refresh_token_have_one_winner,
+    parallel_replacements_of_a_successor_leave_one_usable_successor,
+);
+
+async fn parallel_rotations_of_one_refresh_token_have_one_winner(backend: Backend) {
+    let core = test_core(backend).await;
+    let first = insert_family(&core, "grant-1").await;
+    let now = core.clock.now();
+    let successors: Vec<RefreshToken> = (0..TASKS).map(|_| successor(&first, now)).collect();
+
+    let rotated = race(TASKS, |i| {
+        let (store, presented, next) = (
+            core.store.clone(),
+            first.token_hash.clone(),
+            successors[i].clone(),
+        );
+        async move { store.rotate_refresh(&presented, &next, now).await.unwrap() }
+    })
+    .await;
+
+    assert_eq!(count(&rotated), 1, "exactly one rotation wins");
+    for (won, next) in rotated.iter().zip(&successors) {
+        let stored = core.store.refresh_token(&next.token_hash).await.unwrap();
+        assert_eq!(
+            stored.is_some(),
+            *won,
+            "only the winner's successor is stored"
+        );
+    }
+    let first = core
+        .store
+        .refresh_token(&first.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.rotated_at, Some(now));
+}
+
+/// Within the reuse grace period a retry replaces the unused successor; retries at once must
+/// still leave exactly one successor that works.
+async fn parallel_replacements_of_a_successor_leave_one_usable_successor(backend: Backend) {
+    let core = test_core(backend).await;
+    let first = insert_family(&core, "grant-1").await;
+    let now = core.clock.now();
+    let original = successor(&first, now);
+    assert!(
+        core.store
+            .rotate_refresh(&first.token_hash, &original, now)
+            .await
+            .unwrap()
+    );
+    let replacements: Vec<RefreshToken> = (0..TASKS).map(|_| successor(&first, now)).collect();
+
+    let replaced = race(TASKS, |i| {
+        let (store, presented, next) = (
+            core.store.clone(),
+            first.token_hash.clone(),
+            replacements[i].clone(),
+        );
+        async move {
+            store
+                .replace_successor(&presented, &next, now)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+
+    assert!(count(&replaced) >= 1, "some retry replaced the successor");
+    let mut live = 0;
+    for candidate in std::iter::once(&original).chain(&replacements) {
+        let stored = core
+            .store
+            .refresh_token(&candidate.token_hash)
+            .await
+            .unwrap();
+        live += usize::from(stored.is_some_and(|t| t.revoked_at.is_none()));
+    }
+    assert_eq!(live, 1, "exactly one successor is left live");
+    for (won, candidate) in replaced.iter().zip(&replacements) {
+        let stored = core
+            .store
+            .refresh_token(&candidate.token_hash)
+            .await
+            .unwrap();
+        assert_eq!(stored.is_some(), *won, "a retry that lost writes nothing");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization requests and sessions
+
+backend_tests!(
+    parallel_takes_of_one_pending_request_have_one_winner,
+    parallel_ends_of_one_session_have_one_winner,
+);
+
+async fn parallel_takes_of_one_pending_request_have_one_winner(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let id_hash = fresh_hash();
+    core.store
+        .insert_pending(&PendingRequest {
+            id_hash: id_hash.clone(),
+            client_id: CLIENT.into(),
+            request: "{}".into(),
+            created_at: now,
+            expires_at: hour_after(now),
+        })
+        .await
+        .unwrap();
+
+    let taken = race(TASKS, |_| {
+        let (store, id_hash) = (core.store.clone(), id_hash.clone());
+        async move { store.take_pending(&id_hash, now).await.unwrap().is_some() }
+    })
+    .await;
+
+    assert_eq!(count(&taken), 1, "exactly one take gets the request");
+    assert_eq!(core.store.pending(&id_hash, now).await.unwrap(), None);
+}
+
+async fn parallel_ends_of_one_session_have_one_winner(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let id_hash = fresh_hash();
+    core.store
+        .insert_session(&Session {
+            id_hash: id_hash.clone(),
+            user_id: USER.into(),
+            auth_time: now,
+            created_at: now,
+            expires_at: hour_after(now),
+        })
+        .await
+        .unwrap();
+
+    let ended = race(TASKS, |_| {
+        let (store, id_hash) = (core.store.clone(), id_hash.clone());
+        async move { store.end_session(&id_hash, now).await.unwrap() }
+    })
+    .await;
+
+    assert_eq!(count(&ended), 1, "exactly one logout ends the session");
+    assert_eq!(core.store.session(&id_hash, now).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords and the login limiter
+
+backend_tests!(
+    a_hash_upgrade_after_a_set_password_changes_nothing,
+    hash_upgrades_racing_a_set_password_never_undo_it,
+    parallel_login_failures_are_each_counted,
+    parallel_locks_keep_the_longest,
+    parallel_inserts_of_one_username_have_one_winner,
+);
+
+async fn a_hash_upgrade_after_a_set_password_changes_nothing(backend: Backend) {
+    let core = test_core(backend).await;
+    let user = insert_user(&core, "alice", "hash-checked").await;
+    let now = core.clock.now();
+    assert!(
+        core.store
+            .set_user_password("alice", "hash-set", now)
+            .await
+            .unwrap()
+    );
+
+    let upgraded = core
+        .store
+        .upgrade_password_hash(&user.id, "hash-checked", "hash-upgraded")
+        .await
+        .unwrap();
+
+    assert!(!upgraded);
+    let stored = core.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, "hash-set");
+}
+
+/// Sign-ins that verified the old hash race `valet user set-password`: at most one upgrade
+/// lands, and only before the new password; the new password is what stays.
+async fn hash_upgrades_racing_a_set_password_never_undo_it(backend: Backend) {
+    let core = test_core(backend).await;
+    const USERS: usize = 5;
+    let mut users = Vec::new();
+    for u in 0..USERS {
+        users.push(insert_user(&core, &format!("user{u}"), "hash-checked").await);
+    }
+    let now = core.clock.now();
+
+    // For each user, one set-password (task 0 of its group) and upgrades (the rest).
+    let group = TASKS / USERS;
+    let results = race(TASKS, |i| {
+        let (store, user) = (core.store.clone(), users[i / group].clone());
+        async move {
+            if i % group == 0 {
+                let set = store.set_user_password(&user.username, "hash-set", now);
+                assert!(set.await.unwrap());
+                None
+            } else {
+                let upgraded = format!("hash-upgraded-{i}");
+                let upgrade = store.upgrade_password_hash(&user.id, "hash-checked", &upgraded);
+                Some(upgrade.await.unwrap())
+            }
+        }
+    })
+    .await;
+
+    for (u, user) in users.iter().enumerate() {
+        let outcomes: Vec<bool> = results[u * group..(u + 1) * group]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert!(
+            count(&outcomes) <= 1,
+            "{}: one upgrade at most",
+            user.username
+        );
+        let stored = core.store.user_by_id(&user.id).await.unwrap().unwrap();
+        assert_eq!(stored.password_hash, "hash-set", "{}", user.username);
+    }
+}
+
+async fn parallel_login_failures_are_each_counted(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let window_start = UnixTime(now.0 - 900);
+
+    let mut counts = race(TASKS, |_| {
+        let store = core.store.clone();
+        async move {
+            store
+                .record_login_failure("user:alice", now, window_start)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+
+    counts.sort_unstable();
+    let expected: Vec<i64> = (1..=TASKS as i64).collect();
+    assert_eq!(counts, expected, "each failure counted once, none lost");
+}
+
+async fn parallel_locks_keep_the_longest(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let key = "user:alice";
+    core.store
+        .record_login_failure(key, now, UnixTime(now.0 - 900))
+        .await
+        .unwrap();
+
+    race(TASKS, |i| {
+        let store = core.store.clone();
+        // Lengths 1..=TASKS s in a scrambled order (7 and TASKS share no factor).
+        let until = now.plus(Duration::from_secs((i * 7 % TASKS + 1) as u64));
+        async move { store.lock_login(key, until).await.unwrap() }
+    })
+    .await;
+
+    let locked = core
+        .store
+        .login_locked_until(key, "addr:192.0.2.1", now)
+        .await
+        .unwrap();
+    assert_eq!(locked, Some(now.plus(Duration::from_secs(TASKS as u64))));
+}
+
+async fn parallel_inserts_of_one_username_have_one_winner(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+
+    let inserted = race(TASKS, |i| {
+        let store = core.store.clone();
+        let user = User {
+            id: format!("id-{i}"),
+            username: "alice".into(),
+            email: None,
+            name: None,
+            password_hash: "hash".into(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        async move { store.insert_user(&user).await }
+    })
+    .await;
+
+    let mut winners = 0;
+    for outcome in inserted {
+        match outcome {
+            Ok(()) => winners += 1,
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("expected Conflict, got {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(core.store.users().await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upserts, deny list and signing keys
+
+backend_tests!(
+    parallel_consent_saves_never_conflict,
+    parallel_revocations_of_one_access_token_never_conflict,
+    parallel_key_rotations_leave_one_current_key,
+);
+
+async fn parallel_consent_saves_never_conflict(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let scopes: Vec<String> = (0..TASKS)
+        .map(|i| format!("read:contacts scope:{i}"))
+        .collect();
+
+    race(TASKS, |i| {
+        let store = core.store.clone();
+        let consent = Consent {
+            user_id: USER.into(),
+            client_id: CLIENT.into(),
+            audience: CONTACTS.into(),
+            scope: ScopeSet::parse(&scopes[i]).unwrap(),
+        };
+        async move { store.save_consent(&consent, now).await.unwrap() }
+    })
+    .await;
+
+    let saved = core
+        .store
+        .consent(USER, CLIENT, CONTACTS)
+        .await
+        .unwrap()
+        .expect("a consent");
+    assert!(
+        scopes.iter().any(|s| ScopeSet::parse(s).unwrap() == saved),
+        "the consent is one of those saved: {saved}"
+    );
+}
+
+async fn parallel_revocations_of_one_access_token_never_conflict(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+
+    race(TASKS, |_| {
+        let store = core.store.clone();
+        async move {
+            store
+                .revoke_access_token("grant-1.jti", CLIENT, now, hour_after(now))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+
+    assert!(
+        core.store
+            .access_token_revoked("grant-1.jti")
+            .await
+            .unwrap()
+    );
+}
+
+/// Two `valet keys rotate` at once: each either rotates or gets `Conflict`; one key is current.
+async fn parallel_key_rotations_leave_one_current_key(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let alg = core.settings.tokens.signing_alg;
+    let keys: Vec<_> = (0..TASKS)
+        .map(|_| valet::tokens::keys::new_stored_key(&core.server_keys.sealer, alg, now).unwrap())
+        .collect();
+
+    let rotations = race(TASKS, |i| {
+        let (store, key) = (core.store.clone(), keys[i].clone());
+        async move { store.rotate_signing_key(&key, now).await }
+    })
+    .await;
+
+    let mut rotated = 0;
+    for outcome in rotations {
+        match outcome {
+            Ok(()) => rotated += 1,
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("expected Conflict, got {other}"),
+        }
+    }
+    assert!(rotated >= 1);
+    let current = core
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.status == KeyStatus::Current)
+        .count();
+    assert_eq!(current, 1);
+}
