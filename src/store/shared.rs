@@ -614,10 +614,13 @@ macro_rules! impl_store {
         fn classify(state: Option<CodeStateRow>, client_id: &str) -> Redeemed {
             match state {
                 None => Redeemed::Unknown,
+                // Another client's attempt says nothing about the code's own client: it must
+                // not revoke that client's grant, used code or not (a leaked code would
+                // otherwise let anyone sign the user out).
+                Some(row) if row.client_id != client_id => Redeemed::WrongClient,
                 Some(row) if row.consumed_at.is_some() => Redeemed::Replayed {
                     grant_id: GrantId::from_stored(row.grant_id),
                 },
-                Some(row) if row.client_id != client_id => Redeemed::WrongClient,
                 Some(_) => Redeemed::Expired,
             }
         }

@@ -524,7 +524,7 @@ async fn password_grant_with_the_right_password_issues_tokens_for_the_user(backe
     assert_eq!(claims.aud, CONTACTS);
     assert_eq!(claims.client_id, "trusted-app");
     let grant = claims.grant_id().expect("a user grant");
-    assert_eq!(core.store.grant_revoked(grant).await.unwrap(), Some(false));
+    assert_eq!(core.store.grant_revoked(&grant).await.unwrap(), Some(false));
 }
 
 async fn password_grant_with_a_wrong_password_is_invalid_grant_and_counted(backend: Backend) {
@@ -633,6 +633,7 @@ backend_tests!(
     code_without_the_verifier_is_invalid_grant,
     code_with_another_redirect_uri_is_invalid_grant,
     code_of_another_client_is_invalid_grant_and_stays_usable,
+    used_code_presented_by_another_client_revokes_nothing,
     replayed_code_is_invalid_grant_and_revokes_its_grant,
     expired_code_is_invalid_grant,
     public_client_exchanges_its_code_with_pkce,
@@ -732,6 +733,35 @@ async fn code_of_another_client_is_invalid_grant_and_stays_usable(backend: Backe
     )
     .await
     .expect("the code's own client can still redeem it");
+}
+
+/// A leaked, already used code in another client's hands must not end the real client's
+/// grant: only the code's own client can replay it (RFC 6749 §4.1.3 checks the client first).
+async fn used_code_presented_by_another_client_revokes_nothing(backend: Backend) {
+    let core = test_core(backend).await;
+    let (client, _, pkce, code) = web_code(&core).await;
+    let tokens = token(
+        &core,
+        &client,
+        &code_exchange(&client, &code, &pkce.verifier),
+    )
+    .await
+    .unwrap();
+    let grants = [GrantType::AuthorizationCode];
+    let other = Client {
+        redirect_uris: vec![WEB_CALLBACK.into()],
+        ..confidential(&core, "other", &grants, "openid read:contacts")
+    };
+    let other = register(&core, other).await;
+
+    refused(
+        token(&core, &other, &code_exchange(&other, &code, &pkce.verifier)).await,
+        ErrorCode::InvalidGrant,
+    );
+    assert!(
+        is_active(&core, &tokens.access_token).await,
+        "another client's attempt revoked the real client's grant"
+    );
 }
 
 async fn replayed_code_is_invalid_grant_and_revokes_its_grant(backend: Backend) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 use valet::crypto::SecretHash;
-use valet::domain::{ScopeSet, UnixTime};
+use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{
     AuthorizationCode, Consent, KeyStatus, PendingRequest, Redeemed, RefreshToken, Session,
     StoreError, User,
@@ -63,7 +63,13 @@ fn hour_after(now: UnixTime) -> UnixTime {
 async fn insert_grant(core: &TestCore, grant_id: &str) {
     let now = core.clock.now();
     core.store
-        .insert_grant(grant_id, CLIENT, USER, now, hour_after(now))
+        .insert_grant(
+            &GrantId::from_stored(grant_id.into()),
+            CLIENT,
+            USER,
+            now,
+            hour_after(now),
+        )
         .await
         .unwrap();
 }
@@ -76,7 +82,7 @@ async fn insert_code(core: &TestCore, grant_id: &str) -> SecretHash {
     core.store
         .insert_code(&AuthorizationCode {
             code_hash: code_hash.clone(),
-            grant_id: grant_id.into(),
+            grant_id: GrantId::from_stored(grant_id.into()),
             client_id: CLIENT.into(),
             user_id: USER.into(),
             session_hash: None,
@@ -101,7 +107,7 @@ fn first_refresh(grant_id: &str, now: UnixTime) -> RefreshToken {
         token_hash: fresh_hash(),
         family_id: format!("family-of-{grant_id}"),
         parent_hash: None,
-        grant_id: grant_id.into(),
+        grant_id: GrantId::from_stored(grant_id.into()),
         client_id: CLIENT.into(),
         user_id: USER.into(),
         scope: ScopeSet::parse("read:contacts").unwrap(),
@@ -211,7 +217,7 @@ async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
         match outcome {
             Redeemed::Issued(_) => {}
             Redeemed::WrongClient => assert_eq!(*client, "client-b"),
-            Redeemed::Replayed { grant_id } => assert_eq!(grant_id, "grant-1"),
+            Redeemed::Replayed { grant_id } => assert_eq!(grant_id.as_str(), "grant-1"),
             other => panic!("{client} got {other:?}"),
         }
     }
@@ -240,7 +246,10 @@ async fn revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh
         );
         async move {
             if i % 2 == 1 {
-                store.revoke_grant(&grant, now).await.unwrap();
+                store
+                    .revoke_grant(&GrantId::from_stored(grant.clone()), now)
+                    .await
+                    .unwrap();
                 return None;
             }
             let outcome = store.redeem_code(&code, CLIENT, now).await.unwrap();
@@ -254,7 +263,13 @@ async fn revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh
         assert!(matches!(outcome, Redeemed::Issued(_)), "{outcome:?}");
     }
     for (grant, token) in grants.iter().zip(&issued) {
-        assert_eq!(core.store.grant_revoked(grant).await.unwrap(), Some(true));
+        assert_eq!(
+            core.store
+                .grant_revoked(&GrantId::from_stored(grant.clone()))
+                .await
+                .unwrap(),
+            Some(true)
+        );
         assert_dead(&core, token, &format!("{grant}'s refresh token")).await;
     }
 }
