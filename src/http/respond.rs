@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::oauth::token::TokenResponse;
+use crate::oauth::issue::TokenResponse;
 use crate::oauth::{Challenge, ErrorCode, OAuthError};
 
 fn no_store(response: &mut Response) {

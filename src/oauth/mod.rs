@@ -6,6 +6,7 @@ pub mod client_auth;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod issue;
 pub mod metadata;
 pub mod params;
 pub mod pkce;

@@ -1,14 +1,11 @@
 //! The token endpoint's protocol half (RFC 6749 §3.2, §5.1): a typed request per grant, one
 //! exhaustive dispatch, and the success response.
 
-use serde::Serialize;
-
 use super::grants::{authorization_code, client_credentials, password, refresh_token};
+use super::issue::{TokenContext, TokenResponse};
 use super::{OAuthError, Params};
-use crate::core::Core;
-use crate::domain::{GrantType, ScopeSet, UnixTime, printable};
+use crate::domain::{GrantType, printable};
 use crate::store::Client;
-use crate::tokens::access::{self, Bearer, IssuedAccessToken};
 
 /// A token request whose grant type is known, allowed for the client and implemented.
 #[derive(Debug)]
@@ -28,63 +25,6 @@ impl TokenRequest {
             TokenRequest::RefreshToken(_) => GrantType::RefreshToken,
         }
     }
-}
-
-/// What every grant's `exchange` may read.
-pub struct TokenContext<'a> {
-    pub core: &'a Core,
-    pub client: &'a Client,
-    pub now: UnixTime,
-    /// The client's address, for the login limiter of the password grant.
-    pub peer: std::net::IpAddr,
-}
-
-/// RFC 6749 §5.1.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// OpenID Connect: from the code flow when the scope has `openid`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-    /// For metrics and logs; not part of the response.
-    #[serde(skip)]
-    pub audience: String,
-}
-
-impl TokenResponse {
-    pub fn new(issued: IssuedAccessToken, scope: &ScopeSet, refresh_token: Option<String>) -> Self {
-        Self {
-            access_token: issued.token,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope: scope.to_string(),
-            refresh_token,
-            id_token: None,
-            audience: issued.audience,
-        }
-    }
-}
-
-/// Sign an access token with the current in-memory key: the last step of every grant.
-pub fn sign_access_token(
-    core: &Core,
-    bearer: &Bearer<'_>,
-    now: UnixTime,
-) -> Result<IssuedAccessToken, OAuthError> {
-    let keys = core.keys.current();
-    access::issue(
-        keys.current(),
-        core.settings.issuer_str(),
-        core.settings.tokens.access_token_ttl,
-        bearer,
-        now,
-    )
-    .map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 /// The grant types `/token` accepts today, for the metadata documents.

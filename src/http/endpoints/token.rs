@@ -12,7 +12,8 @@ use crate::http::client_ip::client_ip;
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
 use crate::http::state::AppState;
-use crate::oauth::token::{self, TokenContext};
+use crate::oauth::issue::{TokenContext, TokenResponse};
+use crate::oauth::token;
 use crate::oauth::{OAuthError, client_auth};
 
 pub async fn token(
@@ -38,7 +39,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     origins: &mut Option<ClientOrigins>,
-) -> Result<token::TokenResponse, OAuthError> {
+) -> Result<TokenResponse, OAuthError> {
     let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;

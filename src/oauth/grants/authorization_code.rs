@@ -3,15 +3,14 @@
 //! a second redemption revokes what the first produced (§4.1.2, §10.5).
 
 use super::refresh_token;
-use super::sign_id_token;
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::{GrantId, UnixTime};
 use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token, sign_id_token};
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::redirect;
-use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
 use crate::tokens::access::Bearer;

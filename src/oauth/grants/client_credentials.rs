@@ -2,8 +2,8 @@
 //! itself. No store round trip: the client and API come from the cache, the key from memory.
 
 use crate::domain::ScopeSet;
+use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
-use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::tokens::access::Bearer;
 

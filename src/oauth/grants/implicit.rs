@@ -1,12 +1,11 @@
 //! The implicit grant (RFC 6749 §4.2, OpenID Connect Core §3.2): tokens straight in the
 //! redirect, never a refresh token (§4.2.2). Only for clients allowed `implicit`.
 
-use super::sign_id_token;
 use crate::core::Core;
 use crate::domain::{GrantId, ScopeSet, UnixTime};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::token::sign_access_token;
+use crate::oauth::issue::{sign_access_token, sign_id_token};
 use crate::store::{Session, User};
 use crate::tokens::access::Bearer;
 use crate::tokens::access::IssuedAccessToken;

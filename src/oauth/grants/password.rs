@@ -8,8 +8,8 @@ use crate::audit;
 use crate::domain::{GrantId, ScopeSet};
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
+use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
-use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::tokens::access::Bearer;
 

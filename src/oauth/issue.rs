@@ -1,0 +1,87 @@
+//! The vocabulary every grant issues tokens with: what a grant may read ([`TokenContext`]),
+//! the RFC 6749 §5.1 response, and signing access and ID tokens with the in-memory key.
+
+use serde::Serialize;
+
+use crate::core::Core;
+use crate::domain::{ScopeSet, UnixTime};
+use crate::oauth::OAuthError;
+use crate::store::Client;
+use crate::tokens::access::{self, Bearer, IssuedAccessToken};
+use crate::tokens::id_token::{self, Authentication, IdTokenGrant};
+
+/// What every grant's `exchange` may read.
+pub struct TokenContext<'a> {
+    pub core: &'a Core,
+    pub client: &'a Client,
+    pub now: UnixTime,
+    /// The client's address, for the login limiter of the password grant.
+    pub peer: std::net::IpAddr,
+}
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// OpenID Connect: from the code flow when the scope has `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// For metrics and logs; not part of the response.
+    #[serde(skip)]
+    pub audience: String,
+}
+
+impl TokenResponse {
+    pub fn new(issued: IssuedAccessToken, scope: &ScopeSet, refresh_token: Option<String>) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: scope.to_string(),
+            refresh_token,
+            id_token: None,
+            audience: issued.audience,
+        }
+    }
+}
+
+/// Sign an access token with the current in-memory key: the last step of every grant.
+pub fn sign_access_token(
+    core: &Core,
+    bearer: &Bearer<'_>,
+    now: UnixTime,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let keys = core.keys.current();
+    access::issue(
+        keys.current(),
+        core.settings.issuer_str(),
+        core.settings.tokens.access_token_ttl,
+        bearer,
+        now,
+    )
+    .map_err(|e| OAuthError::server_error(e.to_string()))
+}
+
+/// Sign an ID token for `client_id` with the current key and `tokens.id_token_ttl`.
+pub fn sign_id_token(
+    core: &Core,
+    client_id: &str,
+    access_token: Option<&str>,
+    signed_in: Authentication<'_>,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let keys = core.keys.current();
+    let grant = IdTokenGrant {
+        issuer: core.settings.issuer_str(),
+        client_id,
+        ttl: core.settings.tokens.id_token_ttl,
+        access_token,
+    };
+    id_token::issue(keys.current(), &grant, signed_in, now)
+        .map_err(|e| OAuthError::server_error(e.to_string()))
+}
