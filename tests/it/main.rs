@@ -28,6 +28,7 @@ mod refresh;
 mod replicas;
 mod revocation;
 mod security_challenges;
+mod security_sqlite_files;
 mod shutdown;
 mod store_contract;
 mod store_races;
