@@ -28,6 +28,8 @@ mod refresh;
 mod replicas;
 mod revocation;
 mod security_challenges;
+mod security_forwarded;
+mod security_http;
 mod security_sqlite_files;
 mod shutdown;
 mod store_contract;
