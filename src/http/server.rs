@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -34,6 +34,8 @@ pub struct ConnectionLimits {
 /// another replica (`proxy_next_upstream … http_503`).
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n";
 
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Serve `router` on `listener` until `shutdown` completes; then close the listener and
 /// return once every connection has finished.
 pub async fn serve(
@@ -50,7 +52,9 @@ pub async fn serve(
         .max_header_size(MAX_HEAD_BYTES)
         // An unterminated head cannot grow the read buffer past this either.
         .max_buf_size(MAX_HEAD_BYTES);
-    let mut refusing = false;
+    // Refusals are logged at most once a minute, with how many there were.
+    let mut refused: u64 = 0;
+    let mut last_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -64,17 +68,19 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if !refusing {
+            refuse(stream);
+            refused += 1;
+            if last_warning.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL) {
                 tracing::warn!(
                     max_connections = limits.max_connections,
+                    refused,
                     "connection limit reached: refusing new connections with 503"
                 );
-                refusing = true;
+                last_warning = Some(Instant::now());
+                refused = 0;
             }
-            refuse(stream);
             continue;
         };
-        refusing = false;
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
