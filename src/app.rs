@@ -15,6 +15,7 @@ use crate::core::{Core, Parts};
 use crate::crypto::SecretError;
 use crate::http::pages::{PageLoadError, Pages};
 use crate::http::router::router;
+use crate::http::server::{ConnectionLimits, serve};
 use crate::http::state::{AppState, Web};
 use crate::janitor;
 use crate::login::csrf::CsrfTokens;
@@ -44,8 +45,6 @@ pub enum StartError {
     Pages(#[from] PageLoadError),
     #[error("password hashing: {0}")]
     Passwords(String),
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A server that is ready to accept connections.
@@ -113,7 +112,6 @@ impl App {
         ));
         self.announce().await;
         let router = router(state.clone());
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
         let drain_state = state.clone();
         let stop_accepting = async move {
@@ -125,7 +123,11 @@ impl App {
             tracing::info!("listener closed; finishing in-flight requests");
             let _ = closed_tx.send(());
         };
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(stop_accepting);
+        let limits = ConnectionLimits {
+            header_read_timeout: state.settings.http.header_read_timeout,
+            max_connections: state.settings.http.max_connections,
+        };
+        let server = serve(self.listener, router, limits, stop_accepting);
         let drain_timeout = state.settings.http.drain_timeout;
         let deadline = async move {
             if closed_rx.await.is_ok() {
@@ -134,16 +136,15 @@ impl App {
                 std::future::pending::<()>().await;
             }
         };
-        let served = tokio::select! {
-            served = server => served.map_err(StartError::Serve),
+        tokio::select! {
+            () = server => {}
             () = deadline => {
                 tracing::warn!(timeout = ?drain_timeout, "drain timeout: abandoning requests still in flight");
-                Ok(())
             }
-        };
+        }
         reloader.abort();
         janitor.abort();
-        served
+        Ok(())
     }
 
     async fn announce(&self) {

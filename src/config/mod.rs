@@ -23,9 +23,9 @@ pub use sections::{
     KeysConfig, LogFormat, LoginConfig, PasswordHashConfig, TokensConfig, UiConfig,
 };
 pub use settings::{
-    AuthorizeSettings, ClientSettings, CorsSettings, DatabaseSettings, HttpSettings,
-    JanitorSettings, KeySettings, LoginSettings, PasswordHashSettings, Settings, StoreKind,
-    TokenSettings, UiSettings,
+    AuthorizeSettings, ClientIpHeader, ClientSettings, CorsSettings, DatabaseSettings,
+    HttpSettings, JanitorSettings, KeySettings, LoginSettings, PasswordHashSettings, Settings,
+    StoreKind, TokenSettings, TrustedProxies, UiSettings,
 };
 
 /// The file read when neither `--config` nor `VALET_CONFIG` names one (it may be absent).

@@ -205,9 +205,18 @@ pub struct HttpConfig {
     pub shutdown_delay: ConfigDuration,
     /// Then how long in-flight requests may take to finish before the process exits anyway.
     pub drain_timeout: ConfigDuration,
-    /// Networks (CIDR) of the proxies whose `Forwarded` / `X-Forwarded-For` headers are
-    /// believed; from anyone else they are ignored.
+    /// Networks (CIDR) of the proxies whose `client_ip_header` is believed; from anyone else
+    /// it is ignored.
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies write the client address into: `x-forwarded-for`
+    /// (or another comma-separated list of addresses) or `forwarded` (RFC 7239). Every other
+    /// forwarding header is ignored, so a client cannot slip its own past the proxy.
+    pub client_ip_header: String,
+    /// A connection that has not sent a whole request head this long after it opened, or
+    /// after its previous response (an idle keep-alive connection), is closed.
+    pub header_read_timeout: ConfigDuration,
+    /// Connections open at once; more are answered 503 and closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -218,6 +227,9 @@ impl Default for HttpConfig {
             shutdown_delay: ConfigDuration::secs(0),
             drain_timeout: ConfigDuration::secs(8),
             trusted_proxies: Vec::new(),
+            client_ip_header: "x-forwarded-for".into(),
+            header_read_timeout: ConfigDuration::secs(10),
+            max_connections: 10_000,
         }
     }
 }

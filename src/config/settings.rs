@@ -166,8 +166,36 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     pub shutdown_delay: Duration,
     pub drain_timeout: Duration,
-    /// The proxies whose `Forwarded` / `X-Forwarded-For` headers are believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The proxies in front of Valet and the header they name the client in.
+    pub trusted_proxies: TrustedProxies,
+    /// Longer than 0s.
+    pub header_read_timeout: Duration,
+    /// At least 1.
+    pub max_connections: usize,
+}
+
+/// `http.trusted_proxies` and `http.client_ip_header`: who may name the client's address, and
+/// the one header in which they do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustedProxies {
+    pub networks: Vec<ipnet::IpNet>,
+    pub header: ClientIpHeader,
+}
+
+/// Where the trusted proxies write the client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+    /// A comma-separated list of addresses, nearest hop last: `x-forwarded-for` or another
+    /// header name (lower case).
+    List(String),
+}
+
+impl Default for ClientIpHeader {
+    fn default() -> Self {
+        ClientIpHeader::List("x-forwarded-for".into())
+    }
 }
 
 /// `[database]`.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use url::Url;
 
 use super::{
-    AuthorizeSettings, ClientSettings, Config, ConfigError, CorsSettings, DatabaseSettings,
-    HttpSettings, JanitorSettings, KeySettings, LoginConfig, LoginSettings, PasswordHashConfig,
-    PasswordHashSettings, Settings, StoreKind, TokenSettings, TokensConfig, UiConfig, UiSettings,
-    redact_url,
+    AuthorizeSettings, ClientIpHeader, ClientSettings, Config, ConfigError, CorsSettings,
+    DatabaseSettings, HttpSettings, JanitorSettings, KeySettings, LoginConfig, LoginSettings,
+    PasswordHashConfig, PasswordHashSettings, Settings, StoreKind, TokenSettings, TokensConfig,
+    TrustedProxies, UiConfig, UiSettings, redact_url,
 };
 use crate::domain::Origin;
 
@@ -72,6 +72,13 @@ impl Config {
             .iter()
             .map(|net| parse_network(net))
             .collect::<Result<Vec<_>, _>>()?;
+        let client_ip_header = parse_client_ip_header(&self.http.client_ip_header)?;
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least 1",
+            ));
+        }
         if self.janitor.batch_size == 0 {
             return Err(ConfigError::invalid(
                 "janitor.batch_size",
@@ -116,7 +123,12 @@ impl Config {
                 request_timeout: self.http.request_timeout.0,
                 shutdown_delay: self.http.shutdown_delay.0,
                 drain_timeout: self.http.drain_timeout.0,
-                trusted_proxies,
+                trusted_proxies: TrustedProxies {
+                    networks: trusted_proxies,
+                    header: client_ip_header,
+                },
+                header_read_timeout: self.http.header_read_timeout.0,
+                max_connections: self.http.max_connections,
             },
             database: DatabaseSettings {
                 max_connections: self.database.max_connections,
@@ -135,6 +147,7 @@ impl Config {
             ("tokens.refresh_absolute_ttl", t.refresh_absolute_ttl),
             ("keys.reload_interval", self.keys.reload_interval),
             ("http.request_timeout", self.http.request_timeout),
+            ("http.header_read_timeout", self.http.header_read_timeout),
             ("database.acquire_timeout", self.database.acquire_timeout),
             (
                 "authorize.pending_request_ttl",
@@ -288,6 +301,26 @@ fn parse_network(text: &str) -> Result<ipnet::IpNet, ConfigError> {
                 format!("`{text}` is not a network like 10.0.0.0/8 or an address"),
             )
         })
+}
+
+/// `x-forwarded-for`, `forwarded`, or another header name (an RFC 9110 token), any case.
+fn parse_client_ip_header(text: &str) -> Result<ClientIpHeader, ConfigError> {
+    let name = text.trim().to_ascii_lowercase();
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(ConfigError::invalid(
+            "http.client_ip_header",
+            format!("`{text}` is not a header name like x-forwarded-for or forwarded"),
+        ));
+    }
+    Ok(if name == "forwarded" {
+        ClientIpHeader::Forwarded
+    } else {
+        ClientIpHeader::List(name)
+    })
 }
 
 /// `#rgb` or `#rrggbb`: the accent colour goes into a stylesheet, so nothing else may pass.

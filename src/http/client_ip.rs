@@ -1,21 +1,27 @@
 //! The client's address (SPEC §7): the TCP peer, unless the peer is a trusted proxy; then the
-//! address the proxies recorded in `Forwarded` (RFC 7239) or `X-Forwarded-For`, walking back
-//! from the nearest hop past every trusted proxy. A client can write anything into those
-//! headers, so only what trusted proxies appended counts.
+//! address the proxies recorded in the ONE configured header (`http.client_ip_header`:
+//! `X-Forwarded-For` by default, or RFC 7239 `Forwarded`), walking back from the nearest hop
+//! past every trusted proxy. A client can write anything into such headers, so only what the
+//! trusted proxies appended counts, and a header the proxy does not write (a client's own
+//! `Forwarded` behind an nginx that sets `X-Forwarded-For`) is never read.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
-use ipnet::IpNet;
 
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+use crate::config::{ClientIpHeader, TrustedProxies};
+
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.networks.iter().any(|net| net.contains(ip));
     let mut client = peer.ip();
     if !is_trusted(&client) {
         return client;
     }
-    // Nearest hop last: walk from the end while each hop is itself a trusted proxy.
-    for hop in forwarded_for(headers).into_iter().rev() {
+    // Nearest hop last: walk from the end while each hop is itself a trusted proxy. A hop that
+    // is not an address (`unknown`, an obfuscated node, garbage) stops the walk: nothing to
+    // its left can be believed.
+    for hop in forwarded_for(headers, &trusted.header).into_iter().rev() {
+        let Some(hop) = hop else { break };
         client = hop;
         if !is_trusted(&hop) {
             break;
@@ -24,38 +30,34 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     client
 }
 
-/// The `for=` addresses of `Forwarded`, or else the `X-Forwarded-For` list, in order.
-fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+/// The hops of the configured header, in order; `None` for one that is not an address.
+fn forwarded_for(headers: &HeaderMap, header: &ClientIpHeader) -> Vec<Option<IpAddr>> {
+    let name = match header {
+        ClientIpHeader::Forwarded => "forwarded",
+        ClientIpHeader::List(name) => name.as_str(),
     };
-    let forwarded: Vec<IpAddr> = values("forwarded")
+    let elements = headers
+        .get_all(name)
         .iter()
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                key.eq_ignore_ascii_case("for")
-                    .then(|| parse_node(value))
-                    .flatten()
+        .map(|v| v.to_str().ok())
+        .flat_map(|v| match v {
+            Some(v) => v.split(',').map(|s| Some(s.trim())).collect::<Vec<_>>(),
+            None => vec![None],
+        });
+    match header {
+        ClientIpHeader::Forwarded => elements
+            .map(|element| {
+                element?.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| parse_node(value))
+                        .flatten()
+                })
             })
-        })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
+            .collect(),
+        ClientIpHeader::List(_) => elements.map(|v| v.and_then(parse_node)).collect(),
     }
-    values("x-forwarded-for")
-        .iter()
-        .filter_map(|v| parse_node(v))
-        .collect()
 }
 
 /// `192.0.2.1`, `"[2001:db8::1]:4711"`, `192.0.2.1:80`; obfuscated or `unknown` nodes are
@@ -83,8 +85,19 @@ mod tests {
         map
     }
 
-    fn nets(list: &[&str]) -> Vec<IpNet> {
-        list.iter().map(|n| n.parse().unwrap()).collect()
+    fn proxies(list: &[&str], header: ClientIpHeader) -> TrustedProxies {
+        TrustedProxies {
+            networks: list.iter().map(|n| n.parse().unwrap()).collect(),
+            header,
+        }
+    }
+
+    fn xff(list: &[&str]) -> TrustedProxies {
+        proxies(list, ClientIpHeader::default())
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
     }
 
     const PROXY: &str = "10.0.0.5:443";
@@ -96,13 +109,13 @@ mod tests {
             client_ip(
                 "198.51.100.1:5000".parse().unwrap(),
                 &h,
-                &nets(&["10.0.0.0/8"])
+                &xff(&["10.0.0.0/8"])
             ),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
+            ip("198.51.100.1")
         );
         assert_eq!(
-            client_ip(PROXY.parse().unwrap(), &h, &[]),
-            "10.0.0.5".parse::<IpAddr>().unwrap()
+            client_ip(PROXY.parse().unwrap(), &h, &xff(&[])),
+            ip("10.0.0.5")
         );
     }
 
@@ -110,27 +123,55 @@ mod tests {
     fn trusted_proxies_are_skipped_from_the_nearest_hop() {
         // The client forged the first entry; the proxies appended the real one and themselves.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.7")]);
-        let ip = client_ip(PROXY.parse().unwrap(), &h, &nets(&["10.0.0.0/8"]));
-        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        let found = client_ip(PROXY.parse().unwrap(), &h, &xff(&["10.0.0.0/8"]));
+        assert_eq!(found, ip("203.0.113.9"));
     }
 
     #[test]
-    fn forwarded_header_wins_and_accepts_ipv6_and_ports() {
+    fn only_the_configured_header_counts() {
+        // Finding 5: behind a proxy that appends to X-Forwarded-For, a client's own
+        // `Forwarded` must not win.
         let h = headers(&[
-            (
-                "forwarded",
-                r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.7"#,
-            ),
-            ("x-forwarded-for", "198.51.100.99"),
+            ("forwarded", "for=198.51.100.66"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-real-ip", "192.0.2.44"),
         ]);
-        let ip = client_ip(PROXY.parse().unwrap(), &h, &nets(&["10.0.0.0/8"]));
-        assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+        let peer = PROXY.parse().unwrap();
+        assert_eq!(
+            client_ip(peer, &h, &xff(&["10.0.0.0/8"])),
+            ip("203.0.113.9")
+        );
+        let forwarded = proxies(&["10.0.0.0/8"], ClientIpHeader::Forwarded);
+        assert_eq!(client_ip(peer, &h, &forwarded), ip("198.51.100.66"));
+        let real_ip = proxies(&["10.0.0.0/8"], ClientIpHeader::List("x-real-ip".into()));
+        assert_eq!(client_ip(peer, &h, &real_ip), ip("192.0.2.44"));
+        // The configured header absent: the proxy's own address, never another header's.
+        let h = headers(&[("forwarded", "for=198.51.100.66")]);
+        assert_eq!(client_ip(peer, &h, &xff(&["10.0.0.0/8"])), ip("10.0.0.5"));
     }
 
     #[test]
-    fn garbage_headers_leave_the_proxy_address() {
+    fn forwarded_accepts_ipv6_and_ports() {
+        let h = headers(&[(
+            "forwarded",
+            r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.7"#,
+        )]);
+        let found = client_ip(
+            PROXY.parse().unwrap(),
+            &h,
+            &proxies(&["10.0.0.0/8"], ClientIpHeader::Forwarded),
+        );
+        assert_eq!(found, ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn garbage_stops_the_walk_at_the_last_trusted_hop() {
         let h = headers(&[("x-forwarded-for", "unknown, not-an-ip")]);
-        let ip = client_ip(PROXY.parse().unwrap(), &h, &nets(&["10.0.0.0/8"]));
-        assert_eq!(ip, "10.0.0.5".parse::<IpAddr>().unwrap());
+        let found = client_ip(PROXY.parse().unwrap(), &h, &xff(&["10.0.0.0/8"]));
+        assert_eq!(found, ip("10.0.0.5"));
+        // A forged address left of garbage is not believed either.
+        let h = headers(&[("x-forwarded-for", "198.51.100.7, junk, 10.0.0.7")]);
+        let found = client_ip(PROXY.parse().unwrap(), &h, &xff(&["10.0.0.0/8"]));
+        assert_eq!(found, ip("10.0.0.7"));
     }
 }

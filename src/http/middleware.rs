@@ -1,5 +1,6 @@
-//! Layers every route shares: request ids, one tracing span per request, a timeout and the
-//! body limit.
+//! Layers every route shares: the URI limit, request ids, one tracing span per request, a
+//! timeout and the body limit. (The request head's size and read time are bounded per
+//! connection, in `server.rs`.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::{HeaderName, Request, StatusCode};
-use ipnet::IpNet;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -18,6 +20,11 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::client_ip::client_ip;
+use crate::config::TrustedProxies;
+
+/// The longest request target accepted (SPEC §7); a longer one is 414 before any handler or
+/// log line sees it.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -25,10 +32,11 @@ pub fn apply(
     router: Router,
     body_limit: usize,
     timeout: Duration,
-    trusted_proxies: Arc<[IpNet]>,
+    trusted_proxies: Arc<TrustedProxies>,
 ) -> Router {
     router.layer(DefaultBodyLimit::max(body_limit)).layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(limit_uri))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
@@ -45,9 +53,21 @@ pub fn apply(
     )
 }
 
+/// RFC 9112 §3: a server that receives a request-target longer than it wishes to parse
+/// answers 414 (URI Too Long).
+async fn limit_uri(request: Request<axum::body::Body>, next: Next) -> Response {
+    let uri = request.uri();
+    let length = uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if length > MAX_URI_BYTES {
+        return (StatusCode::URI_TOO_LONG, "URI too long\n").into_response();
+    }
+    next.run(request).await
+}
+
 /// The path only: query strings can carry codes and state, which stay out of the logs. The
 /// client is the real one behind trusted proxies.
-fn request_span<B>(request: &Request<B>, trusted_proxies: &[IpNet]) -> tracing::Span {
+fn request_span<B>(request: &Request<B>, trusted_proxies: &TrustedProxies) -> tracing::Span {
     let id = request
         .extensions()
         .get::<RequestId>()

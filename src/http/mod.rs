@@ -10,4 +10,5 @@ pub mod page_error;
 pub mod pages;
 pub mod respond;
 pub mod router;
+pub mod server;
 pub mod state;

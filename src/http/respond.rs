@@ -1,5 +1,5 @@
 //! Rendering of OAuth results: RFC 6749 §5.1 and §5.2 JSON with `Cache-Control: no-store`,
-//! `WWW-Authenticate` where a challenge applies, `Retry-After` when the store is away.
+//! `WWW-Authenticate` on every 401 (RFC 7235 §3.1), `Retry-After` when the store is away.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -29,7 +29,7 @@ impl IntoResponse for OAuthError {
         let mut response = (status, Json(body)).into_response();
         no_store(&mut response);
         let headers = response.headers_mut();
-        match self.challenge {
+        match self.effective_challenge() {
             Some(Challenge::Basic) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

@@ -1,5 +1,7 @@
 //! Every route and its layers, in one place.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -16,7 +18,7 @@ use crate::oauth::metadata::{
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.http;
     let (body_limit, timeout) = (http.body_limit, http.request_timeout);
-    let trusted_proxies = state.settings.http.trusted_proxies.clone().into();
+    let trusted_proxies = Arc::new(state.settings.http.trusted_proxies.clone());
     let public_documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",

@@ -57,6 +57,18 @@ impl ErrorCode {
             _ => 400,
         }
     }
+
+    /// The challenge a 401 carries when the code path set none: RFC 7235 §3.1 requires a
+    /// `WWW-Authenticate` on every 401. A client that failed to authenticate is told the
+    /// scheme the endpoints accept (RFC 6749 §2.3.1); a failed bearer token gets a Bearer
+    /// challenge naming the error (RFC 6750 §3).
+    pub fn default_challenge(self) -> Option<Challenge> {
+        match self {
+            ErrorCode::InvalidClient => Some(Challenge::Basic),
+            ErrorCode::InvalidToken => Some(Challenge::Bearer),
+            _ => None,
+        }
+    }
 }
 
 /// Which `WWW-Authenticate` challenge accompanies a 401.
@@ -133,6 +145,12 @@ impl OAuthError {
         self.challenge = challenge;
         self
     }
+
+    /// The `WWW-Authenticate` challenge to send: the one set, or else the code's default, so
+    /// that no 401 goes out without one (RFC 7235 §3.1).
+    pub fn effective_challenge(&self) -> Option<Challenge> {
+        self.challenge.or(self.code.default_challenge())
+    }
 }
 
 impl std::fmt::Display for OAuthError {
@@ -191,6 +209,15 @@ mod tests {
         assert_eq!(ErrorCode::InvalidRequest.status(), 400);
         assert_eq!(ErrorCode::UnsupportedGrantType.status(), 400);
         assert_eq!(ErrorCode::TemporarilyUnavailable.status(), 503);
+    }
+
+    #[test]
+    fn every_401_has_a_challenge() {
+        for code in [ErrorCode::InvalidClient, ErrorCode::InvalidToken] {
+            assert_eq!(code.status(), 401);
+            assert!(OAuthError::new(code, "x").effective_challenge().is_some());
+        }
+        assert_eq!(OAuthError::invalid_request("x").effective_challenge(), None);
     }
 
     #[test]

@@ -52,6 +52,11 @@ impl SqliteStore {
         // Each connection to `:memory:` would be a separate, empty database.
         let max = if in_memory { 1 } else { config.max_connections };
         let _guard = ProcessLock::acquire(lock_path.as_deref()).await?;
+        if !in_memory {
+            create_private(options.get_filename()).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create the SQLite database: {e}"))
+            })?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(config.acquire_timeout)
@@ -75,6 +80,17 @@ impl SqliteStore {
     }
 }
 
+/// Create the database file, if missing, readable by its owner only: it holds password hashes
+/// and email addresses. SQLite creates the `-wal` and `-shm` files with the database file's
+/// mode, so they are 0600 too. An existing file keeps the mode it has.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
 /// An exclusive OS file lock, released when dropped (the file is closed).
 struct ProcessLock(#[allow(dead_code)] Option<std::fs::File>);
 
@@ -84,11 +100,11 @@ impl ProcessLock {
             return Ok(Self(None));
         };
         let locked = tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(false).write(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
             file.lock()?;
             Ok::<_, std::io::Error>(file)
         })

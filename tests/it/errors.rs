@@ -155,7 +155,8 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
     .await;
     expect_error(r, 401, "invalid_client", true).await;
 
-    // client_secret_post failures carry no Basic challenge.
+    // client_secret_post failures carry the challenge too: RFC 7235 §3.1 wants one on every
+    // 401 (finding 17 of the security review; this asserted its absence before).
     let r = app
         .token(
             None,
@@ -166,7 +167,7 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
             ],
         )
         .await;
-    expect_error(r, 401, "invalid_client", false).await;
+    expect_error(r, 401, "invalid_client", true).await;
     // A confidential client that sends no secret at all.
     let r = app
         .token(
@@ -174,10 +175,10 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
             &[("grant_type", "client_credentials"), ("client_id", &id)],
         )
         .await;
-    expect_error(r, 401, "invalid_client", false).await;
+    expect_error(r, 401, "invalid_client", true).await;
     // No client identification whatsoever.
     let r = app.token(None, &form).await;
-    expect_error(r, 401, "invalid_client", false).await;
+    expect_error(r, 401, "invalid_client", true).await;
 }
 
 async fn grant_and_scope_errors(app: TestApp) {

@@ -769,13 +769,15 @@ async fn two_replicas_behind_the_documented_nginx() {
     assert_eq!(page.status(), 200);
     let mut form = Form::parse(&page.text().await.unwrap());
 
-    // A wrong password, with a forged X-Forwarded-For: the limiter counts the address nginx
-    // saw (127.0.0.2), neither nginx's own nor the forged one.
+    // A wrong password, with a forged X-Forwarded-For and a forged `Forwarded` (security
+    // review finding 5): the limiter counts the address nginx saw (127.0.0.2), neither
+    // nginx's own nor a forged one.
     form.set("username", "alice")
         .set("password", "not the password");
     let response = browser
         .post(nginx.url(&form.action))
         .header("x-forwarded-for", "203.0.113.7")
+        .header("forwarded", "for=198.51.100.9")
         .form(&form.fields)
         .send()
         .await
