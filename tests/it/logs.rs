@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
+use crate::harness::fixtures::PASSWORD;
+use crate::harness::flow::{Form, Pkce, location, redirect_params};
 use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command, run_cli};
 
 const CALLBACK: &str = "https://app.example.com/callback";

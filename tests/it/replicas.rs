@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
+use crate::harness::fixtures::PASSWORD;
+use crate::harness::flow::{Form, Pkce, location, redirect_params};
 use crate::harness::{
     CONTACTS, TEST_SECRET, basic_header, clean_command, free_port, postgres, run_cli,
 };
