@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scraper::{Html, Selector};
 
-use super::TestApp;
 use super::fixtures::{ClientAuth, PASSWORD};
+use super::{CONTACTS, TestApp};
 
 /// RFC 7636 §4.1–§4.2 with S256.
 pub struct Pkce {
@@ -31,6 +31,20 @@ impl Pkce {
             challenge,
         }
     }
+}
+
+/// `/authorize` at `base` as a URL: a code request of `client_id` for the Contacts API with
+/// PKCE (S256) and `state`, without a redirect URI (the client's only one is meant).
+pub fn code_request_url(base: &str, client_id: &str, pkce: &Pkce, state: &str) -> String {
+    let mut url = url::Url::parse(&format!("{base}/authorize")).expect("base URL");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("audience", CONTACTS)
+        .append_pair("state", state)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    url.to_string()
 }
 
 /// The one `<form method="post">` of a page, with every named input and its value.

@@ -4,6 +4,7 @@
 pub mod fixtures;
 pub mod flow;
 pub mod postgres;
+pub mod process;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use valet::app::App;
 use valet::clock::Clock;
 use valet::config::{Config, ConfigDuration};
+use valet::core::Core;
 use valet::http::state::AppState;
 
 /// The secret every test server and CLI call shares (at least 32 characters).
@@ -107,6 +109,17 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
         shutdown: Some(tx),
         _db: db,
     }
+}
+
+/// The protocol [`Core`] over the database at `database_url`, with the harness's settings:
+/// how tests that run `valet serve` as a process write their fixtures into its store.
+pub async fn core_over(database_url: &str) -> Core {
+    let mut config = test_config();
+    config.database_url = database_url.to_owned();
+    let settings = config.validate().expect("valid test config");
+    valet::app::build_core(settings, Clock::system())
+        .await
+        .expect("open the store")
 }
 
 /// An HTTP client that acts as a browser in the flows: it keeps cookies, and it follows no
