@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, buttons, location, redirect_params};
+use crate::harness::fixtures::{
+    CALLBACK, NewClient, PASSWORD, STATE, assert_error_400, assert_exactly_one_succeeded,
+    code_params, concurrent_statuses, error_400, verify_with_jwks,
+};
+use crate::harness::flow::{Form, Pkce, WebClient, buttons, location, redirect_params};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
@@ -25,33 +29,11 @@ store_tests!(
 );
 backend_tests!(expired_code_is_refused);
 
-const CALLBACK: &str = "https://app.example.com/callback";
-
 async fn public_client(app: &TestApp) -> WebClient {
     app.create_contacts_api().await;
-    app.create_web_client(
-        CALLBACK,
-        "read:contacts create:contacts openid",
-        &["--public"],
-    )
-    .await
-}
-
-fn code_params<'a>(
-    client: &'a WebClient,
-    pkce: &'a Pkce,
-    scope: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("response_type", "code"),
-        ("client_id", &client.client_id),
-        ("redirect_uri", &client.redirect_uri),
-        ("scope", scope),
-        ("audience", CONTACTS),
-        ("state", "xyz-state"),
-        ("code_challenge", &pkce.challenge),
-        ("code_challenge_method", "S256"),
-    ]
+    let scope = "read:contacts create:contacts openid";
+    app.create_web_client(NewClient::web(CALLBACK, scope).public())
+        .await
 }
 
 async fn code_flow_with_pkce_for_a_public_client(app: TestApp) {
@@ -111,7 +93,7 @@ async fn code_flow_with_pkce_for_a_public_client(app: TestApp) {
     let location = location(&response);
     assert!(location.starts_with(&format!("{CALLBACK}?")), "{location}");
     let params = redirect_params(&location);
-    assert_eq!(params["state"], "xyz-state");
+    assert_eq!(params["state"], STATE);
     assert_eq!(params["iss"], app.base);
     let code = &params["code"];
     assert!(code.len() >= 43, "256-bit code");
@@ -124,7 +106,7 @@ async fn code_flow_with_pkce_for_a_public_client(app: TestApp) {
     assert_eq!(body["scope"], "openid read:contacts");
     assert!(body.get("refresh_token").is_none());
     let (_, claims) =
-        harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+        verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
     assert_eq!(claims["sub"], user_id.as_str());
     assert_eq!(claims["client_id"], client.client_id.as_str());
     assert_eq!(claims["scope"], "openid read:contacts");
@@ -132,7 +114,9 @@ async fn code_flow_with_pkce_for_a_public_client(app: TestApp) {
 
 async fn confidential_client_without_pkce(app: TestApp) {
     app.create_contacts_api().await;
-    let client = app.create_web_client(CALLBACK, "read:contacts", &[]).await;
+    let client = app
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts"))
+        .await;
     assert!(client.secret.is_some());
     app.create_user("bob").await;
     let params = app
@@ -148,7 +132,7 @@ async fn confidential_client_without_pkce(app: TestApp) {
     // No redirect_uri at /authorize (one is registered): none needed at /token either.
     let response = app
         .token(
-            Some((&client.client_id, client.secret.as_deref().unwrap())),
+            Some(client.creds().basic()),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &params["code"]),
@@ -205,7 +189,11 @@ async fn session_and_consent_are_reused_and_widening_asks_again(app: TestApp) {
 async fn first_party_client_skips_consent(app: TestApp) {
     app.create_contacts_api().await;
     let client = app
-        .create_web_client(CALLBACK, "read:contacts", &["--public", "--first-party"])
+        .create_web_client(
+            NewClient::web(CALLBACK, "read:contacts")
+                .public()
+                .first_party(),
+        )
         .await;
     app.create_user("dave").await;
     let pkce = Pkce::new();
@@ -236,7 +224,7 @@ async fn deny_returns_access_denied(app: TestApp) {
     let response = app.decide(&consent, "deny").await;
     let params = redirect_params(&location(&response));
     assert_eq!(params["error"], "access_denied");
-    assert_eq!(params["state"], "xyz-state");
+    assert_eq!(params["state"], STATE);
     assert_eq!(params["iss"], app.base);
     assert!(!params.contains_key("code"));
     // The request is finished: its consent page cannot be used again.
@@ -289,18 +277,10 @@ async fn logout_ends_the_session(app: TestApp) {
     );
 }
 
-/// Sign in once and return a fresh code for the public client.
-async fn fresh_code(app: &TestApp, client: &WebClient, pkce: &Pkce, username: &str) -> String {
-    app.create_user(username).await;
-    app.sign_in_and_allow(&code_params(client, pkce, "read:contacts"), username)
-        .await["code"]
-        .clone()
-}
-
 async fn code_replay_is_refused_and_revokes_the_grant(app: TestApp) {
     let client = public_client(&app).await;
     let pkce = Pkce::new();
-    let code = fresh_code(&app, &client, &pkce, "gina").await;
+    let code = app.fresh_code(&client, &pkce, "gina").await;
     assert_eq!(
         app.redeem(&client, &code, Some(&pkce.verifier))
             .await
@@ -335,78 +315,43 @@ async fn code_replay_is_refused_and_revokes_the_grant(app: TestApp) {
 async fn parallel_redemptions_give_exactly_one_token(app: TestApp) {
     let client = public_client(&app).await;
     let pkce = Pkce::new();
-    let code = fresh_code(&app, &client, &pkce, "hana").await;
+    let code = app.fresh_code(&client, &pkce, "hana").await;
     let app = Arc::new(app);
     let client = Arc::new(client);
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (app, client, code, verifier) = (
-                app.clone(),
-                client.clone(),
-                code.clone(),
-                pkce.verifier.clone(),
-            );
-            tokio::spawn(async move {
-                app.redeem(&client, &code, Some(&verifier))
-                    .await
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap());
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 400).count(),
-        49,
-        "{statuses:?}"
-    );
+    let statuses = concurrent_statuses(50, || {
+        let (app, client, code) = (app.clone(), client.clone(), code.clone());
+        let verifier = pkce.verifier.clone();
+        async move { app.redeem(&client, &code, Some(&verifier)).await }
+    })
+    .await;
+    assert_exactly_one_succeeded(&statuses);
 }
 
 async fn token_endpoint_checks_verifier_client_and_redirect_uri(app: TestApp) {
     let client = public_client(&app).await;
     let other = app
-        .create_web_client(CALLBACK, "read:contacts", &["--public"])
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await;
     let pkce = Pkce::new();
-    let error = |response: reqwest::Response| async move {
-        assert_eq!(response.status(), 400);
-        response.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let params = code_params(&client, &pkce, "read:contacts");
 
-    let code = fresh_code(&app, &client, &pkce, "ivan").await;
+    let code = app.fresh_code(&client, &pkce, "ivan").await;
     let wrong = Pkce::new();
     assert_eq!(
-        error(app.redeem(&client, &code, Some(&wrong.verifier)).await).await,
+        error_400(app.redeem(&client, &code, Some(&wrong.verifier)).await).await,
         "invalid_grant"
     );
 
-    let response = app
-        .authorize(&code_params(&client, &pkce, "read:contacts"))
-        .await;
-    let code = redirect_params(&location(&response))["code"].clone();
+    let code = app.code_without_pages(&params).await;
     assert_eq!(
-        error(app.redeem(&client, &code, None).await).await,
+        error_400(app.redeem(&client, &code, None).await).await,
         "invalid_grant",
         "verifier missing"
     );
 
-    let code = app
-        .authorize(&code_params(&client, &pkce, "read:contacts"))
-        .await;
-    let code = redirect_params(&location(&code))["code"].clone();
+    let code = app.code_without_pages(&params).await;
     assert_eq!(
-        error(app.redeem(&other, &code, Some(&pkce.verifier)).await).await,
+        error_400(app.redeem(&other, &code, Some(&pkce.verifier)).await).await,
         "invalid_grant",
         "another client's code"
     );
@@ -418,36 +363,25 @@ async fn token_endpoint_checks_verifier_client_and_redirect_uri(app: TestApp) {
         200
     );
 
-    let code = app
-        .authorize(&code_params(&client, &pkce, "read:contacts"))
-        .await;
-    let code = redirect_params(&location(&code))["code"].clone();
+    let code = app.code_without_pages(&params).await;
     let elsewhere = WebClient {
         redirect_uri: "https://app.example.com/other".into(),
-        ..clone_client(&client)
+        ..client.clone()
     };
     assert_eq!(
-        error(app.redeem(&elsewhere, &code, Some(&pkce.verifier)).await).await,
+        error_400(app.redeem(&elsewhere, &code, Some(&pkce.verifier)).await).await,
         "invalid_grant",
         "redirect_uri mismatch"
     );
 
     assert_eq!(
-        error(
+        error_400(
             app.redeem(&client, "no-such-code", Some(&pkce.verifier))
                 .await
         )
         .await,
         "invalid_grant"
     );
-}
-
-fn clone_client(client: &WebClient) -> WebClient {
-    WebClient {
-        client_id: client.client_id.clone(),
-        secret: client.secret.clone(),
-        redirect_uri: client.redirect_uri.clone(),
-    }
 }
 
 async fn expired_code_is_refused(backend: Backend) {
@@ -457,18 +391,10 @@ async fn expired_code_is_refused(backend: Backend) {
     .await;
     let client = public_client(&app).await;
     let pkce = Pkce::new();
-    let code = fresh_code(&app, &client, &pkce, "judy").await;
+    let code = app.fresh_code(&client, &pkce, "judy").await;
     app.advance(std::time::Duration::from_secs(2));
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert_error_400(response, "invalid_grant", "expired").await;
 }
 
 async fn pages_carry_security_headers(app: TestApp) {
@@ -578,5 +504,5 @@ async fn oauth2_crate_drives_code_with_pkce(app: TestApp) {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(scopes, ["read:contacts"]);
-    harness::verify_with_jwks(&app, token.access_token().secret(), CONTACTS).await;
+    verify_with_jwks(&app, token.access_token().secret(), CONTACTS).await;
 }

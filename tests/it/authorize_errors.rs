@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+use valet::domain::GrantType;
+
+use crate::harness::fixtures::{CALLBACK, NewClient, verify_with_jwks};
 use crate::harness::flow::{Pkce, WebClient, location, redirect_params};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
@@ -19,12 +22,11 @@ backend_tests!(
     discovery_lists_the_authorization_endpoint
 );
 
-const CALLBACK: &str = "https://app.example.com/callback";
-
-async fn setup(app: &TestApp, extra: &[&str]) -> WebClient {
+/// A web client of the Contacts API with read:contacts, changed by `adjust`.
+async fn setup(app: &TestApp, adjust: impl FnOnce(NewClient) -> NewClient) -> WebClient {
     app.create_contacts_api().await;
-    app.create_web_client(CALLBACK, "read:contacts", extra)
-        .await
+    let client = adjust(NewClient::web(CALLBACK, "read:contacts"));
+    app.create_web_client(client).await
 }
 
 /// The page for a request that must not be redirected: status 400, no Location, and the
@@ -46,7 +48,7 @@ async fn assert_error_page(app: &TestApp, params: &[(&str, &str)], expect: &[&st
 }
 
 async fn unknown_client_and_bad_redirect_uri_are_pages_not_redirects(app: TestApp) {
-    let client = setup(&app, &[]).await;
+    let client = setup(&app, |c| c).await;
     let id = client.client_id.as_str();
     assert_error_page(&app, &[("response_type", "code")], &["client_id"]).await;
     assert_error_page(
@@ -86,30 +88,11 @@ async fn unknown_client_and_bad_redirect_uri_are_pages_not_redirects(app: TestAp
     assert!(response.headers().get("location").is_none());
 
     // Several registered and none sent: which one is meant cannot be guessed.
-    let two = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "two",
-            "--public",
-            "--redirect-uri",
-            CALLBACK,
-            "--redirect-uri",
-            "https://app.example.com/other",
-            "--scope",
-            "read:contacts",
-            "--audience",
-            CONTACTS,
-            "--json",
-        ])
-        .await;
-    assert_error_page(
-        &app,
-        &[("client_id", two["client_id"].as_str().unwrap())],
-        &["redirect_uri"],
-    )
-    .await;
+    let two = NewClient::web(CALLBACK, "read:contacts")
+        .redirect_uri("https://app.example.com/other")
+        .public();
+    let two = app.create_web_client(two).await;
+    assert_error_page(&app, &[("client_id", &two.client_id)], &["redirect_uri"]).await;
 }
 
 async fn redirected_error(app: &TestApp, params: &[(&str, &str)]) -> HashMap<String, String> {
@@ -130,7 +113,7 @@ async fn redirected_error(app: &TestApp, params: &[(&str, &str)]) -> HashMap<Str
 }
 
 async fn later_errors_are_redirected_with_state_and_iss(app: TestApp) {
-    let client = setup(&app, &[]).await;
+    let client = setup(&app, |c| c).await;
     let id = client.client_id.as_str();
     let base = |extra: &[(&'static str, &'static str)]| {
         let mut p: Vec<(&str, &str)> = vec![
@@ -201,7 +184,7 @@ async fn later_errors_are_redirected_with_state_and_iss(app: TestApp) {
 }
 
 async fn pkce_rules(app: TestApp) {
-    let public = setup(&app, &["--public"]).await;
+    let public = setup(&app, NewClient::public).await;
     let id = public.client_id.as_str();
     let pkce = Pkce::new();
     let mut params = vec![
@@ -239,7 +222,7 @@ async fn pkce_rules(app: TestApp) {
 
 async fn plain_pkce_when_the_config_allows_it(backend: Backend) {
     let app = harness::spawn_with(backend, |c| c.authorize.allow_plain_pkce = true).await;
-    let public = setup(&app, &["--public"]).await;
+    let public = setup(&app, NewClient::public).await;
     app.create_user("pat").await;
     let verifier = Pkce::new().verifier;
     let params = [
@@ -255,7 +238,7 @@ async fn plain_pkce_when_the_config_allows_it(backend: Backend) {
 }
 
 async fn implicit_flow_returns_a_token_in_the_fragment(app: TestApp) {
-    let client = setup(&app, &["--public", "--grant-type", "implicit"]).await;
+    let client = setup(&app, |c| c.public().grants(&[GrantType::Implicit])).await;
     let user_id = app.create_user("quinn").await;
     let params = [
         ("client_id", client.client_id.as_str()),
@@ -271,7 +254,7 @@ async fn implicit_flow_returns_a_token_in_the_fragment(app: TestApp) {
     assert_eq!(fragment["state"], "imp");
     assert_eq!(fragment["iss"], app.base);
     assert!(!fragment.contains_key("refresh_token") && !fragment.contains_key("code"));
-    let (_, claims) = harness::verify_with_jwks(&app, &fragment["access_token"], CONTACTS).await;
+    let (_, claims) = verify_with_jwks(&app, &fragment["access_token"], CONTACTS).await;
     assert_eq!(claims["sub"], user_id.as_str());
 
     // The token must never travel in a query string.
@@ -286,7 +269,7 @@ async fn implicit_flow_returns_a_token_in_the_fragment(app: TestApp) {
     assert_eq!(redirect_params(&location)["error"], "invalid_request");
     // A client without implicit cannot use it.
     let code_only = app
-        .create_web_client(CALLBACK, "read:contacts", &["--public"])
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await;
     let params = [
         ("client_id", code_only.client_id.as_str()),
@@ -301,12 +284,9 @@ async fn implicit_flow_returns_a_token_in_the_fragment(app: TestApp) {
 
 async fn discovery_lists_the_authorization_endpoint(backend: Backend) {
     let app = harness::spawn(backend).await;
-    let doc: serde_json::Value = app
-        .get("/.well-known/oauth-authorization-server")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(doc["authorization_endpoint"], app.url("/authorize"));
     assert_eq!(
         doc["response_types_supported"],

@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::backend_tests;
-use crate::harness::{self, Backend, CONTACTS, TestApp};
+use crate::harness::fixtures::{PASSWORD, verify_with_jwks};
+use crate::harness::flow::Pkce;
+use crate::harness::{Backend, CONTACTS, TestApp, free_port, spawn};
 
 backend_tests!(authorization_code_with_pkce_in_chromium);
 
@@ -30,12 +32,11 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page, a redirect or chromedriver itself may take.
 const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
-const PASSWORD: &str = "correct horse battery";
 const SUBMIT: &str = "form[method=post] button, form[method=post] input[type=submit]";
 
 async fn authorization_code_with_pkce_in_chromium(backend: Backend) {
     let started = Instant::now();
-    let app = Arc::new(harness::spawn(backend).await);
+    let app = Arc::new(spawn(backend).await);
     let callback = CallbackServer::start().await;
     let driver = ChromeDriver::start().await;
     let browser = driver.session().await;
@@ -92,24 +93,14 @@ async fn flow(app: Arc<TestApp>, browser: Client, mut callback: CallbackServer, 
         client.get("client_secret").is_none_or(Value::is_null),
         "a public client has no secret: {client}"
     );
-    let user = app
-        .cli_json(&[
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--json",
-        ])
-        .await;
-    let user_id = user["id"].as_str().expect("user id").to_owned();
+    let user_id = app.create_user("alice").await;
 
     // RFC 7636: a 43-character verifier of unreserved characters, S256 challenge.
-    let verifier = random_urlsafe::<32>();
+    let Pkce {
+        verifier,
+        challenge,
+    } = Pkce::new();
     assert_eq!(verifier.len(), 43);
-    let challenge =
-        b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
     let state = random_urlsafe::<16>();
     let mut authorize = Url::parse(&app.url("/authorize")).expect("authorize URL");
     authorize
@@ -251,7 +242,7 @@ async fn flow(app: Arc<TestApp>, browser: Client, mut callback: CallbackServer, 
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "read:contacts", "{body}");
     let token = body["access_token"].as_str().expect("access_token");
-    let (header, claims) = harness::verify_with_jwks(&app, token, CONTACTS).await;
+    let (header, claims) = verify_with_jwks(&app, token, CONTACTS).await;
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(claims["sub"], user_id.as_str(), "sub is the user's id");
     assert_eq!(claims["client_id"], client_id.as_str());
@@ -276,10 +267,7 @@ impl ChromeDriver {
                  (apt-get install chromium chromium-driver)"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let tmp = tempfile::tempdir().expect("temp dir for the browser");
         let child = {
             use std::os::unix::process::CommandExt;
@@ -421,14 +409,10 @@ fn name(backend: Backend) -> &'static str {
     }
 }
 
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// `N` random bytes as base64url: only unreserved characters.
 fn random_urlsafe<const N: usize>() -> String {
     let bytes: [u8; N] = rand::random();
-    b64url(&bytes)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The element matching `css`, once the page has one.

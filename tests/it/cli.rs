@@ -156,13 +156,7 @@ async fn user_commands(app: TestApp) {
     let id = user["id"].as_str().unwrap().to_owned();
 
     // The password is the first line only, stored as Argon2id, never in the clear.
-    let stored = app
-        .state
-        .store
-        .user_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = app.stored_user("alice").await;
     assert!(stored.password_hash.starts_with("$argon2id$"));
     assert!(!stored.password_hash.contains("wonder"));
     {
@@ -193,46 +187,23 @@ async fn user_commands(app: TestApp) {
 
     let listed = app.cli_json(&["user", "list", "--json"]).await;
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    assert!(
-        app.cli(&["user", "disable", "alice"])
-            .await
-            .status
-            .success()
-    );
+    app.cli_ok(&["user", "disable", "alice"]).await;
     assert_eq!(
         app.cli_json(&["user", "show", "alice", "--json"]).await["disabled"],
         true
     );
-    assert!(app.cli(&["user", "enable", "alice"]).await.status.success());
+    app.cli_ok(&["user", "enable", "alice"]).await;
     let shown = app.cli_json(&["user", "show", "alice", "--json"]).await;
     assert_eq!(shown["disabled"], false);
     assert_eq!(shown["id"], id.as_str(), "the id is stable");
 
-    let before = app
-        .state
-        .store
-        .user_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap()
-        .password_hash;
-    assert!(
-        app.cli(&["user", "set-password", "alice", "--password", "new pass"])
-            .await
-            .status
-            .success()
-    );
-    let after = app
-        .state
-        .store
-        .user_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap()
-        .password_hash;
+    let before = app.stored_user("alice").await.password_hash;
+    app.cli_ok(&["user", "set-password", "alice", "--password", "new pass"])
+        .await;
+    let after = app.stored_user("alice").await.password_hash;
     assert_ne!(before, after);
 
-    assert!(app.cli(&["user", "delete", "alice"]).await.status.success());
+    app.cli_ok(&["user", "delete", "alice"]).await;
     fails(&app, &["user", "show", "alice"], "no user").await;
     fails(
         &app,
@@ -243,7 +214,19 @@ async fn user_commands(app: TestApp) {
 }
 
 async fn api_commands(app: TestApp) {
-    let api = app.create_contacts_api().await;
+    let api = app
+        .cli_json(&[
+            "api",
+            "create",
+            "--identifier",
+            CONTACTS,
+            "--name",
+            "Contacts",
+            "--scope",
+            "read:contacts create:contacts delete:contacts",
+            "--json",
+        ])
+        .await;
     assert_eq!(api["identifier"], CONTACTS);
     assert_eq!(api["name"], "Contacts");
     assert_eq!(
@@ -258,7 +241,7 @@ async fn api_commands(app: TestApp) {
         app.cli_json(&["api", "list", "--json"]).await,
         serde_json::json!([api])
     );
-    assert!(app.cli(&["api", "delete", CONTACTS]).await.status.success());
+    app.cli_ok(&["api", "delete", CONTACTS]).await;
     assert_eq!(
         app.cli_json(&["api", "list", "--json"]).await,
         serde_json::json!([])
@@ -267,140 +250,78 @@ async fn api_commands(app: TestApp) {
 
 async fn bad_input_exits_1_with_a_message(app: TestApp) {
     app.create_contacts_api().await;
-    fails(
-        &app,
-        &["client", "show", "nope"],
-        "no client with id `nope`",
-    )
-    .await;
-    fails(&app, &["client", "delete", "nope"], "no client").await;
-    fails(&app, &["client", "rotate-secret", "nope"], "no client").await;
-    fails(
-        &app,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--redirect-uri",
-            "http://evil.example.com/cb",
-        ],
-        "plain http",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--redirect-uri",
-            "not a uri",
-        ],
-        "not an absolute URI",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--public",
-            "--grant-type",
-            "client_credentials",
-        ],
-        "public client may not use the client_credentials grant",
-    )
-    .await;
-    fails(
-        &app,
-        &["client", "create", "--name", "x", "--grant-type", "magic"],
-        "unknown grant type",
-    )
-    .await;
-    fails(&app, &["client", "create", "--name", "x"], "--redirect-uri").await;
-    fails(
-        &app,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--grant-type",
-            "client_credentials",
-            "--audience",
-            "https://nope",
-        ],
-        "no API with identifier",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--grant-type",
-            "client_credentials",
+    let create_client = ["client", "create", "--name", "x"];
+    let create_api = |identifier, scope| {
+        let args = ["api", "create", "--identifier", identifier];
+        [&args[..], &["--name", "X", "--scope", scope]].concat()
+    };
+    // (the command line, a phrase its message must contain)
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["client", "show", "nope"], "no client with id `nope`"),
+        (vec!["client", "delete", "nope"], "no client"),
+        (vec!["client", "rotate-secret", "nope"], "no client"),
+        (
+            [
+                &create_client[..],
+                &["--redirect-uri", "http://evil.example.com/cb"],
+            ]
+            .concat(),
+            "plain http",
+        ),
+        (
+            [&create_client[..], &["--redirect-uri", "not a uri"]].concat(),
+            "not an absolute URI",
+        ),
+        (
+            [
+                &create_client[..],
+                &["--public", "--grant-type", "client_credentials"],
+            ]
+            .concat(),
+            "public client may not use the client_credentials grant",
+        ),
+        (
+            [&create_client[..], &["--grant-type", "magic"]].concat(),
+            "unknown grant type",
+        ),
+        (create_client.to_vec(), "--redirect-uri"),
+        (
+            [
+                &create_client[..],
+                &[
+                    "--grant-type",
+                    "client_credentials",
+                    "--audience",
+                    "https://nope",
+                ],
+            ]
+            .concat(),
+            "no API with identifier",
+        ),
+        (
+            [
+                &create_client[..],
+                &[
+                    "--grant-type",
+                    "client_credentials",
+                    "--client-id",
+                    "has space",
+                ],
+            ]
+            .concat(),
             "--client-id",
-            "has space",
-        ],
-        "--client-id",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "api",
-            "create",
-            "--identifier",
-            CONTACTS,
-            "--name",
-            "Again",
-            "--scope",
-            "a",
-        ],
-        "already exists",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "api",
-            "create",
-            "--identifier",
-            "relative",
-            "--name",
-            "R",
-            "--scope",
-            "a",
-        ],
-        "absolute URI",
-    )
-    .await;
-    fails(
-        &app,
-        &[
-            "api",
-            "create",
-            "--identifier",
-            "https://x",
-            "--name",
-            "X",
-            "--scope",
-            "a  b",
-        ],
-        "--scope",
-    )
-    .await;
-    fails(&app, &["user", "show", "ghost"], "no user `ghost`").await;
-    fails(&app, &["user", "create", "--username", "u"], "--password").await;
-    fails(&app, &["keys", "rotate", "--alg", "HS256"], "HS256").await;
-    fails(&app, &["no-such-command"], "no-such-command").await;
+        ),
+        (create_api(CONTACTS, "a"), "already exists"),
+        (create_api("relative", "a"), "absolute URI"),
+        (create_api("https://x", "a  b"), "--scope"),
+        (vec!["user", "show", "ghost"], "no user `ghost`"),
+        (vec!["user", "create", "--username", "u"], "--password"),
+        (vec!["keys", "rotate", "--alg", "HS256"], "HS256"),
+        (vec!["no-such-command"], "no-such-command"),
+    ];
+    for (args, needle) in cases {
+        fails(&app, &args, needle).await;
+    }
     // Nothing half-made was left behind by the failures.
     assert_eq!(
         app.cli_json(&["client", "list", "--json"]).await,

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use crate::harness::fixtures::verify_with_jwks;
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
@@ -18,15 +19,10 @@ backend_tests!(default_audience_applies, es256_and_eddsa_tokens_verify);
 
 async fn basic_auth_token_verifies_against_jwks(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app
+    let service = app
         .create_service_client("read:contacts create:contacts")
         .await;
-    let response = app
-        .token(
-            Some((&id, &secret)),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await;
+    let response = app.client_credentials(&service, CONTACTS).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(response.headers()["pragma"], "no-cache");
@@ -43,11 +39,11 @@ async fn basic_auth_token_verifies_against_jwks(app: TestApp) {
     );
 
     let token = body["access_token"].as_str().unwrap();
-    let (header, claims) = harness::verify_with_jwks(&app, token, CONTACTS).await;
+    let (header, claims) = verify_with_jwks(&app, token, CONTACTS).await;
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(claims["iss"], app.base);
-    assert_eq!(claims["sub"], id.as_str());
-    assert_eq!(claims["client_id"], id.as_str());
+    assert_eq!(claims["sub"], service.id.as_str());
+    assert_eq!(claims["client_id"], service.id.as_str());
     assert_eq!(claims["aud"], CONTACTS);
     assert_eq!(claims["scope"], "create:contacts read:contacts");
     let (exp, iat) = (
@@ -60,35 +56,33 @@ async fn basic_auth_token_verifies_against_jwks(app: TestApp) {
 
 async fn post_auth_and_resource_parameter(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    let response = app
-        .token(
+    let service = app.create_service_client("read:contacts").await;
+    let body = app
+        .token_ok(
             None,
             &[
                 ("grant_type", "client_credentials"),
-                ("client_id", &id),
-                ("client_secret", &secret),
+                ("client_id", &service.id),
+                ("client_secret", &service.secret),
                 ("resource", CONTACTS),
             ],
         )
         .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
     let (_, claims) =
-        harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+        verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
     assert_eq!(claims["scope"], "read:contacts");
 }
 
 async fn requested_scope_is_narrowed_and_ids_are_unique(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app
+    let service = app
         .create_service_client("read:contacts create:contacts")
         .await;
     let mut jtis = HashSet::new();
     for _ in 0..5 {
-        let response = app
-            .token(
-                Some((&id, &secret)),
+        let body = app
+            .token_ok(
+                Some(service.basic()),
                 &[
                     ("grant_type", "client_credentials"),
                     ("audience", CONTACTS),
@@ -96,11 +90,9 @@ async fn requested_scope_is_narrowed_and_ids_are_unique(app: TestApp) {
                 ],
             )
             .await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
         assert_eq!(body["scope"], "read:contacts");
         let (_, claims) =
-            harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+            verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
         assert_eq!(claims["scope"], "read:contacts");
         assert!(
             jtis.insert(claims["jti"].as_str().unwrap().to_owned()),
@@ -141,45 +133,38 @@ async fn client_id_with_reserved_characters_works_with_basic(app: TestApp) {
 
 async fn deleted_client_and_rotated_secret_stop_working(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
+    let service = app.create_service_client("read:contacts").await;
     let form = [("grant_type", "client_credentials"), ("audience", CONTACTS)];
-    assert_eq!(app.token(Some((&id, &secret)), &form).await.status(), 200);
-
-    let rotated = app
-        .cli_json(&["client", "rotate-secret", &id, "--json"])
-        .await;
-    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
-    assert_ne!(new_secret, secret);
-    // The cache lifetime in tests is 1 s: within a little more, the old secret must fail.
-    app.advance(std::time::Duration::from_secs(2));
-    assert_eq!(app.token(Some((&id, &secret)), &form).await.status(), 401);
+    let status = |response: reqwest::Response| response.status();
     assert_eq!(
-        app.token(Some((&id, &new_secret)), &form).await.status(),
+        status(app.client_credentials(&service, CONTACTS).await),
         200
     );
 
-    app.cli_ok(&["client", "delete", &id]).await;
+    let new_secret = app.rotate_client_secret(&service.id).await;
+    assert_ne!(new_secret, service.secret);
+    // The cache lifetime in tests is 1 s: within a little more, the old secret must fail.
     app.advance(std::time::Duration::from_secs(2));
     assert_eq!(
-        app.token(Some((&id, &new_secret)), &form).await.status(),
+        status(app.client_credentials(&service, CONTACTS).await),
         401
     );
+    let rotated = Some((service.id.as_str(), new_secret.as_str()));
+    assert_eq!(app.token(rotated, &form).await.status(), 200);
+
+    app.delete_client(&service.id).await;
+    app.advance(std::time::Duration::from_secs(2));
+    assert_eq!(app.token(rotated, &form).await.status(), 401);
 }
 
 async fn default_audience_applies(backend: Backend) {
     let app = harness::spawn_with(backend, |c| c.default_audience = Some(CONTACTS.into())).await;
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    let response = app
-        .token(
-            Some((&id, &secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let service = app.create_service_client("read:contacts").await;
+    let form = [("grant_type", "client_credentials")];
+    let body = app.token_ok(Some(service.basic()), &form).await;
     let (_, claims) =
-        harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+        verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
     assert_eq!(claims["aud"], CONTACTS);
 }
 
@@ -190,28 +175,12 @@ async fn es256_and_eddsa_tokens_verify(backend: Backend) {
     ] {
         let app = harness::spawn_with(backend, |c| c.tokens.signing_alg = alg).await;
         app.create_contacts_api().await;
-        let (id, secret) = app.create_service_client("read:contacts").await;
-        let response = app
-            .token(
-                Some((&id, &secret)),
-                &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        let (header, claims) =
-            harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+        let service = app.create_service_client("read:contacts").await;
+        let token = app.service_token(&service, CONTACTS).await;
+        let (header, claims) = verify_with_jwks(&app, &token, CONTACTS).await;
         assert_eq!(format!("{:?}", header.alg), alg.as_str());
-        assert_eq!(claims["sub"], id.as_str());
-        let jwks: Value = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(claims["sub"], service.id.as_str());
+        let jwks = app.get_json("/.well-known/jwks.json").await;
         assert_eq!(jwks["keys"][0]["kty"], kty);
     }
 }

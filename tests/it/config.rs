@@ -1,7 +1,10 @@
 //! Configuration precedence (defaults < file < env < flag) and invalid configuration
 //! stopping startup with a message naming the key, through the real binary.
 
+use std::time::Duration;
+
 use crate::harness::clean_command;
+use crate::harness::process::Serve;
 
 fn effective(
     dir: &std::path::Path,
@@ -138,34 +141,26 @@ fn the_secret_is_never_printed() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
 }
 
-fn serve_fails(file: Option<&str>, env: &[(&str, &str)], needle: &str) {
+/// `VALET_*` variables.
+type Env = &'static [(&'static str, &'static str)];
+
+/// `valet serve` with this configuration must stop at once, with exit code 1 and one line
+/// naming the problem, having created nothing.
+async fn serve_fails(file: Option<&str>, env: &[(&str, &str)], needle: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = clean_command();
-    cmd.current_dir(dir.path())
-        .env("VALET_LISTEN", "127.0.0.1:0");
+    let mut serve = Serve::with_defaults().in_dir(dir.path());
     if let Some(text) = file {
         std::fs::write(dir.path().join("valet.toml"), text).unwrap();
-        cmd.args(["--config", "valet.toml"]);
+        serve = serve.arg("--config").arg("valet.toml");
     }
-    let mut child = cmd
-        .envs(env.iter().copied())
-        .arg("serve")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    for (key, value) in env {
+        serve = serve.env(key, value);
+    }
     // A server that wrongly starts would run forever: give it ten seconds, then fail.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("serve started despite {env:?} {file:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "serve should refuse to start");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut server = serve.start();
+    let status = server.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(1), "serve should refuse to start");
+    let stderr = server.logs();
     assert!(
         stderr.contains(needle),
         "stderr {stderr:?} lacks {needle:?}"
@@ -174,37 +169,42 @@ fn serve_fails(file: Option<&str>, env: &[(&str, &str)], needle: &str) {
     assert!(!dir.path().join("valet.db").exists(), "nothing was created");
 }
 
-#[test]
-fn invalid_configuration_stops_startup_naming_the_key() {
-    serve_fails(Some("bogus_key = 1\n"), &[], "bogus_key");
-    serve_fails(
-        Some("[tokens]\naccess_token_tll = \"1h\"\n"),
-        &[],
-        "access_token_tll",
-    );
-    serve_fails(None, &[("VALET_BOGUS", "1")], "bogus");
-    serve_fails(
-        None,
-        &[("VALET_ISSUER", "https://id.example.com/?tenant=1")],
-        "issuer",
-    );
-    serve_fails(None, &[("VALET_DATABASE_URL", "mysql://x")], "database_url");
-    serve_fails(
-        None,
-        &[("VALET_TOKENS__CODE_TTL", "11m")],
-        "tokens.code_ttl",
-    );
-    serve_fails(
-        None,
-        &[("VALET_TOKENS__ACCESS_TOKEN_TTL", "soon")],
-        "access_token_ttl",
-    );
-    serve_fails(None, &[("VALET_LISTEN", "nowhere")], "listen");
-    serve_fails(
-        None,
-        &[("VALET_TOKENS__SIGNING_ALG", "HS256")],
-        "signing_alg",
-    );
+#[tokio::test]
+async fn invalid_configuration_stops_startup_naming_the_key() {
+    let cases: [(Option<&str>, Env, &str); 9] = [
+        (Some("bogus_key = 1\n"), &[], "bogus_key"),
+        (
+            Some("[tokens]\naccess_token_tll = \"1h\"\n"),
+            &[],
+            "access_token_tll",
+        ),
+        (None, &[("VALET_BOGUS", "1")], "bogus"),
+        (
+            None,
+            &[("VALET_ISSUER", "https://id.example.com/?tenant=1")],
+            "issuer",
+        ),
+        (None, &[("VALET_DATABASE_URL", "mysql://x")], "database_url"),
+        (
+            None,
+            &[("VALET_TOKENS__CODE_TTL", "11m")],
+            "tokens.code_ttl",
+        ),
+        (
+            None,
+            &[("VALET_TOKENS__ACCESS_TOKEN_TTL", "soon")],
+            "access_token_ttl",
+        ),
+        (None, &[("VALET_LISTEN", "nowhere")], "listen"),
+        (
+            None,
+            &[("VALET_TOKENS__SIGNING_ALG", "HS256")],
+            "signing_alg",
+        ),
+    ];
+    for (file, env, needle) in cases {
+        serve_fails(file, env, needle).await;
+    }
 }
 
 #[tokio::test]
@@ -257,37 +257,17 @@ fn help_lists_every_command() {
 
 /// `valet serve` as a user runs it: the startup log names the issuer, the address and the
 /// command that makes a first client; SIGTERM ends it cleanly with exit 0.
-#[test]
-fn serve_announces_itself_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
+#[tokio::test]
+async fn serve_announces_itself_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = clean_command()
-        .current_dir(dir.path())
-        .env("VALET_LISTEN", format!("127.0.0.1:{port}"))
-        .env("VALET_ISSUER", "https://id.example.com")
-        .arg("serve")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while !log.contains("valet client create") {
-        match lines.next() {
-            Some(Ok(line)) => {
-                log.push_str(&line);
-                log.push('\n');
-            }
-            _ => break,
-        }
-    }
+    let mut server = Serve::with_defaults()
+        .issuer("https://id.example.com")
+        .in_dir(dir.path())
+        .start();
+    server.wait_for_log("valet client create --name").await;
+    let log = server.logs();
     assert!(log.contains("https://id.example.com"), "{log}");
-    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
-    assert!(log.contains("valet client create --name"), "{log}");
+    assert!(log.contains(&server.addr()), "{log}");
     assert!(
         log.contains("valet.db.secret"),
         "the created secret file is announced: {log}"
@@ -302,21 +282,7 @@ fn serve_announces_itself_and_stops_on_sigterm() {
         "the secret itself is never logged"
     );
 
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve ignored SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
+    server.sigterm();
+    let status = server.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "serve ignored SIGTERM");
 }

@@ -7,6 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use valet::domain::GrantType;
+
+use crate::harness::fixtures::{Creds, NewClient, kid};
 use crate::harness::{CONTACTS, TestApp};
 use crate::store_tests;
 
@@ -15,31 +18,18 @@ pub(crate) mod contacts_api;
 
 store_tests!(contacts_api_checks_tokens_and_scopes);
 
-/// The example's router on an ephemeral port, trusting `app`; returns its base URL.
-async fn serve_contacts(app: &TestApp, refetch_interval: Duration) -> String {
-    let verifier =
-        contacts_api::Verifier::new(&app.base, CONTACTS, &app.url("/.well-known/jwks.json"))
-            .refetch_interval(refetch_interval);
+/// The example's router on an ephemeral port, trusting `app`, refetching the JWKS at most
+/// every `refetch_interval` (the example's default if `None`); returns its base URL.
+pub(crate) async fn serve_contacts(app: &TestApp, refetch_interval: Option<Duration>) -> String {
+    let mut verifier =
+        contacts_api::Verifier::new(&app.base, CONTACTS, &app.url("/.well-known/jwks.json"));
+    if let Some(interval) = refetch_interval {
+        verifier = verifier.refetch_interval(interval);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, contacts_api::router(verifier)).await });
     format!("http://{addr}")
-}
-
-async fn access_token(app: &TestApp, (id, secret): &(String, String), audience: &str) -> String {
-    let response = app
-        .token(
-            Some((id, secret)),
-            &[("grant_type", "client_credentials"), ("audience", audience)],
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-fn kid(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
 /// `token` with its header replaced (the signature no longer matches, which is the point).
@@ -68,12 +58,12 @@ async fn contacts_api_checks_tokens_and_scopes(app: TestApp) {
     let writer = app
         .create_service_client("read:contacts create:contacts delete:contacts")
         .await;
-    let read = access_token(&app, &reader, CONTACTS).await;
-    let write = access_token(&app, &writer, CONTACTS).await;
+    let read = app.service_token(&reader, CONTACTS).await;
+    let write = app.service_token(&writer, CONTACTS).await;
 
     // `eager` refetches the JWKS for every unknown kid; `strict` at most once a minute.
-    let eager = serve_contacts(&app, Duration::ZERO).await;
-    let strict = serve_contacts(&app, Duration::from_secs(60)).await;
+    let eager = serve_contacts(&app, Some(Duration::ZERO)).await;
+    let strict = serve_contacts(&app, Some(Duration::from_secs(60))).await;
     let http = reqwest::Client::new();
     let contacts = format!("{eager}/contacts");
 
@@ -201,38 +191,16 @@ async fn contacts_api_checks_tokens_and_scopes(app: TestApp) {
     }
 
     // A genuine token for another API.
-    app.cli_json(&[
-        "api",
-        "create",
-        "--identifier",
-        "https://other.example.com",
-        "--name",
-        "Other",
-        "--scope",
-        "read:contacts",
-        "--json",
-    ])
-    .await;
-    let other_client = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "other",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read:contacts",
-            "--audience",
-            "https://other.example.com",
-            "--json",
-        ])
+    let other_api = "https://other.example.com";
+    app.create_api(other_api, "Other", "read:contacts").await;
+    let other_client: Creds = app
+        .create_confidential_client(
+            NewClient::confidential("other", &[GrantType::ClientCredentials], "read:contacts")
+                .without_audience()
+                .audience(other_api),
+        )
         .await;
-    let other_client = (
-        other_client["client_id"].as_str().unwrap().to_owned(),
-        other_client["client_secret"].as_str().unwrap().to_owned(),
-    );
-    let other = access_token(&app, &other_client, "https://other.example.com").await;
+    let other = app.service_token(&other_client, other_api).await;
     let response = http
         .get(&contacts)
         .bearer_auth(&other)
@@ -243,18 +211,12 @@ async fn contacts_api_checks_tokens_and_scopes(app: TestApp) {
     assert!(challenge(&response).contains("token is for another API"));
 
     // Both verifiers have fetched the JWKS by now (for `strict`, just above).
-    let rotated = app.cli_json(&["keys", "rotate", "--json"]).await;
-    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    let new_kid = app
+        .rotate_signing_key(app.state.settings.tokens.signing_alg)
+        .await;
     assert_ne!(new_kid, real_kid);
-    // Valet reloads its keys every second in tests; wait until it signs with the new one.
-    let mut fresh = access_token(&app, &reader, CONTACTS).await;
-    for _ in 0..50 {
-        if kid(&fresh) == new_kid {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fresh = access_token(&app, &reader, CONTACTS).await;
-    }
+    app.reload_keys().await;
+    let fresh = app.service_token(&reader, CONTACTS).await;
     assert_eq!(kid(&fresh), new_kid, "Valet signs with the new key");
 
     // The unknown kid makes `eager` fetch the JWKS again; `strict` fetched less than a minute

@@ -2,6 +2,7 @@
 //! (or the config) allows; never on the authorization endpoint or the pages.
 
 use crate::backend_tests;
+use crate::harness::fixtures::NewClient;
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 
 backend_tests!(cors_follows_each_clients_allowed_origins);
@@ -50,19 +51,11 @@ async fn cors_follows_each_clients_allowed_origins(backend: Backend) {
         .await;
     assert_eq!(spa["allowed_origins"], serde_json::json!([SPA]));
     let spa = spa["client_id"].as_str().unwrap();
-    let other = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "other",
-            "--public",
-            "--redirect-uri",
-            "https://o.example/cb",
-            "--json",
-        ])
-        .await;
-    let other = other["client_id"].as_str().unwrap();
+    let other = NewClient::web("https://o.example/cb", "")
+        .public()
+        .without_audience();
+    let other = app.create_web_client(other).await;
+    let other = other.client_id.as_str();
     let bad = app
         .cli(&[
             "client",

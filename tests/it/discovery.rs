@@ -11,25 +11,12 @@ store_tests!(
     health_and_readiness
 );
 
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.http.get(app.url(path)).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .contains("json"),
-        "{path}"
-    );
-    response.json().await.unwrap()
-}
-
 async fn metadata_documents_describe_what_is_supported(app: TestApp) {
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let doc = get_json(&app, path).await;
+        let doc = app.get_json(path).await;
         // RFC 8414 §3.3: the issuer is exactly the one tokens carry, which is the server's base.
         assert_eq!(doc["issuer"], app.base, "{path}");
         assert_eq!(doc["token_endpoint"], app.url("/token"), "{path}");

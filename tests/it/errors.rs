@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::harness::fixtures::{Creds, NewClient};
 use crate::harness::{CONTACTS, TestApp, basic_header};
 use crate::store_tests;
 
@@ -41,7 +42,7 @@ async fn expect_error(
     body
 }
 
-async fn setup(app: &TestApp) -> (String, String) {
+async fn setup(app: &TestApp) -> Creds {
     app.create_contacts_api().await;
     app.create_service_client("read:contacts").await
 }
@@ -64,87 +65,62 @@ async fn raw(
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 
+/// Form fields of a token request.
+type Fields = &'static [(&'static str, &'static str)];
+
 async fn malformed_requests_are_invalid_request(app: TestApp) {
-    let (id, secret) = setup(&app).await;
-    let auth = || Some(basic_header(&id, &secret));
+    let client = setup(&app).await;
+    let auth = || Some(basic_header(&client.id, &client.secret));
 
-    let body =
-        b"grant_type=client_credentials&audience=https%3A%2F%2Fcontacts.example.com".to_vec();
-    let r = raw(&app, Some("application/json"), auth(), body.clone()).await;
-    expect_error(r, 400, "invalid_request", false).await;
-    let r = raw(&app, None, auth(), body.clone()).await;
-    expect_error(r, 400, "invalid_request", false).await;
-
-    let r = raw(
-        &app,
-        FORM,
-        auth(),
-        b"grant_type=client_credentials&grant_type=client_credentials".to_vec(),
-    )
-    .await;
-    let e = expect_error(r, 400, "invalid_request", false).await;
-    assert!(
-        e["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("grant_type")
-    );
-
-    let r = raw(
-        &app,
-        FORM,
-        auth(),
-        b"audience=https%3A%2F%2Fcontacts.example.com".to_vec(),
-    )
-    .await;
-    let e = expect_error(r, 400, "invalid_request", false).await;
-    assert!(
-        e["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("grant_type")
-    );
-
+    let good = b"grant_type=client_credentials&audience=https%3A%2F%2Fcontacts.example.com";
     let oversized = format!(
         "grant_type=client_credentials&pad={}",
         "a".repeat(64 * 1024)
-    )
-    .into_bytes();
-    let r = raw(&app, FORM, auth(), oversized).await;
-    expect_error(r, 400, "invalid_request", false).await;
-
+    );
     // Basic and a client_secret in the body at once (RFC 6749 §2.3).
-    let both = format!("grant_type=client_credentials&client_secret={secret}").into_bytes();
-    let r = raw(&app, FORM, auth(), both).await;
-    expect_error(r, 400, "invalid_request", false).await;
-
-    // No audience and no default audience.
-    let r = raw(
-        &app,
-        FORM,
-        auth(),
-        b"grant_type=client_credentials".to_vec(),
-    )
-    .await;
-    expect_error(r, 400, "invalid_request", false).await;
+    let both = format!(
+        "grant_type=client_credentials&client_secret={}",
+        client.secret
+    );
+    // (Content-Type, body, a word the error_description must contain)
+    let cases: [(Option<&str>, &[u8], &str); 7] = [
+        (Some("application/json"), good, ""),
+        (None, good, ""),
+        (
+            FORM,
+            b"grant_type=client_credentials&grant_type=client_credentials",
+            "grant_type",
+        ),
+        (
+            FORM,
+            b"audience=https%3A%2F%2Fcontacts.example.com",
+            "grant_type",
+        ),
+        (FORM, oversized.as_bytes(), ""),
+        (FORM, both.as_bytes(), ""),
+        // No audience and no default audience.
+        (FORM, b"grant_type=client_credentials", ""),
+    ];
+    for (content_type, body, named) in cases {
+        let r = raw(&app, content_type, auth(), body.to_vec()).await;
+        let e = expect_error(r, 400, "invalid_request", false).await;
+        let description = e["error_description"].as_str().unwrap();
+        assert!(description.contains(named), "{e}");
+    }
 
     // Nothing was lost: the same client still gets a token.
-    let ok = app
-        .token(
-            Some((&id, &secret)),
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await;
+    let ok = app.client_credentials(&client, CONTACTS).await;
     assert_eq!(ok.status(), 200);
 }
 
 async fn failed_client_authentication_is_invalid_client(app: TestApp) {
-    let (id, secret) = setup(&app).await;
+    let client = setup(&app).await;
+    let (id, secret) = (client.id.as_str(), client.secret.as_str());
     let form = [("grant_type", "client_credentials"), ("audience", CONTACTS)];
 
-    let r = app.token(Some((&id, "wrong-secret")), &form).await;
+    let r = app.token(Some((id, "wrong-secret")), &form).await;
     expect_error(r, 401, "invalid_client", true).await;
-    let r = app.token(Some(("no-such-client", &secret)), &form).await;
+    let r = app.token(Some(("no-such-client", secret)), &form).await;
     expect_error(r, 401, "invalid_client", true).await;
     let r = raw(
         &app,
@@ -162,7 +138,7 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
             None,
             &[
                 ("grant_type", "client_credentials"),
-                ("client_id", &id),
+                ("client_id", id),
                 ("client_secret", "nope"),
             ],
         )
@@ -172,7 +148,7 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
     let r = app
         .token(
             None,
-            &[("grant_type", "client_credentials"), ("client_id", &id)],
+            &[("grant_type", "client_credentials"), ("client_id", id)],
         )
         .await;
     expect_error(r, 401, "invalid_client", true).await;
@@ -182,85 +158,51 @@ async fn failed_client_authentication_is_invalid_client(app: TestApp) {
 }
 
 async fn grant_and_scope_errors(app: TestApp) {
-    let (id, secret) = setup(&app).await;
-    let auth = Some((id.as_str(), secret.as_str()));
-
-    let r = app
-        .token(
-            auth,
-            &[("grant_type", "urn:example:magic"), ("audience", CONTACTS)],
-        )
-        .await;
-    expect_error(r, 400, "unsupported_grant_type", false).await;
-    let r = app
-        .token(auth, &[("grant_type", "implicit"), ("audience", CONTACTS)])
-        .await;
-    expect_error(r, 400, "unsupported_grant_type", false).await;
-
-    let r = app
-        .token(
-            auth,
+    let client = setup(&app).await;
+    // (the form besides the audience, the error, a word its error_description must contain)
+    let cases: [(Fields, &str, &str); 5] = [
+        (
+            &[("grant_type", "urn:example:magic")],
+            "unsupported_grant_type",
+            "",
+        ),
+        (&[("grant_type", "implicit")], "unsupported_grant_type", ""),
+        (
             &[
                 ("grant_type", "client_credentials"),
-                ("audience", CONTACTS),
                 ("scope", "delete:contacts"),
             ],
-        )
-        .await;
-    let e = expect_error(r, 400, "invalid_scope", false).await;
-    assert!(
-        e["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("delete:contacts"),
-        "{e}"
-    );
-    let r = app
-        .token(
-            auth,
+            "invalid_scope",
+            "delete:contacts",
+        ),
+        (
             &[
                 ("grant_type", "client_credentials"),
-                ("audience", CONTACTS),
                 ("scope", "read:contacts  x"),
             ],
-        )
-        .await;
-    expect_error(r, 400, "invalid_scope", false).await;
-    let r = app
-        .token(
-            auth,
-            &[
-                ("grant_type", "client_credentials"),
-                ("audience", CONTACTS),
-                ("scope", "openid"),
-            ],
-        )
-        .await;
-    expect_error(r, 400, "invalid_scope", false).await;
+            "invalid_scope",
+            "",
+        ),
+        (
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+            "invalid_scope",
+            "",
+        ),
+    ];
+    for (fields, error, named) in cases {
+        let form = [fields, &[("audience", CONTACTS)]].concat();
+        let r = app.token(Some(client.basic()), &form).await;
+        let e = expect_error(r, 400, error, false).await;
+        let description = e["error_description"].as_str().unwrap();
+        assert!(description.contains(named), "{e}");
+    }
 
     // A client registered without client_credentials asks for it.
-    let code_client = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "web",
-            "--grant-type",
-            "authorization_code",
-            "--redirect-uri",
-            "https://app.example.com/cb",
-            "--audience",
-            CONTACTS,
-            "--json",
-        ])
-        .await;
-    let (cid, csecret) = (
-        code_client["client_id"].as_str().unwrap(),
-        code_client["client_secret"].as_str().unwrap(),
-    );
+    let code_client = NewClient::web("https://app.example.com/cb", "");
+    let code_client = app.create_web_client(code_client).await.creds();
     let r = app
         .token(
-            Some((cid, csecret)),
+            Some(code_client.basic()),
             &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
         )
         .await;
@@ -268,55 +210,29 @@ async fn grant_and_scope_errors(app: TestApp) {
 }
 
 async fn target_errors(app: TestApp) {
-    let (id, secret) = setup(&app).await;
-    let auth = Some((id.as_str(), secret.as_str()));
-    let r = app
-        .token(
-            auth,
-            &[
-                ("grant_type", "client_credentials"),
-                ("audience", "https://unknown.example.com"),
-            ],
-        )
+    let client = setup(&app).await;
+    app.create_api("https://billing.example.com", "Billing", "read:invoices")
         .await;
-    expect_error(r, 400, "invalid_target", false).await;
-    app.cli_json(&[
-        "api",
-        "create",
-        "--identifier",
-        "https://billing.example.com",
-        "--name",
-        "Billing",
-        "--scope",
-        "read:invoices",
-        "--json",
-    ])
-    .await;
-    let r = app
-        .token(
-            auth,
-            &[
-                ("grant_type", "client_credentials"),
-                ("audience", "https://billing.example.com"),
-            ],
-        )
-        .await;
-    expect_error(r, 400, "invalid_target", false).await;
-    let r = app
-        .token(
-            auth,
-            &[
-                ("grant_type", "client_credentials"),
-                ("audience", CONTACTS),
-                ("resource", "https://billing.example.com"),
-            ],
-        )
-        .await;
-    expect_error(r, 400, "invalid_target", false).await;
+    let cases = [
+        // Unknown.
+        &[("audience", "https://unknown.example.com")][..],
+        // Known, but not one the client may use.
+        &[("audience", "https://billing.example.com")],
+        // Two targets that disagree.
+        &[
+            ("audience", CONTACTS),
+            ("resource", "https://billing.example.com"),
+        ],
+    ];
+    for target in cases {
+        let form = [&[("grant_type", "client_credentials")][..], target].concat();
+        let r = app.token(Some(client.basic()), &form).await;
+        expect_error(r, 400, "invalid_target", false).await;
+    }
 }
 
 async fn garbage_never_breaks_the_server(app: TestApp) {
-    let (id, secret) = setup(&app).await;
+    let client = setup(&app).await;
     let bodies: Vec<Vec<u8>> = vec![
         vec![0xff, 0xfe, 0x00, 0x80],
         b"%%%%&&&===".to_vec(),
@@ -330,7 +246,7 @@ async fn garbage_never_breaks_the_server(app: TestApp) {
     for body in bodies {
         for auth in [
             None,
-            Some(basic_header(&id, &secret)),
+            Some(basic_header(&client.id, &client.secret)),
             Some("Basic".into()),
             Some("Bearer x".into()),
         ] {

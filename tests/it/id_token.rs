@@ -10,11 +10,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
-use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
-use crate::introspection::{CALLBACK, Creds, assert_inactive, refresh};
+use valet::domain::{GrantType, SigningAlg};
+
+use crate::harness::fixtures::{CALLBACK, NewClient, PASSWORD, code_params, kid, verify_with_jwks};
+use crate::harness::flow::{Pkce, WebClient, location, redirect_params};
+use crate::harness::{CONTACTS, TestApp};
 use crate::store_tests;
-use crate::userinfo::create_alice;
 
 store_tests!(
     the_code_flow_with_openid_returns_an_id_token,
@@ -25,30 +26,16 @@ store_tests!(
 
 async fn openid_web_client(app: &TestApp) -> WebClient {
     app.create_contacts_api().await;
-    app.create_web_client(
-        CALLBACK,
-        "read:contacts openid profile email",
-        &["--grant-type", "authorization_code,refresh_token"],
-    )
-    .await
+    let grants = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    let client = NewClient::web(CALLBACK, "read:contacts openid profile email").grants(&grants);
+    app.create_web_client(client).await
 }
 
 /// Sign alice in (or reuse her session) for `scope`, redeem the code: the token response.
 async fn code_flow(app: &TestApp, client: &WebClient, scope: &str, nonce: Option<&str>) -> Value {
     let pkce = Pkce::new();
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scope", scope),
-        ("audience", CONTACTS),
-        ("state", "s"),
-        ("code_challenge", pkce.challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    if let Some(nonce) = nonce {
-        params.push(("nonce", nonce));
-    }
+    let mut params = code_params(client, &pkce, scope);
+    params.extend(nonce.map(|nonce| ("nonce", nonce)));
     // The first time through the login and consent pages; later the session and the
     // remembered consent send the browser straight back.
     let mut response = app.authorize(&params).await;
@@ -59,11 +46,8 @@ async fn code_flow(app: &TestApp, client: &WebClient, scope: &str, nonce: Option
         response = app.decide(&consent, "allow").await;
     }
     let redirect = redirect_params(&location(&response));
-    let response = app
-        .redeem(client, &redirect["code"], Some(&pkce.verifier))
-        .await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    app.redeemed(client, &redirect["code"], &pkce.verifier)
+        .await
 }
 
 /// The left half of `hash(token)`, base64url: `at_hash` as §3.1.3.6 defines it.
@@ -73,7 +57,7 @@ fn expected_at_hash(algorithm: &'static digest::Algorithm, token: &str) -> Strin
 }
 
 async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
-    let alice = create_alice(&app).await;
+    let alice = app.create_alice().await;
     let client = openid_web_client(&app).await;
     let nonce = "n-0S6_WzA2Mj";
     let body = code_flow(
@@ -104,12 +88,7 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
     assert_eq!(claims["name"], "Alice Liddell");
     assert_eq!(claims["preferred_username"], "alice");
     assert!(claims.get("scope").is_none() && claims.get("client_id").is_none());
-    let discovery: Value = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let discovery = app.get_json("/.well-known/openid-configuration").await;
     let algs = &discovery["id_token_signing_alg_values_supported"];
     assert_eq!(algs[0], "RS256", "{discovery}");
 
@@ -122,9 +101,8 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    let caller = Creds { id, secret };
-    assert_inactive(&app, &caller, id_token, "an ID token").await;
+    let caller = app.create_service_client("read:contacts").await;
+    app.assert_inactive(&caller, id_token, "an ID token").await;
 
     // A second authorization in the same session: auth_time stays when alice signed in.
     app.advance(Duration::from_secs(2));
@@ -137,19 +115,20 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
     assert!(later.get("email").is_none(), "email was not asked for");
 
     // A refresh answers without a new ID token (Core §12.2 allows it).
-    let secret = client.secret.clone().unwrap();
-    let creds = Creds {
-        id: client.client_id.clone(),
-        secret,
-    };
-    let refreshed = refresh(&app, &creds, body["refresh_token"].as_str().unwrap()).await;
+    let refreshed = app
+        .refresh(
+            &client.creds(),
+            body["refresh_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     assert!(refreshed.get("id_token").is_none(), "{refreshed}");
 }
 
 async fn no_openid_no_id_token(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_web_client(&app).await;
     let body = code_flow(&app, &client, "read:contacts", Some("n")).await;
     assert!(body["access_token"].is_string());
@@ -157,27 +136,13 @@ async fn no_openid_no_id_token(app: TestApp) {
 }
 
 async fn an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_web_client(&app).await;
-    let rotated = app
-        .cli_json(&["keys", "rotate", "--alg", "EdDSA", "--json"])
-        .await;
-    let kid = rotated["kid"].as_str().expect("new kid").to_owned();
-    // Replicas (and this server) pick the new key up within keys.reload_interval (1 s here).
-    let started = std::time::Instant::now();
-    let body = loop {
-        let body = code_flow(&app, &client, "openid", Some("n")).await;
-        let header = jsonwebtoken::decode_header(body["id_token"].as_str().unwrap()).unwrap();
-        if header.kid.as_deref() == Some(kid.as_str()) {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the EdDSA key never signed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let new_kid = app.rotate_signing_key(SigningAlg::EdDSA).await;
+    app.reload_keys().await;
+    let body = code_flow(&app, &client, "openid", Some("n")).await;
     let id_token = body["id_token"].as_str().unwrap();
+    assert_eq!(kid(id_token), new_kid, "the EdDSA key signs");
     let (header, claims) = verify_with_jwks(&app, id_token, &client.client_id).await;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     let access = body["access_token"].as_str().unwrap();
@@ -185,15 +150,12 @@ async fn an_eddsa_key_signs_id_tokens_with_a_sha512_at_hash(app: TestApp) {
 }
 
 async fn the_implicit_flow_puts_id_tokens_in_the_fragment(app: TestApp) {
-    let alice = create_alice(&app).await;
+    let alice = app.create_alice().await;
     app.create_contacts_api().await;
-    let client = app
-        .create_web_client(
-            CALLBACK,
-            "read:contacts openid email",
-            &["--public", "--grant-type", "implicit"],
-        )
-        .await;
+    let client = NewClient::web(CALLBACK, "read:contacts openid email")
+        .public()
+        .grants(&[GrantType::Implicit]);
+    let client = app.create_web_client(client).await;
     let request = |response_type, scope, nonce: Option<&'static str>| {
         let mut params = vec![
             ("client_id", client.client_id.clone()),

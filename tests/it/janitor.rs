@@ -3,9 +3,10 @@
 
 use valet::crypto::SecretHash;
 use valet::domain::{GrantId, ScopeSet, UnixTime};
-use valet::store::{AuthorizationCode, PendingRequest, RefreshToken, Session};
+use valet::store::{PendingRequest, RefreshToken, Session};
 
 use crate::harness::TestApp;
+use crate::harness::fixtures::code_record;
 use crate::store_tests;
 
 store_tests!(janitor_deletes_only_what_expired);
@@ -66,22 +67,7 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
         .await
         .unwrap();
     store
-        .insert_code(&AuthorizationCode {
-            code_hash: hash(n),
-            grant_id: id,
-            client_id: "c".into(),
-            user_id: "u".into(),
-            session_hash: None,
-            redirect_uri: None,
-            code_challenge: None,
-            code_challenge_method: None,
-            scope: ScopeSet::default(),
-            audience: None,
-            nonce: None,
-            auth_time: now,
-            created_at: now,
-            expires_at,
-        })
+        .insert_code(&code_record(hash(n), &id, "c", "u", now, expires_at))
         .await
         .unwrap();
 }

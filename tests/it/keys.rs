@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::harness::fixtures::{kid, verify_with_jwks};
 use crate::harness::{self, CONTACTS, TestApp};
 use crate::store_tests;
 
@@ -10,14 +11,10 @@ store_tests!(
     keys_are_sealed_at_rest
 );
 
-fn kid(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
 async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    let before = app.service_token((&id, &secret)).await;
+    let service = app.create_service_client("read:contacts").await;
+    let before = app.service_token(&service, CONTACTS).await;
     let old_kid = kid(&before);
 
     let rotated = app
@@ -29,19 +26,19 @@ async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     assert_eq!(rotated["status"], "current");
 
     // The server reloads keys every second in tests; wait for the new kid to be used.
-    let mut after = app.service_token((&id, &secret)).await;
+    let mut after = app.service_token(&service, CONTACTS).await;
     for _ in 0..40 {
         if kid(&after) == new_kid {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = app.service_token((&id, &secret)).await;
+        after = app.service_token(&service, CONTACTS).await;
     }
     assert_eq!(kid(&after), new_kid, "new tokens use the new key");
-    let (header, _) = harness::verify_with_jwks(&app, &after, CONTACTS).await;
+    let (header, _) = verify_with_jwks(&app, &after, CONTACTS).await;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     // The token signed before the rotation still verifies through the published JWKS.
-    harness::verify_with_jwks(&app, &before, CONTACTS).await;
+    verify_with_jwks(&app, &before, CONTACTS).await;
 
     let listed = app.cli_json(&["keys", "list", "--json"]).await;
     let listed = listed.as_array().unwrap();

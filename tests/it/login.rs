@@ -3,7 +3,8 @@
 
 use scraper::{Html, Selector};
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, location};
+use crate::harness::fixtures::{CALLBACK, NewClient, PASSWORD};
+use crate::harness::flow::{Form, Pkce, WebClient, location};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
@@ -19,11 +20,9 @@ backend_tests!(
     forwarded_addresses_count_only_behind_trusted_proxies
 );
 
-const CALLBACK: &str = "https://app.example.com/callback";
-
 async fn client(app: &TestApp) -> WebClient {
     app.create_contacts_api().await;
-    app.create_web_client(CALLBACK, "read:contacts", &["--public"])
+    app.create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await
 }
 
@@ -127,13 +126,7 @@ async fn csrf_token_missing_or_wrong_is_refused(app: TestApp) {
 async fn disabled_user_cannot_sign_in(app: TestApp) {
     let client = client(&app).await;
     app.create_user("alice").await;
-    app.cli_json(&["user", "show", "alice", "--json"]).await;
-    assert!(
-        app.cli(&["user", "disable", "alice"])
-            .await
-            .status
-            .success()
-    );
+    app.set_user_disabled("alice", true).await;
     let page = login_page(&app, &client).await;
     let response = app.sign_in(&page, "alice", PASSWORD).await;
     assert_eq!(response.status(), 403);
@@ -146,15 +139,10 @@ async fn disabled_user_cannot_sign_in(app: TestApp) {
     );
 
     // A session made before the user was disabled no longer counts.
-    assert!(app.cli(&["user", "enable", "alice"]).await.status.success());
+    app.set_user_disabled("alice", false).await;
     let response = app.sign_in(&page, "alice", PASSWORD).await;
     assert_eq!(response.status(), 303);
-    assert!(
-        app.cli(&["user", "disable", "alice"])
-            .await
-            .status
-            .success()
-    );
+    app.set_user_disabled("alice", true).await;
     let page = login_page(&app, &client).await;
     assert!(page.contains("name=\"password\""), "back to the login page");
 }

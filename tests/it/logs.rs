@@ -2,37 +2,29 @@
 //! full flow runs against the real binary with JSON logs; then the captured output is searched
 //! for every password, secret, code, token, cookie and form token the flow used.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
-use crate::harness::{CONTACTS, TEST_SECRET, basic_header, clean_command, run_cli};
-
-const CALLBACK: &str = "https://app.example.com/callback";
+use crate::harness::fixtures::{CALLBACK, PASSWORD};
+use crate::harness::flow::{Form, Pkce, code_request_url, location, redirect_params};
+use crate::harness::process::Serve;
+use crate::harness::{
+    CONTACTS, TEST_SECRET, basic_header, browser, clean_command, run_cli, test_env,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_logs_audit_events_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log_path = dir.path().join("valet.log");
-    let env = |cmd: &mut std::process::Command| {
-        cmd.current_dir(dir.path())
-            .env("VALET_SECRET", TEST_SECRET)
-            .env("VALET_LOG_FORMAT", "json")
-            .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
-            .env("VALET_PASSWORD_HASH__ITERATIONS", "1");
-    };
+    let database_url = format!("sqlite://{}", dir.path().join("valet.db").display());
+    // The CLI's logs are searched too, and its `client.created` event: it provisions here.
     let mut cli_log = String::new();
     let mut cli = |args: &[&str]| -> Value {
         let mut cmd = clean_command();
-        env(&mut cmd);
+        cmd.current_dir(dir.path())
+            .envs(test_env())
+            .env("VALET_DATABASE_URL", &database_url)
+            .env("VALET_LOG_FORMAT", "json");
         let (stdout, stderr) = run_cli(cmd.args(args));
         cli_log.push_str(&stderr);
         stdout
@@ -77,45 +69,19 @@ async fn a_full_flow_logs_audit_events_and_no_secret() {
         "--json",
     ]);
 
-    let mut cmd = clean_command();
-    env(&mut cmd);
-    let mut server = cmd
-        .env("VALET_LISTEN", format!("127.0.0.1:{port}"))
-        .env("VALET_ISSUER", &base)
-        .arg("serve")
-        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = Serve::over(&database_url)
+        .env("VALET_LOG_FORMAT", "json")
+        .start();
+    server.wait_ready().await;
+    let base = server.base.clone();
+    let http = browser();
 
     // Everything secret that crosses the wire below is collected here.
     let mut secrets: Vec<String> = vec![PASSWORD.into(), web_secret.into(), TEST_SECRET.into()];
     let pkce = Pkce::new();
     secrets.push(pkce.verifier.clone());
-    let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", web_id)
-        .append_pair("audience", CONTACTS)
-        .append_pair("state", "state-value-for-the-client")
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256");
-    let response = http.get(url.as_str()).send().await.unwrap();
+    let url = code_request_url(&base, web_id, &pkce, "state-value-for-the-client");
+    let response = http.get(url).send().await.unwrap();
     let login_path = location(&response);
     let login = http
         .get(format!("{base}{login_path}"))
@@ -222,15 +188,10 @@ async fn a_full_flow_logs_audit_events_and_no_secret() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
 
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(server.wait().unwrap().code(), Some(0));
-    let log = format!("{}\n{cli_log}", std::fs::read_to_string(&log_path).unwrap());
+    server.sigterm();
+    let status = server.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+    let log = format!("{}\n{cli_log}", server.logs());
 
     for secret in &secrets {
         assert!(secret.len() >= 8, "a weak probe proves nothing: {secret}");

@@ -1,7 +1,6 @@
 //! `/metrics` in the Prometheus text format, with the numbers a flow actually produced.
 
 use crate::harness::{CONTACTS, TestApp};
-use crate::password::{password_client, password_token};
 use crate::store_tests;
 
 store_tests!(metrics_count_what_happened);
@@ -15,20 +14,14 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 async fn metrics_count_what_happened(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
+    let service = app.create_service_client("read:contacts").await;
     for _ in 0..2 {
-        let response = app
-            .token(
-                Some((&id, &secret)),
-                &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-            )
-            .await;
-        assert_eq!(response.status(), 200);
+        app.service_token(&service, CONTACTS).await;
     }
-    let password_app = password_client(&app).await;
+    let password_app = app.create_password_client().await;
     app.create_user("alice").await;
     assert_eq!(
-        password_token(&app, (&password_app.0, &password_app.1), "alice", "wrong")
+        app.password_grant(&password_app, "alice", "wrong", None)
             .await
             .status(),
         400

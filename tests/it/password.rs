@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::flow::PASSWORD;
+use crate::harness::fixtures::{
+    CALLBACK, NewClient, PASSWORD, assert_error_400, code_params, error_400, verify_with_jwks,
+};
+use crate::harness::flow::Pkce;
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
@@ -21,61 +24,11 @@ backend_tests!(
     password_flood_does_not_starve_client_credentials
 );
 
-/// A confidential client allowed `password` (and `refresh_token`): (id, secret).
-pub async fn password_client(app: &TestApp) -> (String, String) {
-    let client = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "first-party app",
-            "--grant-type",
-            "password",
-            "--grant-type",
-            "refresh_token",
-            "--scope",
-            "read:contacts create:contacts",
-            "--audience",
-            CONTACTS,
-            "--json",
-        ])
-        .await;
-    (
-        client["client_id"].as_str().unwrap().to_owned(),
-        client["client_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-pub async fn password_token(
-    app: &TestApp,
-    client: (&str, &str),
-    username: &str,
-    password: &str,
-) -> reqwest::Response {
-    app.token(
-        Some(client),
-        &[
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", password),
-            ("audience", CONTACTS),
-        ],
-    )
-    .await
-}
-
-async fn error_of(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (status, body["error"].as_str().unwrap().to_owned())
-}
-
 async fn password_grant_success_and_refusals(app: TestApp) {
-    app.create_contacts_api().await;
-    let (id, secret) = password_client(&app).await;
-    let user_id = app.create_user("alice").await;
+    let client = app.password_client_and_alice().await;
+    let user_id = app.user_id("alice").await;
 
-    let response = password_token(&app, (&id, &secret), "alice", PASSWORD).await;
+    let response = app.password_grant(&client, "alice", PASSWORD, None).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "create:contacts read:contacts");
@@ -86,23 +39,25 @@ async fn password_grant_success_and_refusals(app: TestApp) {
         "allowed refresh_token: gets one"
     );
     let (_, claims) =
-        harness::verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
+        verify_with_jwks(&app, body["access_token"].as_str().unwrap(), CONTACTS).await;
     assert_eq!(claims["sub"], user_id.as_str(), "sub is the user's id");
 
     assert_eq!(
-        error_of(password_token(&app, (&id, &secret), "alice", "wrong").await).await,
-        (400, "invalid_grant".into())
+        error_400(app.password_grant(&client, "alice", "wrong", None).await).await,
+        "invalid_grant"
     );
     assert_eq!(
-        error_of(password_token(&app, (&id, &secret), "nobody", "wrong").await).await,
-        (400, "invalid_grant".into())
+        error_400(app.password_grant(&client, "nobody", "wrong", None).await).await,
+        "invalid_grant"
     );
-    let wrong = password_token(&app, (&id, &secret), "alice", "wrong")
+    let wrong = app
+        .password_grant(&client, "alice", "wrong", None)
         .await
         .json::<Value>()
         .await
         .unwrap();
-    let unknown = password_token(&app, (&id, &secret), "nobody", "wrong")
+    let unknown = app
+        .password_grant(&client, "nobody", "wrong", None)
         .await
         .json::<Value>()
         .await
@@ -112,60 +67,44 @@ async fn password_grant_success_and_refusals(app: TestApp) {
         "an unknown user and a wrong password read the same"
     );
 
-    assert!(
-        app.cli(&["user", "disable", "alice"])
-            .await
-            .status
-            .success()
-    );
+    app.set_user_disabled("alice", true).await;
     assert_eq!(
-        error_of(password_token(&app, (&id, &secret), "alice", PASSWORD).await).await,
-        (400, "invalid_grant".into())
+        error_400(app.password_grant(&client, "alice", PASSWORD, None).await).await,
+        "invalid_grant"
     );
-    assert!(app.cli(&["user", "enable", "alice"]).await.status.success());
+    app.set_user_disabled("alice", false).await;
 
     // A confidential client not allowed the grant, and a public client: unauthorized_client.
-    let (service, service_secret) = app.create_service_client("read:contacts").await;
+    let service = app.create_service_client("read:contacts").await;
     assert_eq!(
-        error_of(password_token(&app, (&service, &service_secret), "alice", PASSWORD).await).await,
-        (400, "unauthorized_client".into())
+        error_400(app.password_grant(&service, "alice", PASSWORD, None).await).await,
+        "unauthorized_client"
     );
-    let public = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "spa",
-            "--public",
-            "--redirect-uri",
-            "https://a.example/cb",
-            "--json",
-        ])
-        .await;
+    let spa = NewClient::web("https://a.example/cb", "")
+        .public()
+        .without_audience();
+    let public = app.create_web_client(spa).await;
     let response = app
         .token(
             None,
             &[
                 ("grant_type", "password"),
-                ("client_id", public["client_id"].as_str().unwrap()),
+                ("client_id", &public.client_id),
                 ("username", "alice"),
                 ("password", PASSWORD),
                 ("audience", CONTACTS),
             ],
         )
         .await;
-    assert_eq!(
-        error_of(response).await,
-        (400, "unauthorized_client".into())
-    );
+    assert_eq!(error_400(response).await, "unauthorized_client");
     // Missing fields are invalid_request.
     let response = app
         .token(
-            Some((&id, &secret)),
+            Some(client.basic()),
             &[("grant_type", "password"), ("username", "alice")],
         )
         .await;
-    assert_eq!(error_of(response).await, (400, "invalid_request".into()));
+    assert_eq!(error_400(response).await, "invalid_request");
 }
 
 async fn limiter_refuses_after_failures(backend: Backend) {
@@ -174,37 +113,39 @@ async fn limiter_refuses_after_failures(backend: Backend) {
         c.login.user_max_lockout = valet::config::ConfigDuration::secs(60);
     })
     .await;
-    app.create_contacts_api().await;
-    let (id, secret) = password_client(&app).await;
-    app.create_user("alice").await;
+    let client = app.password_client_and_alice().await;
     for _ in 0..3 {
         assert_eq!(
-            password_token(&app, (&id, &secret), "alice", "guess")
+            app.password_grant(&client, "alice", "guess", None)
                 .await
                 .status(),
             400
         );
     }
     // The third failure locked the username: the right password is refused, with a reason.
-    let response = password_token(&app, (&id, &secret), "alice", PASSWORD).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("too many"),
-        "{body}"
-    );
+    let response = app.password_grant(&client, "alice", PASSWORD, None).await;
+    assert_error_400(response, "invalid_grant", "too many").await;
     app.advance(Duration::from_secs(2));
     assert_eq!(
-        password_token(&app, (&id, &secret), "alice", PASSWORD)
+        app.password_grant(&client, "alice", PASSWORD, None)
             .await
             .status(),
         200,
         "the lock is short"
     );
+}
+
+/// Fixtures hash passwords with cheap Argon2 parameters; a check costs what the parameters
+/// recorded in the hash say. Where the cost is the subject, alice's hash is made with the
+/// server's own parameters instead.
+async fn hash_alices_password_as_the_server_does(app: &TestApp) {
+    let params = &app.state.settings.password_hash;
+    let hash = valet::login::password::hash(params, PASSWORD.into())
+        .await
+        .unwrap();
+    let store = &app.state.store;
+    let now = app.clock.now();
+    assert!(store.set_user_password("alice", &hash, now).await.unwrap());
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -222,29 +163,9 @@ async fn unknown_user_costs_as_much_as_a_wrong_password(backend: Backend) {
         c.login.address_free_failures = 1000;
     })
     .await;
-    app.create_contacts_api().await;
-    let (id, secret) = password_client(&app).await;
-    // The user's hash must be made with the same parameters as the server's dummy hash (the
-    // harness's CLI uses cheap ones).
-    let mut create = app.cli_command(&[
-        "user",
-        "create",
-        "--username",
-        "alice",
-        "--password",
-        PASSWORD,
-    ]);
-    create
-        .env("VALET_PASSWORD_HASH__MEMORY_KIB", "19456")
-        .env("VALET_PASSWORD_HASH__ITERATIONS", "2");
-    let out = tokio::task::spawn_blocking(move || create.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let client = app.password_client_and_alice().await;
+    // The user's hash must be made with the same parameters as the server's dummy hash.
+    hash_alices_password_as_the_server_does(&app).await;
     let mut wrong = Vec::new();
     let mut unknown = Vec::new();
     for round in 0..9 {
@@ -254,7 +175,7 @@ async fn unknown_user_costs_as_much_as_a_wrong_password(backend: Backend) {
         ] {
             let started = Instant::now();
             assert_eq!(
-                password_token(&app, (&id, &secret), username, "not the password")
+                app.password_grant(&client, username, "not the password", None)
                     .await
                     .status(),
                 400
@@ -282,16 +203,17 @@ async fn password_flood_does_not_starve_client_credentials(backend: Backend) {
         })
         .await,
     );
-    app.create_contacts_api().await;
-    let (id, secret) = password_client(&app).await;
-    app.create_user("alice").await;
-    let (service, service_secret) = app.create_service_client("read:contacts").await;
+    let client = app.password_client_and_alice().await;
+    // Real Argon2 checks: with the fixtures' cheap hash the flood could drain before the
+    // client_credentials requests below are done, and there would be nothing to starve them.
+    hash_alices_password_as_the_server_does(&app).await;
+    let service = app.create_service_client("read:contacts").await;
 
     let flood: Vec<_> = (0..40)
         .map(|_| {
-            let (app, id, secret) = (app.clone(), id.clone(), secret.clone());
+            let (app, client) = (app.clone(), client.clone());
             tokio::spawn(async move {
-                password_token(&app, (&id, &secret), "alice", "wrong")
+                app.password_grant(&client, "alice", "wrong", None)
                     .await
                     .status()
             })
@@ -300,12 +222,7 @@ async fn password_flood_does_not_starve_client_credentials(backend: Backend) {
     // While 40 Argon2 checks queue behind one permit, client credentials keep being served.
     for _ in 0..10 {
         let started = Instant::now();
-        let response = app
-            .token(
-                Some((&service, &service_secret)),
-                &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-            )
-            .await;
+        let response = app.client_credentials(&service, CONTACTS).await;
         assert_eq!(response.status(), 200);
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -327,15 +244,13 @@ async fn password_flood_does_not_starve_client_credentials(backend: Backend) {
 /// replaced at the next successful sign-in, through either door; a failed one changes nothing.
 async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
     app.create_contacts_api().await;
-    let client = password_client(&app).await;
+    let client = app.create_password_client().await;
     let old_params = valet::config::PasswordHashSettings {
         memory_kib: 512,
         ..app.state.settings.password_hash
     };
     let store = &app.state.store;
-    let stored = |username: &'static str| async move {
-        store.user_by_username(username).await.unwrap().unwrap()
-    };
+    let stored = |username| app.stored_user(username);
     for username in ["alice", "bob"] {
         app.create_user(username).await;
         let old = valet::login::password::hash_blocking(&old_params, PASSWORD).unwrap();
@@ -345,11 +260,11 @@ async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
     let before = stored("alice").await;
     assert!(before.password_hash.starts_with("$argon2id$v=19$m=512,"));
 
-    let wrong = password_token(&app, (&client.0, &client.1), "alice", "not it").await;
+    let wrong = app.password_grant(&client, "alice", "not it", None).await;
     assert_eq!(wrong.status(), 400);
     assert_eq!(stored("alice").await.password_hash, before.password_hash);
 
-    let right = password_token(&app, (&client.0, &client.1), "alice", PASSWORD).await;
+    let right = app.password_grant(&client, "alice", PASSWORD, None).await;
     assert_eq!(right.status(), 200);
     let after = stored("alice").await;
     assert!(
@@ -363,7 +278,7 @@ async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
         after.updated_at, before.updated_at,
         "the user did not change"
     );
-    let again = password_token(&app, (&client.0, &client.1), "alice", PASSWORD).await;
+    let again = app.password_grant(&client, "alice", PASSWORD, None).await;
     assert_eq!(again.status(), 200, "the new hash verifies");
     assert_eq!(stored("alice").await.password_hash, after.password_hash);
     // An upgrade computed from a hash that changed meanwhile (`user set-password`) is dropped.
@@ -376,10 +291,10 @@ async fn an_outdated_password_hash_is_upgraded_at_sign_in(app: TestApp) {
 
     // The login page goes through the same check.
     let web = app
-        .create_web_client(crate::introspection::CALLBACK, "read:contacts", &[])
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts"))
         .await;
-    let pkce = crate::harness::flow::Pkce::new();
-    let params = crate::introspection::code_params(&web, &pkce);
+    let pkce = Pkce::new();
+    let params = code_params(&web, &pkce, "read:contacts");
     let redirect = app.sign_in_and_allow(&params, "bob").await;
     assert!(redirect.contains_key("code"), "{redirect:?}");
     assert!(stored("bob").await.password_hash.contains("$m=1024,"));

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, location, redirect_params};
-use crate::harness::{CONTACTS, TestApp, verify_with_jwks};
-use crate::introspection::CALLBACK;
+use crate::harness::TestApp;
+use crate::harness::fixtures::{
+    CALLBACK, NewClient, PASSWORD, STATE, code_params, verify_with_jwks,
+};
+use crate::harness::flow::{Form, Pkce, WebClient, location, redirect_params};
 use crate::store_tests;
 
 store_tests!(
@@ -21,25 +21,17 @@ store_tests!(
 async fn setup(app: &TestApp) -> WebClient {
     app.create_user("alice").await;
     app.create_contacts_api().await;
-    app.create_web_client(CALLBACK, "read:contacts openid", &[])
+    app.create_web_client(NewClient::web(CALLBACK, "read:contacts openid"))
         .await
 }
 
+/// A code request for openid and read:contacts, with `extra` parameters.
 fn params<'a>(
     client: &'a WebClient,
     pkce: &'a Pkce,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid read:contacts"),
-        ("audience", CONTACTS),
-        ("state", "s1"),
-        ("code_challenge", pkce.challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
+    let mut params = code_params(client, pkce, "openid read:contacts");
     params.extend_from_slice(extra);
     params
 }
@@ -54,7 +46,7 @@ async fn authorize_to(app: &TestApp, params: &[(&str, &str)]) -> String {
 fn callback_error(location: &str) -> String {
     assert!(location.starts_with(CALLBACK), "{location}");
     let params = redirect_params(location);
-    assert_eq!(params["state"], "s1");
+    assert_eq!(params["state"], STATE);
     params.get("error").cloned().unwrap_or_default()
 }
 
@@ -92,19 +84,21 @@ async fn signed_in_without_consent(app: &TestApp, client: &WebClient, pkce: &Pkc
     app.follow_to_page(response, "/consent").await
 }
 
+/// Redeem `code`: the `auth_time` of the ID token, when alice last signed in.
+async fn auth_time(app: &TestApp, client: &WebClient, pkce: &Pkce, code: &str) -> i64 {
+    let body = app.redeemed(client, code, &pkce.verifier).await;
+    let id_token = body["id_token"].as_str().unwrap();
+    let (_, claims) = verify_with_jwks(app, id_token, &client.client_id).await;
+    claims["auth_time"].as_i64().unwrap()
+}
+
 async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(app: TestApp) {
     let client = setup(&app).await;
     let pkce = Pkce::new();
     let first = app
         .sign_in_and_allow(&params(&client, &pkce, &[]), "alice")
         .await;
-    let response = app
-        .redeem(&client, &first["code"], Some(&pkce.verifier))
-        .await;
-    let body: Value = response.json().await.unwrap();
-    let (_, claims) =
-        verify_with_jwks(&app, body["id_token"].as_str().unwrap(), &client.client_id).await;
-    let mut last_sign_in = claims["auth_time"].as_i64().unwrap();
+    let mut last_sign_in = auth_time(&app, &client, &pkce, &first["code"]).await;
 
     // The session is recent enough for max_age=3600: straight back.
     let young = authorize_to(&app, &params(&client, &pkce, &[("max_age", "3600")])).await;
@@ -125,11 +119,7 @@ async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(app: TestApp) {
         let back = location(&response);
         assert!(back.starts_with(CALLBACK), "consent is remembered: {back}");
         let code = redirect_params(&back)["code"].clone();
-        let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
-        let body: Value = response.json().await.unwrap();
-        let (_, claims) =
-            verify_with_jwks(&app, body["id_token"].as_str().unwrap(), &client.client_id).await;
-        let auth_time = claims["auth_time"].as_i64().unwrap();
+        let auth_time = auth_time(&app, &client, &pkce, &code).await;
         assert!(auth_time > last_sign_in, "{extra:?}: a new sign-in");
         last_sign_in = auth_time;
     }

@@ -1,7 +1,8 @@
 //! The README's tour, run as written (only the addresses differ), so it cannot drift.
 
-use crate::contacts_example::contacts_api;
-use crate::harness::{CONTACTS, TEST_SECRET, TestApp, valet_bin};
+use crate::contacts_example::serve_contacts;
+use crate::harness::fixtures::verify_with_jwks;
+use crate::harness::{TEST_SECRET, TestApp, valet_bin};
 use crate::store_tests;
 
 store_tests!(readme_tour_works);
@@ -22,19 +23,9 @@ fn block(name: &str) -> String {
     block[code_start..code_end].to_owned()
 }
 
-/// The tour's Contacts API (`cargo run --example contacts_api` in the README), in-process and
-/// trusting `app`; returns its base URL.
-async fn serve_contacts_api(app: &TestApp) -> String {
-    let verifier =
-        contacts_api::Verifier::new(&app.base, CONTACTS, &app.url("/.well-known/jwks.json"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, contacts_api::router(verifier)).await });
-    format!("http://{addr}")
-}
-
 async fn readme_tour_works(app: TestApp) {
-    let contacts_api = serve_contacts_api(&app).await;
+    // The tour's Contacts API (`cargo run --example contacts_api` in the README), in-process.
+    let contacts_api = serve_contacts(&app, None).await;
     let script = [block("tour"), block("contacts"), block("grants")]
         .join("\n")
         .replace("http://localhost:8080", &app.base)
@@ -70,7 +61,7 @@ async fn readme_tour_works(app: TestApp) {
             .unwrap();
     assert_eq!(token["scope"], "read:contacts");
     let jwt = token["access_token"].as_str().unwrap();
-    crate::harness::verify_with_jwks(&app, jwt, crate::harness::CONTACTS).await;
+    verify_with_jwks(&app, jwt, crate::harness::CONTACTS).await;
 
     let text = |name: &str| std::fs::read_to_string(app.dir.path().join(name)).unwrap();
     let read = |name: &str| -> serde_json::Value { serde_json::from_str(&text(name)).unwrap() };

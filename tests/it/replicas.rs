@@ -6,213 +6,94 @@
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Connection;
+use valet::domain::{GrantType, SigningAlg};
 
-use crate::harness::flow::{Form, PASSWORD, Pkce, location, redirect_params};
-use crate::harness::{
-    CONTACTS, TEST_SECRET, basic_header, clean_command, free_port, postgres, run_cli,
+use crate::harness::fixtures::{
+    CALLBACK, Creds, NewClient, PASSWORD, create_contacts_api, create_service_client, create_user,
+    create_web_client, kid, rotate_signing_key, verify_at,
 };
+use crate::harness::flow::{Form, Pkce, code_request_url, location, redirect_params};
+use crate::harness::process::{Serve, ServerProcess};
+use crate::harness::{CONTACTS, basic_header, browser, core_over, free_port, postgres};
 
-const CALLBACK: &str = "https://app.example.com/callback";
-
-struct Replica {
-    child: Child,
-    base: String,
-    log: Option<PathBuf>,
-}
-
-impl Replica {
-    /// `127.0.0.1:port`.
-    fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
+/// Start the replicas named by `serves` together, then wait until each is ready: started
+/// together on a fresh database, their migrations and first keys must not collide.
+async fn start_replicas<const N: usize>(serves: [Serve; N]) -> [ServerProcess; N] {
+    let mut replicas = serves.map(Serve::start);
+    for replica in &mut replicas {
+        replica.wait_ready().await;
     }
-
-    /// The JSON log lines written so far, if it was started with a log file.
-    fn log_lines(&self) -> Vec<Value> {
-        let text = self
-            .log
-            .as_ref()
-            .map(|path| std::fs::read_to_string(path).unwrap())
-            .unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Both replicas present one issuer, as they would behind one load balancer address.
-fn start(database_url: &str, port: u16, issuer: &str) -> Replica {
-    start_with(database_url, port, issuer, &[], None)
-}
-
-/// `start` with more `VALET_*` variables, and stderr (the logs) into `log` if given.
-fn start_with(
-    database_url: &str,
-    port: u16,
-    issuer: &str,
-    env: &[(&str, &str)],
-    log: Option<&Path>,
-) -> Replica {
-    let stderr = log.map_or_else(Stdio::null, |path| File::create(path).unwrap().into());
-    let child = clean_command()
-        .env("VALET_DATABASE_URL", database_url)
-        .env("VALET_SECRET", TEST_SECRET)
-        .env("VALET_LISTEN", format!("127.0.0.1:{port}"))
-        .env("VALET_ISSUER", issuer)
-        .env("VALET_KEYS__RELOAD_INTERVAL", "1s")
-        .env("VALET_CLIENTS__CACHE_TTL", "1s")
-        .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
-        .env("VALET_PASSWORD_HASH__ITERATIONS", "1")
-        .envs(env.iter().copied())
-        .arg("serve")
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    Replica {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log: log.map(Path::to_owned),
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, replica: &Replica) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{}/readyz", replica.base)).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{} never became ready",
-            replica.base
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn cli(database_url: &str, args: &[&str]) -> Value {
-    let mut cmd = clean_command();
-    cmd.env("VALET_DATABASE_URL", database_url)
-        .env("VALET_SECRET", TEST_SECRET)
-        .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
-        .env("VALET_PASSWORD_HASH__ITERATIONS", "1")
-        .args(args);
-    run_cli(&mut cmd).0
+    replicas
 }
 
 /// The Contacts API, a confidential web client (code + refresh), a client_credentials
-/// client and the user alice.
+/// client and the user alice, written into the replicas' store.
 struct Clients {
-    web: (String, String),
-    rs: (String, String),
+    web: Creds,
+    rs: Creds,
 }
 
-fn register(database_url: &str) -> Clients {
-    let id_and_secret = |client: Value| {
-        (
-            client["client_id"].as_str().unwrap().to_owned(),
-            client["client_secret"].as_str().unwrap().to_owned(),
-        )
-    };
-    cli(
-        database_url,
-        &[
-            "api",
-            "create",
-            "--identifier",
-            CONTACTS,
-            "--name",
-            "Contacts",
-            "--scope",
-            "read:contacts",
-            "--json",
-        ],
-    );
-    let web = cli(
-        database_url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "web",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "read:contacts",
-            "--audience",
-            CONTACTS,
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-            "--json",
-        ],
-    );
-    let rs = cli(
-        database_url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "rs",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read:contacts",
-            "--audience",
-            CONTACTS,
-            "--json",
-        ],
-    );
-    cli(
-        database_url,
-        &[
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--json",
-        ],
-    );
-    Clients {
-        web: id_and_secret(web),
-        rs: id_and_secret(rs),
-    }
+async fn register(database_url: &str) -> Clients {
+    let core = core_over(database_url).await;
+    create_contacts_api(&core).await;
+    let grants = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    let web = NewClient::web(CALLBACK, "read:contacts").grants(&grants);
+    let web = create_web_client(&core, web).await.creds();
+    let rs = create_service_client(&core, "read:contacts").await;
+    create_user(&core, "alice").await;
+    Clients { web, rs }
+}
+
+/// The token request that redeems `code` with the PKCE verifier.
+fn redemption<'a>(code: &'a str, pkce: &'a Pkce) -> [(&'static str, &'a str); 3] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", &pkce.verifier),
+    ]
+}
+
+/// The HTML of the page at `url`, which must answer 200.
+async fn page(browser: &reqwest::Client, url: &str) -> String {
+    let response = browser.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.text().await.unwrap()
+}
+
+/// POST a page's form to `url`.
+async fn submit(browser: &reqwest::Client, url: &str, form: &Form) -> reqwest::Response {
+    browser.post(url).form(&form.fields).send().await.unwrap()
 }
 
 async fn token(
     http: &reqwest::Client,
     base: &str,
-    auth: (&str, &str),
+    client: &Creds,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
     http.post(format!("{base}/token"))
-        .header("authorization", basic_header(auth.0, auth.1))
+        .header("authorization", basic_header(&client.id, &client.secret))
         .form(form)
         .send()
         .await
         .unwrap()
 }
 
-async fn introspect(http: &reqwest::Client, base: &str, auth: (&str, &str), token: &str) -> Value {
+/// A client_credentials token request for the Contacts API at `base`.
+async fn service_token(http: &reqwest::Client, base: &str, client: &Creds) -> reqwest::Response {
+    let form = [("grant_type", "client_credentials"), ("audience", CONTACTS)];
+    token(http, base, client, &form).await
+}
+
+async fn introspect(http: &reqwest::Client, base: &str, caller: &Creds, token: &str) -> Value {
     http.post(format!("{base}/introspect"))
-        .header("authorization", basic_header(auth.0, auth.1))
+        .header("authorization", basic_header(&caller.id, &caller.secret))
         .form(&[("token", token)])
         .send()
         .await
@@ -222,125 +103,45 @@ async fn introspect(http: &reqwest::Client, base: &str, auth: (&str, &str), toke
         .unwrap()
 }
 
-/// Verify `token` against `base`'s JWKS.
-async fn verifies_at(http: &reqwest::Client, base: &str, issuer: &str, token: &str) -> bool {
-    let jwks: jsonwebtoken::jwk::JwkSet = http
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    let Some(jwk) = jwks.find(header.kid.as_deref().unwrap()) else {
-        return false;
-    };
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_audience(&[CONTACTS]);
-    validation.set_issuer(&[issuer]);
-    jsonwebtoken::decode::<Value>(
-        token,
-        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
-        &validation,
-    )
-    .is_ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_every_flow() {
     let db = postgres::fresh_database().await;
-    let (port_a, port_b) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{port_a}");
-    // Started together on a fresh database: their migrations and first keys must not collide.
-    let a = start(&db.url, port_a, &issuer);
-    let b = start(&db.url, port_b, &issuer);
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    wait_ready(&browser, &a).await;
-    wait_ready(&browser, &b).await;
+    // Both present A's address as the issuer, as they would one load balancer's.
+    let serve_a = Serve::over(&db.url);
+    let issuer = serve_a.base();
+    let [a, b] = start_replicas([serve_a, Serve::over(&db.url).issuer(&issuer)]).await;
+    let browser = browser();
 
-    let clients = register(&db.url);
-    let web = &clients.web;
-    let web_auth = (web.0.as_str(), web.1.as_str());
-    let rs_auth = (clients.rs.0.as_str(), clients.rs.1.as_str());
+    let Clients { web, rs } = register(&db.url).await;
 
     // A pending request created at A is signed into and consented at B.
     let pkce = Pkce::new();
-    let authorize = |base: &str| {
-        let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &web.0)
-            .append_pair("audience", CONTACTS)
-            .append_pair("state", "s")
-            .append_pair("code_challenge", &pkce.challenge)
-            .append_pair("code_challenge_method", "S256");
-        url.to_string()
-    };
-    let response = browser.get(authorize(&a.base)).send().await.unwrap();
+    let authorize = code_request_url(&a.base, &web.id, &pkce, "s");
+    let response = browser.get(&authorize).send().await.unwrap();
     let login_path = location(&response);
     assert!(login_path.starts_with("/login"), "{login_path}");
-    let login = browser
-        .get(format!("{}{login_path}", b.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form = Form::parse(&login);
+    let mut form = Form::parse(&page(&browser, &b.url(&login_path)).await);
     form.set("username", "alice").set("password", PASSWORD);
-    let response = browser
-        .post(format!("{}/login", b.base))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let response = submit(&browser, &b.url("/login"), &form).await;
     let consent_path = location(&response);
     assert!(consent_path.starts_with("/consent"), "{consent_path}");
-    let consent = browser
-        .get(format!("{}{consent_path}", a.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form = Form::parse(&consent);
+    let mut form = Form::parse(&page(&browser, &a.url(&consent_path)).await);
     form.set("decision", "allow");
-    let response = browser
-        .post(format!("{}/consent", b.base))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let response = submit(&browser, &b.url("/consent"), &form).await;
     let params = redirect_params(&location(&response));
     assert_eq!(params["iss"], issuer);
 
     // The session made at B carries on at A: straight back with a code.
-    let response = browser.get(authorize(&a.base)).send().await.unwrap();
+    let response = browser.get(&authorize).send().await.unwrap();
     let second_code = redirect_params(&location(&response))["code"].clone();
 
     // A code issued at A is redeemed at B, and only once across both.
-    let redeem = |code: String| {
-        let verifier = pkce.verifier.clone();
-        vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code),
-            ("code_verifier", verifier),
-        ]
-    };
-    let form: Vec<(&str, String)> = redeem(params["code"].clone());
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let first = token(&browser, &b.base, web_auth, &form).await;
+    let form = redemption(&params["code"], &pkce);
+    let first = token(&browser, &b.base, &web, &form).await;
     assert_eq!(first.status(), 200);
     let tokens: Value = first.json().await.unwrap();
     assert_eq!(
-        token(&browser, &a.base, web_auth, &form).await.status(),
+        token(&browser, &a.base, &web, &form).await.status(),
         400,
         "the replay at A is refused"
     );
@@ -348,103 +149,86 @@ async fn two_replicas_share_every_flow() {
     for base in [&a.base, &b.base] {
         let access = tokens["access_token"].as_str().unwrap();
         assert_eq!(
-            introspect(&browser, base, rs_auth, access).await,
+            introspect(&browser, base, &rs, access).await,
             serde_json::json!({"active": false})
         );
     }
 
     // A refresh token rotated at A is reuse when presented again at B.
-    let form: Vec<(&str, String)> = redeem(second_code);
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let tokens: Value = token(&browser, &b.base, web_auth, &form)
+    let form = redemption(&second_code, &pkce);
+    let tokens: Value = token(&browser, &b.base, &web, &form)
         .await
         .json()
         .await
         .unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let rotated = token(
-        &browser,
-        &a.base,
-        web_auth,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let rotated = token(&browser, &a.base, &web, &refresh_form).await;
     assert_eq!(rotated.status(), 200);
     let rotated: Value = rotated.json().await.unwrap();
-    let reuse = token(
-        &browser,
-        &b.base,
-        web_auth,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
+    let reuse = token(&browser, &b.base, &web, &refresh_form).await;
     assert_eq!(reuse.status(), 400);
     let successor = rotated["refresh_token"].as_str().unwrap();
     assert_eq!(
-        introspect(&browser, &a.base, rs_auth, successor).await["active"],
+        introspect(&browser, &a.base, &rs, successor).await["active"],
         false,
         "the family died"
     );
 
     // A token revoked at A is inactive at B.
-    let service: Value = token(
-        &browser,
-        &a.base,
-        rs_auth,
-        &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let service: Value = service_token(&browser, &a.base, &rs)
+        .await
+        .json()
+        .await
+        .unwrap();
     let access = service["access_token"].as_str().unwrap();
     assert_eq!(
-        introspect(&browser, &b.base, rs_auth, access).await["active"],
+        introspect(&browser, &b.base, &rs, access).await["active"],
         true
     );
     let revoked = browser
-        .post(format!("{}/revoke", a.base))
-        .header("authorization", basic_header(rs_auth.0, rs_auth.1))
+        .post(a.url("/revoke"))
+        .header("authorization", basic_header(&rs.id, &rs.secret))
         .form(&[("token", access)])
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(
-        introspect(&browser, &b.base, rs_auth, access).await,
+        introspect(&browser, &b.base, &rs, access).await,
         serde_json::json!({"active": false})
     );
 
-    // `valet keys rotate` reaches both within the reload interval; tokens from either verify
-    // against either JWKS.
-    let old_kid = jsonwebtoken::decode_header(access).unwrap().kid.unwrap();
-    cli(&db.url, &["keys", "rotate", "--json"]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // `valet keys rotate` reaches both within the reload interval (1 s), 2.5 s at the most;
+    // tokens from either verify against either JWKS.
+    let new_kid = rotate_signing_key(&core_over(&db.url).await, SigningAlg::RS256).await;
+    let rotated_at = Instant::now();
     let mut fresh = Vec::new();
     for base in [&a.base, &b.base] {
-        let body: Value = token(
-            &browser,
-            base,
-            rs_auth,
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let jwt = body["access_token"].as_str().unwrap().to_owned();
-        assert_ne!(
-            jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap(),
-            old_kid,
-            "{base} signs with the new key"
-        );
+        let jwt = loop {
+            let body: Value = service_token(&browser, base, &rs)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let jwt = body["access_token"].as_str().unwrap().to_owned();
+            if kid(&jwt) == new_kid {
+                break jwt;
+            }
+            assert!(
+                rotated_at.elapsed() < Duration::from_millis(2500),
+                "{base} signs with the new key"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         fresh.push(jwt);
     }
     for jwt in fresh.iter().chain([&access.to_owned()]) {
         for base in [&a.base, &b.base] {
+            let verified = verify_at(&browser, base, &issuer, jwt, CONTACTS).await;
             assert!(
-                verifies_at(&browser, base, &issuer, jwt).await,
-                "a token does not verify at {base}"
+                verified.is_ok(),
+                "a token does not verify at {base}: {verified:?}"
             );
         }
     }
@@ -558,7 +342,7 @@ fn nginx_binary() -> PathBuf {
 
 /// The `nginx.conf` block of docs/deploy.md, run as written except for what cannot be the
 /// same here: the replicas' addresses, a plain-HTTP local listener instead of 443 with TLS.
-fn documented_nginx_conf(a: &Replica, b: &Replica, port: u16) -> String {
+fn documented_nginx_conf(a: &ServerProcess, b: &ServerProcess, port: u16) -> String {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy.md")).unwrap();
     let conf = doc
@@ -595,7 +379,12 @@ fn documented_nginx_conf(a: &Replica, b: &Replica, port: u16) -> String {
     conf
 }
 
-async fn start_nginx(a: &Replica, b: &Replica, port: u16, http: &reqwest::Client) -> Nginx {
+async fn start_nginx(
+    a: &ServerProcess,
+    b: &ServerProcess,
+    port: u16,
+    http: &reqwest::Client,
+) -> Nginx {
     let binary = nginx_binary();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -678,7 +467,7 @@ fn request_id(response: &reqwest::Response) -> String {
 
 /// `valet_http_requests_total` of one replica, asked directly, without the probes and scrapes
 /// the test itself sends there.
-async fn proxied_requests(http: &reqwest::Client, replica: &Replica) -> u64 {
+async fn proxied_requests(http: &reqwest::Client, replica: &ServerProcess) -> u64 {
     let text = http
         .get(format!("{}/metrics", replica.base))
         .send()
@@ -709,35 +498,19 @@ async fn two_replicas_behind_the_documented_nginx() {
     // No nginx fails the test here, before anything is started.
     nginx_binary();
     let db = postgres::fresh_database().await;
-    let logs = tempfile::tempdir().unwrap();
-    let (port_a, port_b, nginx_port) = (free_port(), free_port(), free_port());
+    let nginx_port = free_port();
     let direct = reqwest::Client::builder().no_proxy().build().unwrap();
     // The public URL is nginx's.
     let issuer = format!("http://127.0.0.1:{nginx_port}");
-    let env = [
-        ("VALET_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
-        ("VALET_HTTP__SHUTDOWN_DELAY", "2s"),
-        ("VALET_LOG_FORMAT", "json"),
-    ];
-    let mut a = start_with(
-        &db.url,
-        port_a,
-        &issuer,
-        &env,
-        Some(&logs.path().join("a.log")),
-    );
-    let b = start_with(
-        &db.url,
-        port_b,
-        &issuer,
-        &env,
-        Some(&logs.path().join("b.log")),
-    );
-    wait_ready(&direct, &a).await;
-    wait_ready(&direct, &b).await;
-    let clients = register(&db.url);
-    let web_auth = (clients.web.0.as_str(), clients.web.1.as_str());
-    let rs_auth = (clients.rs.0.as_str(), clients.rs.1.as_str());
+    let replica = || {
+        Serve::over(&db.url)
+            .issuer(&issuer)
+            .env("VALET_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#)
+            .env("VALET_HTTP__SHUTDOWN_DELAY", "2s")
+            .env("VALET_LOG_FORMAT", "json")
+    };
+    let [mut a, b] = start_replicas([replica(), replica()]).await;
+    let Clients { web, rs } = register(&db.url).await;
     // The browser connects from 127.0.0.2 and nginx to the replicas from 127.0.0.1 (the
     // trusted proxy), so the client address the replicas see is visibly the forwarded one.
     let browser = reqwest::Client::builder()
@@ -752,22 +525,12 @@ async fn two_replicas_behind_the_documented_nginx() {
     // Authorization code + PKCE with the login and consent forms: cookies and CSRF tokens work
     // through the proxy whichever replica serves each step.
     let pkce = Pkce::new();
-    let mut authorize = url::Url::parse(&nginx.url("/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", web_auth.0)
-        .append_pair("audience", CONTACTS)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256");
-    let response = browser.get(authorize.as_str()).send().await.unwrap();
+    let authorize = code_request_url(&nginx.base, &web.id, &pkce, "s");
+    let response = browser.get(&authorize).send().await.unwrap();
     assert_eq!(response.status(), 303);
     let login_path = location(&response);
     assert!(login_path.starts_with("/login"), "{login_path}");
-    let page = browser.get(nginx.url(&login_path)).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let mut form = Form::parse(&page.text().await.unwrap());
+    let mut form = Form::parse(&page(&browser, &nginx.url(&login_path)).await);
 
     // A wrong password, with a forged X-Forwarded-For and a forged `Forwarded` (security
     // review finding 5): the limiter counts the address nginx saw (127.0.0.2), neither
@@ -789,48 +552,27 @@ async fn two_replicas_behind_the_documented_nginx() {
     );
     let mut form = Form::parse(&response.text().await.unwrap());
     form.set("username", "alice").set("password", PASSWORD);
-    let response = browser
-        .post(nginx.url(&form.action))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let response = submit(&browser, &nginx.url(&form.action), &form).await;
     assert_eq!(response.status(), 303);
     let consent_path = location(&response);
     assert!(consent_path.starts_with("/consent"), "{consent_path}");
-    let page = browser.get(nginx.url(&consent_path)).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let mut form = Form::parse(&page.text().await.unwrap());
+    let mut form = Form::parse(&page(&browser, &nginx.url(&consent_path)).await);
     form.set("decision", "allow");
-    let response = browser
-        .post(nginx.url(&form.action))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let response = submit(&browser, &nginx.url(&form.action), &form).await;
     assert_eq!(response.status(), 303);
     let params = redirect_params(&location(&response));
     assert_eq!(params["iss"], issuer);
     assert_eq!(params["state"], "s");
 
     // The code redeemed, the refresh token rotated, a service token: all through nginx.
-    let response = token(
-        &browser,
-        &nginx.base,
-        web_auth,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &params["code"]),
-            ("code_verifier", &pkce.verifier),
-        ],
-    )
-    .await;
+    let form = redemption(&params["code"], &pkce);
+    let response = token(&browser, &nginx.base, &web, &form).await;
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.unwrap();
     let response = token(
         &browser,
         &nginx.base,
-        web_auth,
+        &web,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
@@ -840,23 +582,15 @@ async fn two_replicas_behind_the_documented_nginx() {
     assert_eq!(response.status(), 200);
     let refreshed: Value = response.json().await.unwrap();
     assert_ne!(refreshed["refresh_token"], tokens["refresh_token"]);
-    let service = || {
-        token(
-            &browser,
-            &nginx.base,
-            rs_auth,
-            &[("grant_type", "client_credentials"), ("audience", CONTACTS)],
-        )
-    };
+    let service = || service_token(&browser, &nginx.base, &rs);
     let response = service().await;
     assert_eq!(response.status(), 200);
     let service_token: Value = response.json().await.unwrap();
     for (access, client_id) in [
-        (&refreshed["access_token"], web_auth.0),
-        (&service_token["access_token"], rs_auth.0),
+        (&refreshed["access_token"], web.id.as_str()),
+        (&service_token["access_token"], rs.id.as_str()),
     ] {
-        let introspection =
-            introspect(&browser, &nginx.base, rs_auth, access.as_str().unwrap()).await;
+        let introspection = introspect(&browser, &nginx.base, &rs, access.as_str().unwrap()).await;
         assert_eq!(introspection["active"], true, "{introspection}");
         assert_eq!(introspection["client_id"], client_id);
         assert_eq!(introspection["iss"], issuer);
@@ -907,28 +641,15 @@ async fn two_replicas_behind_the_documented_nginx() {
         .filter_map(|line| line.upstreams.last().map(|u| u.0.clone()))
         .collect();
     assert!(
-        served.contains(a.addr()) && served.contains(b.addr()),
+        served.contains(&a.addr()) && served.contains(&b.addr()),
         "{served:?}"
     );
 
     // Failover. A is told to stop: for `shutdown_delay` its /readyz answers 503 while it
     // still serves everything else.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &a.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    a.sigterm();
     let signalled = Instant::now();
-    while direct
-        .get(format!("{}/readyz", a.base))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 503
-    {
+    while direct.get(a.url("/readyz")).send().await.unwrap().status() != 503 {
         assert!(
             signalled.elapsed() < Duration::from_secs(1),
             "A never drained"
@@ -968,26 +689,17 @@ async fn two_replicas_behind_the_documented_nginx() {
         retried.push(nginx.access(id).await);
     }
     assert!(
-        retried.iter().any(|line| line.upstreams
-            == [
-                (a.addr().to_owned(), "503".to_owned()),
-                (b.addr().to_owned(), "200".to_owned())
-            ]),
+        retried
+            .iter()
+            .any(|line| line.upstreams
+                == [(a.addr(), "503".to_owned()), (b.addr(), "200".to_owned())]),
         "no /readyz went to A and was retried on B: {retried:?}"
     );
 
     // Then A closes its listener, finishes (nothing is in flight) and exits 0.
-    let exited = loop {
-        if let Some(status) = a.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "A did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(exited.code(), Some(0));
+    let within = Duration::from_secs(10).saturating_sub(signalled.elapsed());
+    let exited = a.exit_status(within).await;
+    assert_eq!(exited.code(), Some(0), "A after SIGTERM");
 
     // Now A refuses connections: nginx retries every request on B, POSTs included, since none
     // was sent to A. A is not yet out of rotation (one failure of max_fails=2), so one of the
@@ -1012,18 +724,14 @@ async fn two_replicas_behind_the_documented_nginx() {
         assert_eq!(line.status, "200", "{line:?}");
         assert_eq!(
             line.upstreams.last().unwrap(),
-            &(b.addr().to_owned(), "200".to_owned()),
+            &(b.addr(), "200".to_owned()),
             "{line:?}"
         );
     }
     assert!(
         after_exit[..2].iter().any(|line| line.method == "POST"
             && line.uri == "/token"
-            && line.upstreams
-                == [
-                    (a.addr().to_owned(), "502".to_owned()),
-                    (b.addr().to_owned(), "200".to_owned())
-                ]),
+            && line.upstreams == [(a.addr(), "502".to_owned()), (b.addr(), "200".to_owned())]),
         "no token request tried the stopped A and was retried on B: {after_exit:?}"
     );
     drop(nginx);

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::harness::fixtures::NewClient;
 use crate::harness::{CONTACTS, TestApp};
 use crate::store_tests;
 
@@ -24,10 +25,11 @@ async fn post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Resp
 
 async fn every_invalid_client_401_carries_a_challenge(app: TestApp) {
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    let token = app.service_token((&id, &secret)).await;
+    let service = app.create_service_client("read:contacts").await;
+    let token = app.service_token(&service, CONTACTS).await;
+    let id = service.id.clone();
     let public = app
-        .create_web_client(CALLBACK, "read:contacts", &["--public"])
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await;
 
     let cc = [("grant_type", "client_credentials"), ("audience", CONTACTS)];

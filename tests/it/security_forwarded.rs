@@ -6,7 +6,8 @@
 //! `tests/it/replicas.rs` does the same through the documented nginx.
 
 use crate::backend_tests;
-use crate::harness::flow::{Form, PASSWORD, Pkce};
+use crate::harness::fixtures::{NewClient, PASSWORD};
+use crate::harness::flow::{Form, Pkce};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 
 backend_tests!(
@@ -21,7 +22,7 @@ const REAL: &str = "203.0.113.1";
 async fn login_page(app: &TestApp) -> String {
     app.create_contacts_api().await;
     let client = app
-        .create_web_client(CALLBACK, "read:contacts", &["--public"])
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await;
     app.create_user("alice").await;
     let pkce = Pkce::new();

@@ -21,8 +21,8 @@ async fn a_fresh_sqlite_store_and_its_wal_files_are_private() {
     let app = harness::spawn(Backend::Sqlite).await;
     // A write through the server, so that the WAL and its index are in use.
     app.create_contacts_api().await;
-    let (id, secret) = app.create_service_client("read:contacts").await;
-    app.service_token((&id, &secret)).await;
+    let service = app.create_service_client("read:contacts").await;
+    app.service_token(&service, harness::CONTACTS).await;
     let db = app.dir.path().join("valet.db");
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let mut name = db.as_os_str().to_owned();

@@ -112,6 +112,7 @@ mod codes {
     use valet::store::{AuthorizationCode, Redeemed};
 
     use crate::harness::TestApp;
+    use crate::harness::fixtures::code_record;
     use crate::store_tests;
 
     store_tests!(
@@ -137,20 +138,12 @@ mod codes {
         app.state
             .store
             .insert_code(&AuthorizationCode {
-                code_hash: hash.clone(),
-                grant_id: grant.clone(),
-                client_id: "client-a".into(),
-                user_id: "user-1".into(),
-                session_hash: None,
                 redirect_uri: Some("https://app.example.com/cb".into()),
                 code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
                 code_challenge_method: Some("S256".into()),
                 scope: ScopeSet::parse("openid read:contacts").unwrap(),
                 audience: Some("https://contacts.example.com".into()),
-                nonce: None,
-                auth_time: now,
-                created_at: now,
-                expires_at,
+                ..code_record(hash.clone(), grant, "client-a", "user-1", now, expires_at)
             })
             .await
             .unwrap();

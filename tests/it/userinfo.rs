@@ -3,9 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::flow::{PASSWORD, Pkce};
+use valet::domain::GrantType;
+
+use crate::harness::fixtures::{CALLBACK, Creds, NewClient, code_params, str_of};
+use crate::harness::flow::Pkce;
 use crate::harness::{CONTACTS, TestApp};
-use crate::introspection::{CALLBACK, Creds, post};
 use crate::store_tests;
 
 store_tests!(
@@ -18,59 +20,21 @@ store_tests!(
 
 const SPA: &str = "https://spa.example.com";
 
-/// Alice, with a name and an address; returns her id.
-pub async fn create_alice(app: &TestApp) -> String {
-    let user = app
-        .cli_json(&[
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--name",
-            "Alice Liddell",
-            "--password",
-            PASSWORD,
-            "--json",
-        ])
-        .await;
-    user["id"].as_str().unwrap().to_owned()
-}
+const OPENID_SCOPES: &str = "read:contacts openid profile email";
 
 /// A confidential client allowed the password grant with the OpenID scopes.
 async fn openid_client(app: &TestApp) -> Creds {
     app.create_contacts_api().await;
-    let client = app
-        .create_web_client(
-            CALLBACK,
-            "read:contacts openid profile email",
-            &["--grant-type", "password", "--allowed-origin", SPA],
-        )
-        .await;
-    Creds {
-        id: client.client_id,
-        secret: client.secret.unwrap(),
-    }
+    let client = NewClient::web(CALLBACK, OPENID_SCOPES)
+        .grants(&[GrantType::Password])
+        .allowed_origin(SPA);
+    app.create_web_client(client).await.creds()
 }
 
 /// Alice's access token for `scope`, by the password grant.
 async fn token_for(app: &TestApp, client: &Creds, scope: &str) -> String {
-    let response = app
-        .token(
-            Some(client.basic()),
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("audience", CONTACTS),
-                ("scope", scope),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    let body = app.password_tokens(client, "alice", Some(scope)).await;
+    str_of(&body, "access_token").to_owned()
 }
 
 async fn get_with(app: &TestApp, token: &str) -> reqwest::Response {
@@ -97,28 +61,17 @@ fn challenge(response: &reqwest::Response) -> String {
 }
 
 async fn userinfo_releases_the_claims_of_the_granted_scopes(app: TestApp) {
-    let id = create_alice(&app).await;
+    let id = app.create_alice().await;
     let client = openid_client(&app).await;
 
     // Through the front door: authorization code with PKCE, consent to all three scopes.
     let web = app
-        .create_web_client(CALLBACK, "read:contacts openid profile email", &[])
+        .create_web_client(NewClient::web(CALLBACK, OPENID_SCOPES))
         .await;
     let pkce = Pkce::new();
-    let params = [
-        ("response_type", "code"),
-        ("client_id", web.client_id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid profile email read:contacts"),
-        ("audience", CONTACTS),
-        ("state", "s"),
-        ("code_challenge", pkce.challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
+    let params = code_params(&web, &pkce, "openid profile email read:contacts");
     let code = app.sign_in_and_allow(&params, "alice").await["code"].clone();
-    let response = app.redeem(&web, &code, Some(&pkce.verifier)).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = app.redeemed(&web, &code, &pkce.verifier).await;
     let all = claims(get_with(&app, body["access_token"].as_str().unwrap()).await).await;
     assert_eq!(all["sub"], id.as_str(), "the token's sub");
     assert_eq!(all["name"], "Alice Liddell");
@@ -140,12 +93,7 @@ async fn userinfo_releases_the_claims_of_the_granted_scopes(app: TestApp) {
     );
 
     // Discovery points at it.
-    let openid: Value = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let openid = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(openid["userinfo_endpoint"], app.url("/userinfo"));
     assert_eq!(openid["subject_types_supported"], json!(["public"]));
     assert!(
@@ -157,7 +105,7 @@ async fn userinfo_releases_the_claims_of_the_granted_scopes(app: TestApp) {
 }
 
 async fn userinfo_accepts_the_token_in_the_header_or_the_body(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_client(&app).await;
     let token = token_for(&app, &client, "openid profile").await;
     let expected = claims(get_with(&app, &token).await).await;
@@ -175,7 +123,9 @@ async fn userinfo_accepts_the_token_in_the_header_or_the_body(app: TestApp) {
         expected,
         "scheme is case-insensitive"
     );
-    let by_body = post(&app, "/userinfo", None, &[("access_token", &token)]).await;
+    let by_body = app
+        .post_form("/userinfo", None, &[("access_token", &token)])
+        .await;
     assert_eq!(claims(by_body).await, expected, "RFC 6750 §2.2");
 
     // Both at once is ambiguous (RFC 6750 §2): refused, not guessed.
@@ -192,7 +142,7 @@ async fn userinfo_accepts_the_token_in_the_header_or_the_body(app: TestApp) {
 }
 
 async fn userinfo_refuses_missing_bad_and_unscoped_tokens(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_client(&app).await;
 
     // No token: 401 and a challenge without an error code (RFC 6750 §3.1).
@@ -230,8 +180,8 @@ async fn userinfo_refuses_missing_bad_and_unscoped_tokens(app: TestApp) {
 
     // Valid tokens without `openid`: a user's, and a client's own.
     let unscoped = token_for(&app, &client, "read:contacts").await;
-    let (service_id, service_secret) = app.create_service_client("read:contacts").await;
-    let service = app.service_token((&service_id, &service_secret)).await;
+    let service = app.create_service_client("read:contacts").await;
+    let service = app.service_token(&service, CONTACTS).await;
     for token in [&unscoped, &service] {
         let response = get_with(&app, token).await;
         assert_eq!(response.status(), 403);
@@ -240,31 +190,27 @@ async fn userinfo_refuses_missing_bad_and_unscoped_tokens(app: TestApp) {
 }
 
 async fn userinfo_refuses_revoked_tokens_and_disabled_users(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_client(&app).await;
     let revoked = token_for(&app, &client, "openid").await;
     let kept = token_for(&app, &client, "openid").await;
     assert_eq!(get_with(&app, &revoked).await.status(), 200);
 
-    let response = post(
-        &app,
-        "/revoke",
-        Some(client.basic()),
-        &[("token", &revoked)],
-    )
-    .await;
+    let response = app
+        .post_form("/revoke", Some(client.basic()), &[("token", &revoked)])
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(get_with(&app, &revoked).await.status(), 401);
     assert_eq!(get_with(&app, &kept).await.status(), 200, "only that token");
 
-    app.cli_ok(&["user", "disable", "alice"]).await;
+    app.set_user_disabled("alice", true).await;
     assert_eq!(get_with(&app, &kept).await.status(), 401);
-    app.cli_ok(&["user", "enable", "alice"]).await;
+    app.set_user_disabled("alice", false).await;
     assert_eq!(get_with(&app, &kept).await.status(), 200, "enabled again");
 }
 
 async fn userinfo_answers_the_origins_of_the_tokens_client(app: TestApp) {
-    create_alice(&app).await;
+    app.create_alice().await;
     let client = openid_client(&app).await;
     let token = token_for(&app, &client, "openid").await;
     let from = |origin: &'static str| {

@@ -7,11 +7,9 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scraper::{Html, Selector};
-use serde_json::Value;
 
+use super::fixtures::{ClientAuth, PASSWORD};
 use super::{CONTACTS, TestApp};
-
-pub const PASSWORD: &str = "correct horse battery";
 
 /// RFC 7636 §4.1–§4.2 with S256.
 pub struct Pkce {
@@ -33,6 +31,20 @@ impl Pkce {
             challenge,
         }
     }
+}
+
+/// `/authorize` at `base` as a URL: a code request of `client_id` for the Contacts API with
+/// PKCE (S256) and `state`, without a redirect URI (the client's only one is meant).
+pub fn code_request_url(base: &str, client_id: &str, pkce: &Pkce, state: &str) -> String {
+    let mut url = url::Url::parse(&format!("{base}/authorize")).expect("base URL");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("audience", CONTACTS)
+        .append_pair("state", state)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    url.to_string()
 }
 
 /// The one `<form method="post">` of a page, with every named input and its value.
@@ -118,6 +130,9 @@ pub fn redirect_params(location: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// A client that takes part in redirects: its id, its secret unless it is public, and the
+/// redirect URI it uses.
+#[derive(Debug, Clone)]
 pub struct WebClient {
     pub client_id: String,
     pub secret: Option<String>,
@@ -125,51 +140,6 @@ pub struct WebClient {
 }
 
 impl TestApp {
-    /// A user with [`PASSWORD`]; returns its id.
-    pub async fn create_user(&self, username: &str) -> String {
-        let user = self
-            .cli_json(&[
-                "user",
-                "create",
-                "--username",
-                username,
-                "--password",
-                PASSWORD,
-                "--json",
-            ])
-            .await;
-        user["id"].as_str().expect("user id").to_owned()
-    }
-
-    /// A client of the Contacts API registered with `extra` CLI flags (e.g. `--public`).
-    pub async fn create_web_client(
-        &self,
-        redirect_uri: &str,
-        scope: &str,
-        extra: &[&str],
-    ) -> WebClient {
-        let mut args = vec![
-            "client",
-            "create",
-            "--name",
-            "Contacts Web",
-            "--redirect-uri",
-            redirect_uri,
-            "--scope",
-            scope,
-            "--audience",
-            CONTACTS,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let client: Value = self.cli_json(&args).await;
-        WebClient {
-            client_id: client["client_id"].as_str().unwrap().to_owned(),
-            secret: client["client_secret"].as_str().map(str::to_owned),
-            redirect_uri: redirect_uri.to_owned(),
-        }
-    }
-
     pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_owned()
@@ -247,6 +217,14 @@ impl TestApp {
         redirect_params(&location(&response))
     }
 
+    /// With a live session and the consent remembered, `/authorize` redirects straight back
+    /// to the client: the code it carries.
+    pub async fn code_without_pages(&self, params: &[(&str, &str)]) -> String {
+        let response = self.authorize(params).await;
+        assert_eq!(response.status(), 303, "{params:?}");
+        redirect_params(&location(&response))["code"].clone()
+    }
+
     /// Redeem a code at `/token` as `client` (Basic when it has a secret).
     pub async fn redeem(
         &self,
@@ -259,15 +237,8 @@ impl TestApp {
             ("code", code),
             ("redirect_uri", client.redirect_uri.as_str()),
         ];
-        if let Some(v) = verifier {
-            form.push(("code_verifier", v));
-        }
-        match &client.secret {
-            Some(secret) => self.token(Some((&client.client_id, secret)), &form).await,
-            None => {
-                form.push(("client_id", &client.client_id));
-                self.token(None, &form).await
-            }
-        }
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        self.post_as("/token", ClientAuth::from(client), &form)
+            .await
     }
 }

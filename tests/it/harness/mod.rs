@@ -1,8 +1,10 @@
 //! The integration harness: the real server on `127.0.0.1:0` over a fresh SQLite file or a
 //! fresh PostgreSQL database, a real HTTP client, and the real `valet` binary for the CLI.
 
+pub mod fixtures;
 pub mod flow;
 pub mod postgres;
+pub mod process;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -13,6 +15,7 @@ use tokio::sync::oneshot;
 use valet::app::App;
 use valet::clock::Clock;
 use valet::config::{Config, ConfigDuration};
+use valet::core::Core;
 use valet::http::state::AppState;
 
 /// The secret every test server and CLI call shares (at least 32 characters).
@@ -98,11 +101,7 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
     });
     TestApp {
         base: format!("http://{addr}"),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .expect("http client"),
+        http: browser(),
         state,
         clock,
         database_url: db.url.clone(),
@@ -112,9 +111,40 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
     }
 }
 
+/// The protocol [`Core`] over the database at `database_url`, with the harness's settings:
+/// how tests that run `valet serve` as a process write their fixtures into its store.
+pub async fn core_over(database_url: &str) -> Core {
+    let mut config = test_config();
+    config.database_url = database_url.to_owned();
+    let settings = config.validate().expect("valid test config");
+    valet::app::build_core(settings, Clock::system())
+        .await
+        .expect("open the store")
+}
+
+/// An HTTP client that acts as a browser in the flows: it keeps cookies, and it follows no
+/// redirects, so that each one can be checked.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("http client")
+}
+
 /// The `valet` binary that `cargo test` built.
 pub fn valet_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_valet"))
+}
+
+/// The variables that give a `valet` process the harness's settings: the test secret and
+/// the cheap password-hash parameters of [`test_config`].
+pub fn test_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("VALET_SECRET", TEST_SECRET),
+        ("VALET_PASSWORD_HASH__MEMORY_KIB", "1024"),
+        ("VALET_PASSWORD_HASH__ITERATIONS", "1"),
+    ]
 }
 
 /// A `valet` command with no inherited `VALET_*` or `DATABASE_URL` surprises.
@@ -165,9 +195,7 @@ impl TestApp {
         let mut cmd = clean_command();
         cmd.current_dir(self.dir.path())
             .env("VALET_DATABASE_URL", &self.database_url)
-            .env("VALET_SECRET", TEST_SECRET)
-            .env("VALET_PASSWORD_HASH__MEMORY_KIB", "1024")
-            .env("VALET_PASSWORD_HASH__ITERATIONS", "1")
+            .envs(test_env())
             .args(args);
         cmd
     }
@@ -201,70 +229,27 @@ impl TestApp {
         })
     }
 
-    pub async fn create_contacts_api(&self) -> Value {
-        self.cli_json(&[
-            "api",
-            "create",
-            "--identifier",
-            CONTACTS,
-            "--name",
-            "Contacts",
-            "--scope",
-            "read:contacts create:contacts delete:contacts",
-            "--json",
-        ])
-        .await
+    /// POST a form to `path`, with HTTP Basic credentials when given.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.header("authorization", basic_header(id, secret));
+        }
+        request.send().await.expect("POST")
     }
 
-    /// A confidential client_credentials client for the Contacts API: (client_id, secret).
-    pub async fn create_service_client(&self, scope: &str) -> (String, String) {
-        let client = self
-            .cli_json(&[
-                "client",
-                "create",
-                "--name",
-                "service",
-                "--grant-type",
-                "client_credentials",
-                "--scope",
-                scope,
-                "--audience",
-                CONTACTS,
-                "--json",
-            ])
-            .await;
-        (
-            client["client_id"].as_str().expect("client_id").to_owned(),
-            client["client_secret"]
-                .as_str()
-                .expect("client_secret")
-                .to_owned(),
-        )
-    }
-
-    /// POST a form to `/token`, optionally with HTTP Basic credentials.
+    /// POST a form to `/token`, with HTTP Basic credentials when given.
     pub async fn token(
         &self,
         basic: Option<(&str, &str)>,
         form: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self.http.post(self.url("/token")).form(form);
-        if let Some((id, secret)) = basic {
-            request = request.header("authorization", basic_header(id, secret));
-        }
-        request.send().await.expect("token request")
-    }
-
-    /// A client_credentials access token for the Contacts API; the request must succeed.
-    pub async fn service_token(&self, (id, secret): (&str, &str)) -> String {
-        let form = [("grant_type", "client_credentials"), ("audience", CONTACTS)];
-        let response = self.token(Some((id, secret)), &form).await;
-        assert_eq!(response.status(), 200, "client_credentials for {id}");
-        let body: Value = response.json().await.expect("token JSON");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+        self.post_form("/token", basic, form).await
     }
 }
 
@@ -320,35 +305,4 @@ macro_rules! backend_tests {
             }
         )*
     };
-}
-
-/// Verify a token independently of the signer: fetch the JWKS over HTTP, pick the key by
-/// `kid`, and let jsonwebtoken check signature, `iss`, `aud` and `exp`.
-pub async fn verify_with_jwks(
-    app: &TestApp,
-    token: &str,
-    audience: &str,
-) -> (jsonwebtoken::Header, Value) {
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("jwks json");
-    let header = jsonwebtoken::decode_header(token).expect("token header");
-    let kid = header.kid.clone().expect("kid in header");
-    let jwk = jwks
-        .find(&kid)
-        .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("usable JWK");
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&[app.base.as_str()]);
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .expect("token verifies against the JWKS");
-    (header, data.claims)
 }
