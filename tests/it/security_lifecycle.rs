@@ -1,0 +1,304 @@
+//! Security review (issue 11), findings 11–13 and 19: what deleting a client or changing a
+//! user ends, client and user ids kept apart, and grant rows of codes nobody redeems.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use valet::domain::{GrantId, ScopeSet, UnixTime};
+use valet::store::{Client, StoreError, User};
+
+use crate::harness::flow::{Pkce, WebClient, location};
+use crate::harness::{CONTACTS, TestApp};
+use crate::store_tests;
+
+store_tests!(
+    deleting_a_client_forgets_its_consents_and_tokens,
+    a_client_id_may_not_be_a_user_id,
+    password_change_disable_and_delete_end_sessions_and_refresh_tokens,
+    unredeemed_codes_leave_no_grant_rows,
+);
+
+const CALLBACK: &str = "https://app.example.com/callback";
+const OTHER_CALLBACK: &str = "https://other.example.com/callback";
+
+/// A public code-flow client of the Contacts API that also gets refresh tokens.
+async fn code_client(app: &TestApp, client_id: &str, redirect_uri: &str) -> WebClient {
+    app.create_web_client(
+        redirect_uri,
+        "read:contacts",
+        &[
+            "--public",
+            "--client-id",
+            client_id,
+            "--grant-type",
+            "authorization_code,refresh_token",
+        ],
+    )
+    .await
+}
+
+fn code_params<'a>(client: &'a WebClient, pkce: &'a Pkce) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("audience", CONTACTS),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+/// Redeem a code; returns (access token, refresh token).
+async fn redeem(app: &TestApp, client: &WebClient, code: &str, pkce: &Pkce) -> (String, String) {
+    let response = app.redeem(client, code, Some(&pkce.verifier)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+    )
+}
+
+async fn refresh(app: &TestApp, client_id: &str, token: &str) -> reqwest::Response {
+    app.token(
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", token),
+        ],
+    )
+    .await
+}
+
+async fn assert_refresh_refused(app: &TestApp, client_id: &str, token: &str, why: &str) {
+    let response = refresh(app, client_id, token).await;
+    assert_eq!(response.status(), 400, "{why}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{why}: {body}");
+}
+
+/// A fresh browser: its own cookie jar.
+fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Finding 11: a client deleted and registered again under the same id starts from nothing.
+async fn deleting_a_client_forgets_its_consents_and_tokens(app: TestApp) {
+    app.create_contacts_api().await;
+    app.create_user("alice").await;
+    let client = code_client(&app, "reborn", CALLBACK).await;
+    let pkce = Pkce::new();
+    let code = app
+        .sign_in_and_allow(&code_params(&client, &pkce), "alice")
+        .await["code"]
+        .clone();
+    let (_, refresh_token) = redeem(&app, &client, &code, &pkce).await;
+    // The consent is remembered: the same request goes straight back with a code.
+    let response = app.authorize(&code_params(&client, &pkce)).await;
+    assert_eq!(response.status(), 303);
+    assert!(location(&response).starts_with(CALLBACK));
+
+    app.cli_ok(&["client", "delete", "reborn"]).await;
+    let reborn = code_client(&app, "reborn", OTHER_CALLBACK).await;
+    app.advance(Duration::from_secs(2)); // past the client cache
+
+    let response = app.authorize(&code_params(&reborn, &pkce)).await;
+    assert_eq!(response.status(), 303);
+    let next = location(&response);
+    assert!(
+        next.starts_with("/consent"),
+        "the new client's first request must ask for consent, not redirect to {next}"
+    );
+    assert_refresh_refused(
+        &app,
+        "reborn",
+        &refresh_token,
+        "a refresh token of the deleted client",
+    )
+    .await;
+}
+
+/// Finding 12: a client-credentials token's `sub` is the client id, so a client id must never
+/// be a user's id (RFC 9068 §2.2, RFC 9700 §4.15).
+async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
+    app.create_contacts_api().await;
+    let user_id = app.create_user("alice").await;
+    let out = app
+        .cli(&[
+            "client",
+            "create",
+            "--name",
+            "impostor",
+            "--client-id",
+            &user_id,
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read:contacts",
+            "--audience",
+            CONTACTS,
+        ])
+        .await;
+    assert!(
+        !out.status.success(),
+        "a client with a user's id was created"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("user"), "{stderr}");
+
+    // The store holds the line too, both ways, whoever calls it.
+    let store = &app.state.store;
+    let now = UnixTime(1_700_000_000);
+    let client = Client {
+        client_id: user_id.clone(),
+        client_name: "impostor".into(),
+        secret_hash: None,
+        grant_types: vec![valet::domain::GrantType::AuthorizationCode],
+        redirect_uris: vec![CALLBACK.into()],
+        scope: ScopeSet::default(),
+        audiences: vec![],
+        allowed_origins: vec![],
+        first_party: false,
+        created_at: now,
+        updated_at: now,
+    };
+    assert!(matches!(
+        store.insert_client(&client).await,
+        Err(StoreError::Conflict)
+    ));
+    let (service_id, _) = app.create_service_client("read:contacts").await;
+    let user = User {
+        id: service_id,
+        username: "mallory".into(),
+        email: None,
+        name: None,
+        password_hash: "x".into(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    assert!(matches!(
+        store.insert_user(&user).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.user_by_username("mallory").await.unwrap().is_none());
+}
+
+/// Finding 13: `user set-password`, `user disable` (even once enabled again) and `user
+/// delete` end the user's browser sessions and refresh-token families.
+async fn password_change_disable_and_delete_end_sessions_and_refresh_tokens(mut app: TestApp) {
+    app.create_contacts_api().await;
+    let client = code_client(&app, "web", CALLBACK).await;
+    let actions: [(&str, &[&[&str]]); 3] = [
+        (
+            "carol",
+            &[&[
+                "user",
+                "set-password",
+                "carol",
+                "--password",
+                "a new passphrase",
+            ]],
+        ),
+        (
+            "dave",
+            &[&["user", "disable", "dave"], &["user", "enable", "dave"]],
+        ),
+        ("erin", &[&["user", "delete", "erin"]]),
+    ];
+    for (username, commands) in actions {
+        app.http = new_browser();
+        app.create_user(username).await;
+        let pkce = Pkce::new();
+        let code = app
+            .sign_in_and_allow(&code_params(&client, &pkce), username)
+            .await["code"]
+            .clone();
+        let (_, refresh_token) = redeem(&app, &client, &code, &pkce).await;
+        // Signed in: the next request needs no login page.
+        let response = app.authorize(&code_params(&client, &pkce)).await;
+        assert!(location(&response).starts_with(CALLBACK), "{username}");
+        // A code issued and not yet redeemed when the change happens.
+        let pending_code =
+            crate::harness::flow::redirect_params(&location(&response))["code"].clone();
+
+        for command in commands {
+            app.cli_ok(command).await;
+        }
+
+        let response = app.authorize(&code_params(&client, &pkce)).await;
+        assert_eq!(response.status(), 303);
+        let next = location(&response);
+        assert!(
+            next.starts_with("/login"),
+            "{username} after {commands:?}: the session must have ended, got {next}"
+        );
+        assert_refresh_refused(&app, "web", &refresh_token, username).await;
+        let response = app
+            .redeem(&client, &pending_code, Some(&pkce.verifier))
+            .await;
+        assert_eq!(
+            response.status(),
+            400,
+            "{username}: a code from before the change"
+        );
+    }
+}
+
+/// The grant id an access token carries in its `jti` (`<grant id>.<random>`).
+fn grant_of(access_token: &str) -> GrantId {
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let jti = claims["jti"].as_str().unwrap();
+    GrantId::from_stored(jti.split('.').next().unwrap().to_owned())
+}
+
+/// Finding 19: a code nobody redeems leaves its grant row only as long as the code could
+/// matter; a redeemed code's grant lives as long as its refresh family.
+async fn unredeemed_codes_leave_no_grant_rows(app: TestApp) {
+    app.create_contacts_api().await;
+    app.create_user("alice").await;
+    let client = code_client(&app, "web", CALLBACK).await;
+    let pkce = Pkce::new();
+    let params = code_params(&client, &pkce);
+    let code = app.sign_in_and_allow(&params, "alice").await["code"].clone();
+    let (access_token, refresh_token) = redeem(&app, &client, &code, &pkce).await;
+    let kept = grant_of(&access_token);
+    // Three codes that are never redeemed.
+    for _ in 0..3 {
+        let response = app.authorize(&params).await;
+        assert!(location(&response).starts_with(CALLBACK));
+    }
+
+    // Two days later (codes, their replay memory and their access tokens are long gone, the
+    // refresh family's 90 days are not), the janitor runs.
+    let later = UnixTime(app.clock.now().0 + 2 * 86_400);
+    let report = valet::janitor::run_once(&app.state.store, &app.state.settings, later)
+        .await
+        .unwrap();
+    let grants = report
+        .iter()
+        .find(|(kind, _)| *kind == valet::store::Purge::Grants)
+        .map(|(_, n)| *n);
+    assert_eq!(
+        grants,
+        Some(3),
+        "the unredeemed codes' grants go: {report:?}"
+    );
+    assert_eq!(
+        app.state.store.grant_revoked(&kept).await.unwrap(),
+        Some(false),
+        "the redeemed code's grant stays with its refresh family"
+    );
+    assert_eq!(refresh(&app, "web", &refresh_token).await.status(), 200);
+}
