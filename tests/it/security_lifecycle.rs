@@ -1,22 +1,26 @@
-//! Security review (issue 11), findings 11–13 and 19: what deleting a client or changing a
-//! user ends, client and user ids kept apart, and grant rows of codes nobody redeems.
+//! Security review (issue 11), findings 11–14 and 19: what deleting a client or changing a
+//! user ends, client and user ids kept apart, what a failed client authentication and the
+//! authorize error page reveal, and grant rows of codes nobody redeems.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
 use serde_json::Value;
 use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{Client, StoreError, User};
 
 use crate::harness::flow::{Pkce, WebClient, location};
-use crate::harness::{CONTACTS, TestApp};
+use crate::harness::{CONTACTS, TestApp, basic_header};
 use crate::store_tests;
 
 store_tests!(
     deleting_a_client_forgets_its_consents_and_tokens,
     a_client_id_may_not_be_a_user_id,
     password_change_disable_and_delete_end_sessions_and_refresh_tokens,
+    failed_client_authentication_looks_the_same_for_every_id,
+    the_redirect_mismatch_page_shows_only_what_was_sent,
     unredeemed_codes_leave_no_grant_rows,
 );
 
@@ -252,6 +256,122 @@ async fn password_change_disable_and_delete_end_sessions_and_refresh_tokens(mut 
             400,
             "{username}: a code from before the change"
         );
+    }
+}
+
+/// Finding 14: unknown, public and confidential ids with a bad secret (or none) get the same
+/// answer, so `/token` does not tell which ids exist or what kind they are.
+async fn failed_client_authentication_looks_the_same_for_every_id(app: TestApp) {
+    app.create_contacts_api().await;
+    let (confidential, _) = app.create_service_client("read:contacts").await;
+    let public = code_client(&app, "spa", CALLBACK).await.client_id;
+    let form = |id: &'static str, secret: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("audience", CONTACTS),
+            ("client_id", id),
+        ];
+        if let Some(secret) = secret {
+            form.push(("client_secret", secret));
+        }
+        form
+    };
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        (status, challenge, body)
+    };
+    let ids: Vec<&'static str> = vec![
+        "no-such-client",
+        Box::leak(public.into_boxed_str()),
+        Box::leak(confidential.into_boxed_str()),
+    ];
+
+    // client_secret_post with a wrong secret.
+    let mut answers = Vec::new();
+    for id in &ids {
+        answers.push(answer(app.token(None, &form(id, Some("wrong-secret"))).await).await);
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert_eq!(answers[0].2["error"], "invalid_client");
+    for (id, a) in ids.iter().zip(&answers) {
+        assert_eq!(a, &answers[0], "client_secret_post for {id}");
+    }
+
+    // client_secret_basic with a wrong secret.
+    let mut answers = Vec::new();
+    for id in &ids {
+        let response = app
+            .http
+            .post(app.url("/token"))
+            .header("authorization", basic_header(id, "wrong-secret"))
+            .form(&[("grant_type", "client_credentials"), ("audience", CONTACTS)])
+            .send()
+            .await
+            .unwrap();
+        answers.push(answer(response).await);
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert!(answers[0].1.is_some(), "Basic gets a challenge");
+    for (id, a) in ids.iter().zip(&answers) {
+        assert_eq!(a, &answers[0], "client_secret_basic for {id}");
+    }
+
+    // No secret at all: an unknown id and a confidential one look alike.
+    let unknown = answer(app.token(None, &form(ids[0], None)).await).await;
+    let confidential = answer(app.token(None, &form(ids[2], None)).await).await;
+    assert_eq!(unknown.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown, confidential, "no secret");
+}
+
+/// Finding 14: anyone can send a client_id, so the page for a bad redirect URI shows only
+/// what the request sent, never the client's name or its registered redirect URIs.
+async fn the_redirect_mismatch_page_shows_only_what_was_sent(app: TestApp) {
+    app.create_contacts_api().await;
+    let client = app
+        .cli_json(&[
+            "client",
+            "create",
+            "--name",
+            "Acme Payroll Admin",
+            "--public",
+            "--redirect-uri",
+            CALLBACK,
+            "--redirect-uri",
+            OTHER_CALLBACK,
+            "--scope",
+            "read:contacts",
+            "--audience",
+            CONTACTS,
+            "--json",
+        ])
+        .await;
+    let id = client["client_id"].as_str().unwrap();
+    for (params, sent) in [
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("redirect_uri", "https://evil.example/cb"),
+            ],
+            "https://evil.example/cb",
+        ),
+        (vec![("client_id", id), ("response_type", "code")], "(none)"),
+    ] {
+        let response = app.authorize(&params).await;
+        assert_eq!(response.status(), 400);
+        let html = response.text().await.unwrap();
+        assert!(html.contains(sent), "the page shows what was sent:\n{html}");
+        for secret in ["Acme Payroll Admin", CALLBACK, OTHER_CALLBACK] {
+            assert!(
+                !html.contains(secret),
+                "the page discloses `{secret}`:\n{html}"
+            );
+        }
     }
 }
 
