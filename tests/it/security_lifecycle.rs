@@ -1,6 +1,7 @@
-//! Security review (issue 11), findings 11–14 and 19: what deleting a client or changing a
-//! user ends, client and user ids kept apart, what a failed client authentication and the
-//! authorize error page reveal, and grant rows of codes nobody redeems.
+//! Security review (issue 11), findings 11–14, 19 and part of 20: what deleting a client or
+//! changing a user ends, client and user ids kept apart, what a failed client authentication
+//! and the authorize error page reveal, grant rows of codes nobody redeems, how long retired
+//! keys stay published, and `__Host-` cookies on an https issuer.
 
 use std::time::Duration;
 
@@ -8,12 +9,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::Value;
+use valet::config::ConfigDuration;
 use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{Client, StoreError, User};
 
-use crate::harness::flow::{Pkce, WebClient, location};
-use crate::harness::{CONTACTS, TestApp, basic_header};
-use crate::store_tests;
+use crate::harness::flow::{Form, PASSWORD, Pkce, WebClient, location};
+use crate::harness::{self, Backend, CONTACTS, TestApp, basic_header};
+use crate::{backend_tests, store_tests};
 
 store_tests!(
     deleting_a_client_forgets_its_consents_and_tokens,
@@ -22,6 +24,10 @@ store_tests!(
     failed_client_authentication_looks_the_same_for_every_id,
     the_redirect_mismatch_page_shows_only_what_was_sent,
     unredeemed_codes_leave_no_grant_rows,
+);
+backend_tests!(
+    retired_keys_stay_published_while_id_tokens_live,
+    cookies_carry_the_host_prefix_on_an_https_issuer,
 );
 
 const CALLBACK: &str = "https://app.example.com/callback";
@@ -421,4 +427,160 @@ async fn unredeemed_codes_leave_no_grant_rows(app: TestApp) {
         "the redeemed code's grant stays with its refresh family"
     );
     assert_eq!(refresh(&app, "web", &refresh_token).await.status(), 200);
+}
+
+/// Finding 20: an ID token may outlive every access token signed with the same key; the
+/// retired key stays in the JWKS until the longest of them has expired.
+async fn retired_keys_stay_published_while_id_tokens_live(backend: Backend) {
+    let app = harness::spawn_with(backend, |config| {
+        config.tokens.access_token_ttl = ConfigDuration::secs(60);
+        config.tokens.id_token_ttl = ConfigDuration::secs(600);
+    })
+    .await;
+    let kids = || async {
+        let jwks: Value = app
+            .get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let reload = || async {
+        app.state.keys.reload(app.clock.now()).await.unwrap();
+    };
+    let old = kids().await;
+    assert_eq!(old.len(), 1);
+    app.cli_ok(&["keys", "rotate"]).await;
+    reload().await;
+    assert_eq!(kids().await.len(), 2);
+
+    // Past the access-token lifetime, within the ID-token lifetime: still published.
+    app.advance(Duration::from_secs(120));
+    reload().await;
+    assert!(
+        kids().await.contains(&old[0]),
+        "an ID token signed before the rotation is still alive"
+    );
+    // Past both (and the reload interval): gone.
+    app.advance(Duration::from_secs(600));
+    reload().await;
+    assert!(!kids().await.contains(&old[0]));
+}
+
+/// `Set-Cookie` values of a response.
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `name=value` of the cookie `name`, with its attributes, from a response.
+fn cookie_named(response: &reqwest::Response, name: &str) -> (String, String) {
+    let all = set_cookies(response);
+    let cookie = all
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {all:?}"));
+    let value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches(&format!("{name}="))
+        .to_owned();
+    (value, cookie.clone())
+}
+
+fn assert_host_cookie(attributes: &str) {
+    for required in ["Secure", "Path=/", "HttpOnly"] {
+        assert!(attributes.contains(required), "{attributes}");
+    }
+    assert!(!attributes.contains("Domain"), "{attributes}");
+}
+
+/// Finding 20: on an https issuer the CSRF and session cookies are `__Host-` cookies, and
+/// they are read back under those names.
+async fn cookies_carry_the_host_prefix_on_an_https_issuer(backend: Backend) {
+    let app = harness::spawn_with(backend, |config| {
+        config.issuer = "https://login.example.com".into();
+    })
+    .await;
+    app.create_contacts_api().await;
+    app.create_user("alice").await;
+    let client = code_client(&app, "web", CALLBACK).await;
+    let pkce = Pkce::new();
+    let params = code_params(&client, &pkce);
+    // A browser that keeps no cookies: this test reads and sends them itself.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let path = |location: String| {
+        location
+            .strip_prefix("https://login.example.com")
+            .map(str::to_owned)
+            .unwrap_or(location)
+    };
+
+    let response = http
+        .get(app.url("/authorize"))
+        .query(&params)
+        .send()
+        .await
+        .unwrap();
+    let login_path = path(location(&response));
+    assert!(login_path.starts_with("/login"), "{login_path}");
+    let page = http.get(app.url(&login_path)).send().await.unwrap();
+    let (csrf, attributes) = cookie_named(&page, "__Host-valet_csrf");
+    assert_host_cookie(&attributes);
+    let mut form = Form::parse(&page.text().await.unwrap());
+    form.set("username", "alice").set("password", PASSWORD);
+    let response = http
+        .post(app.url(&form.action))
+        .header("cookie", format!("__Host-valet_csrf={csrf}"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "the __Host- CSRF cookie is read back"
+    );
+    let (session, attributes) = cookie_named(&response, "__Host-valet_session");
+    assert_host_cookie(&attributes);
+    assert!(
+        set_cookies(&response)
+            .iter()
+            .all(|c| !c.starts_with("valet_session=")),
+        "no plain-named session cookie on https"
+    );
+
+    // The prefixed session cookie signs the browser in: no login page the next time.
+    let response = http
+        .get(app.url("/authorize"))
+        .query(&params)
+        .header("cookie", format!("__Host-valet_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    let next = path(location(&response));
+    assert!(next.starts_with("/consent"), "{next}");
+    // The plain name means nothing on https.
+    let response = http
+        .get(app.url("/authorize"))
+        .query(&params)
+        .header("cookie", format!("valet_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(path(location(&response)).starts_with("/login"));
 }
