@@ -124,12 +124,7 @@ pub async fn authenticate(
     hasher: &SecretHasher,
     presented: &Presented,
 ) -> Result<Arc<Client>, OAuthError> {
-    let failed = |detail: &str| {
-        let mut e = OAuthError::invalid_client("client authentication failed")
-            .with_challenge(presented.challenge());
-        e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
-        e
-    };
+    let failed = |detail: &str| failure(presented, detail);
     let client = if is_valid_client_id(&presented.client_id) {
         directory.client(&presented.client_id).await?
     } else {
@@ -156,6 +151,16 @@ pub async fn authenticate(
         (true, None) => Err(failed("confidential client sent no secret")),
         (false, Some(_)) => Err(failed("public client sent a secret")),
     }
+}
+
+/// The one answer to a failed client authentication; `detail` is for the logs only. An
+/// endpoint that refuses an authenticated client for what it is (a public client at
+/// introspection) answers with this too, so that it reveals nothing either.
+pub fn failure(presented: &Presented, detail: &str) -> OAuthError {
+    let mut e = OAuthError::invalid_client("client authentication failed")
+        .with_challenge(presented.challenge());
+    e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
+    e
 }
 
 #[cfg(test)]

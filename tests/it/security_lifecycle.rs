@@ -332,6 +332,23 @@ async fn failed_client_authentication_looks_the_same_for_every_id(app: TestApp) 
     let confidential = answer(app.token(None, &form(ids[2], None)).await).await;
     assert_eq!(unknown.0, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown, confidential, "no secret");
+
+    // Introspection, which no public client may call, answers a public id as an unknown one.
+    let mut answers = Vec::new();
+    for id in &ids {
+        let response = app
+            .http
+            .post(app.url("/introspect"))
+            .form(&[("token", "whatever"), ("client_id", id)])
+            .send()
+            .await
+            .unwrap();
+        answers.push(answer(response).await);
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    for (id, a) in ids.iter().zip(&answers) {
+        assert_eq!(a, &answers[0], "introspection with client_id {id}");
+    }
 }
 
 /// Finding 14: anyone can send a client_id, so the page for a bad redirect URI shows only
