@@ -200,10 +200,12 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
     }))
 }
 
-/// A retired key stays in the JWKS while a token it signed may be alive: replicas may sign
-/// with it until their next reload, and such a token lives `access_token_ttl`.
+/// A retired key stays in the JWKS while a token it signed may be alive (SPEC §5): replicas
+/// may sign with it until their next reload, and such a token lives `access_token_ttl` or,
+/// for an ID token, `id_token_ttl`, whichever is longer.
 fn retired_key_lifetime(settings: &Settings) -> std::time::Duration {
-    settings.tokens.access_token_ttl + settings.keys.reload_interval
+    let tokens = &settings.tokens;
+    tokens.access_token_ttl.max(tokens.id_token_ttl) + settings.keys.reload_interval
 }
 
 async fn reload_keys(state: AppState) {

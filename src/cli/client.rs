@@ -60,7 +60,7 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a client
+    /// Delete a client with its consents, grants, codes and refresh tokens
     Delete {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
@@ -185,9 +185,17 @@ async fn create(
         client.secret_hash = Some(cx.server_keys()?.hasher.hash(secret));
     }
     check_consistency(&client)?;
+    // Client ids and user ids are one namespace of `sub` values (RFC 9068 §2.2): a
+    // client-credentials token must never look like a user's. The store refuses it too.
+    if cx.store.user_by_id(&client.client_id).await?.is_some() {
+        return Err(CliError::Conflict(format!(
+            "`{}` is the id of a user: a client id may not equal a user id",
+            client.client_id
+        )));
+    }
     match cx.store.insert_client(&client).await {
         Err(StoreError::Conflict) => Err(CliError::Conflict(format!(
-            "a client with id `{}` already exists",
+            "a client or user with id `{}` already exists",
             client.client_id
         ))),
         other => other.map_err(CliError::from),

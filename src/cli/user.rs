@@ -38,14 +38,14 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set a user's password
+    /// Set a user's password; ends the user's sessions and refresh tokens
     SetPassword {
         #[arg(allow_hyphen_values = true)]
         username: String,
         #[command(flatten)]
         password: PasswordInput,
     },
-    /// Stop a user from logging in (existing tokens expire as usual)
+    /// Stop a user from logging in; ends the user's sessions and refresh tokens
     Disable {
         #[arg(allow_hyphen_values = true)]
         username: String,
@@ -55,7 +55,7 @@ pub enum UserCommand {
         #[arg(allow_hyphen_values = true)]
         username: String,
     },
-    /// Delete a user; their id is never reused
+    /// Delete a user with their sessions, consents and tokens; their id is never reused
     Delete {
         #[arg(allow_hyphen_values = true)]
         username: String,
@@ -105,7 +105,7 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
             check_username(&username)?;
             let hash = hash(cx, password.read()?).await?;
             let user = User {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: new_user_id(cx).await?,
                 username,
                 email,
                 name,
@@ -137,7 +137,7 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
                 cx.store.set_user_password(&username, &hash, now).await?,
                 &username,
             )?;
-            println!("password set for {username}");
+            println!("password set for {username}; their sessions and refresh tokens ended");
             Ok(())
         }
         UserCommand::Disable { username } => {
@@ -145,7 +145,7 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
                 cx.store.set_user_disabled(&username, true, now).await?,
                 &username,
             )?;
-            println!("disabled {username}");
+            println!("disabled {username}; their sessions and refresh tokens ended");
             Ok(())
         }
         UserCommand::Enable { username } => {
@@ -160,6 +160,17 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
             found(cx.store.delete_user(&username).await?, &username)?;
             println!("deleted {username}");
             Ok(())
+        }
+    }
+}
+
+/// A random UUID that no client uses as its id: user and client ids are one namespace of
+/// `sub` values (RFC 9068 §2.2), so a user never shares a `sub` with a client.
+async fn new_user_id(cx: &Context) -> Result<String, CliError> {
+    loop {
+        let id = uuid::Uuid::new_v4().to_string();
+        if cx.store.client(&id).await?.is_none() {
+            return Ok(id);
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::crypto::random_token;
 use crate::domain::UnixTime;
 use crate::http::page_error::PageError;
 use crate::http::state::AppState;
-use crate::login::csrf::{CSRF_COOKIE, FormPurpose};
-use crate::login::session::{self, SESSION_COOKIE};
+use crate::login::csrf::{FormPurpose, csrf_cookie_name};
+use crate::login::session::{self, session_cookie_name};
 use crate::oauth::Params;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::response_mode::{self, AuthorizationResponse, Delivery};
@@ -33,7 +33,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https (SPEC §7).
+/// `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https (SPEC §7),
+/// where the names also carry the `__Host-` prefix (no `Domain` is ever set).
 fn set_cookie(
     state: &AppState,
     name: &'static str,
@@ -56,14 +57,15 @@ fn set_cookie(
 pub fn session_cookie(state: &AppState, value: String) -> HeaderValue {
     set_cookie(
         state,
-        SESSION_COOKIE,
+        session_cookie_name(state.settings.https()),
         value,
         Some(state.settings.login.session_ttl),
     )
 }
 
 pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
-    set_cookie(state, SESSION_COOKIE, String::new(), Some(Duration::ZERO))
+    let name = session_cookie_name(state.settings.https());
+    set_cookie(state, name, String::new(), Some(Duration::ZERO))
 }
 
 /// The browser's CSRF cookie value; a new one (to be set on the response) if it has none.
@@ -73,8 +75,8 @@ pub struct CsrfCookie {
 }
 
 impl CsrfCookie {
-    pub fn ensure(headers: &HeaderMap) -> Result<Self, PageError> {
-        match cookie(headers, CSRF_COOKIE).filter(|v| !v.is_empty()) {
+    pub fn ensure(state: &AppState, headers: &HeaderMap) -> Result<Self, PageError> {
+        match cookie(headers, csrf_cookie_name(state.settings.https())).filter(|v| !v.is_empty()) {
             Some(value) => Ok(Self {
                 value,
                 fresh: false,
@@ -91,7 +93,12 @@ impl CsrfCookie {
         if self.fresh {
             response.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(state, CSRF_COOKIE, self.value.clone(), None),
+                set_cookie(
+                    state,
+                    csrf_cookie_name(state.settings.https()),
+                    self.value.clone(),
+                    None,
+                ),
             );
         }
         response
@@ -116,7 +123,7 @@ pub async fn posted_form(
     let fields = extract::oauth_form(headers, body, state.settings.http.body_limit)
         .await
         .map_err(|_| PageError::bad_form())?;
-    let csrf_cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let csrf_cookie = cookie(headers, csrf_cookie_name(state.settings.https())).unwrap_or_default();
     let binding = fields.get("request").unwrap_or("");
     let posted = fields.get("csrf").unwrap_or("");
     if csrf_cookie.is_empty()
@@ -142,7 +149,7 @@ pub async fn signed_in(
     session::current(
         &state.store,
         &state.server_keys.hasher,
-        cookie(headers, SESSION_COOKIE).as_deref(),
+        cookie(headers, session_cookie_name(state.settings.https())).as_deref(),
         now,
     )
     .await

@@ -101,11 +101,7 @@ impl From<AuthorizeRejection> for PageError {
                 "The app that sent you here is not registered with this service.",
             )
             .detail(format!("client_id sent: {client_id}")),
-            AuthorizeRejection::RedirectMismatch {
-                client_name,
-                mismatch,
-                registered,
-            } => redirect_mismatch(&client_name, &mismatch, &registered),
+            AuthorizeRejection::RedirectMismatch { mismatch } => redirect_mismatch(&mismatch),
             AuthorizeRejection::RequestGone => PageError::request_gone(),
             AuthorizeRejection::Store(error) => PageError::from_store(error),
             AuthorizeRejection::Internal(detail) => PageError::internal(detail),
@@ -113,31 +109,22 @@ impl From<AuthorizeRejection> for PageError {
     }
 }
 
-fn redirect_mismatch(
-    client_name: &str,
-    mismatch: &RedirectMismatch,
-    registered: &[String],
-) -> PageError {
+/// Only what the request sent: anyone holding a `client_id` can reach this page, so it names
+/// neither the client nor its registered redirect URIs (the developer finds those with
+/// `valet client show`).
+fn redirect_mismatch(mismatch: &RedirectMismatch) -> PageError {
     let page = PageError::new(
         400,
         "The app's request is not valid",
-        format!(
-            "{client_name} asked to send you back to an address it has not registered, so this service will not go there."
-        ),
+        "The app asked to send you back to an address it has not registered, so this service will not go there.",
     )
     .detail(mismatch.to_string());
-    let page = match mismatch {
+    match mismatch {
         RedirectMismatch::NotRegistered { requested } => {
             page.detail(format!("redirect_uri sent: {}", printable(requested)))
         }
         RedirectMismatch::Required => page.detail("redirect_uri sent: (none)"),
-    };
-    let registered = if registered.is_empty() {
-        "(none)".to_owned()
-    } else {
-        registered.join(", ")
-    };
-    page.detail(format!("registered redirect URIs: {registered}"))
+    }
 }
 
 impl From<SessionError> for PageError {

@@ -1,7 +1,7 @@
 //! CSRF protection for the login, consent and logout forms: a double-submit token.
 //!
-//! The browser holds a random `valet_csrf` cookie; each form carries
-//! HMAC(key, purpose, binding, cookie) in a hidden field. A page on another site can make the
+//! The browser holds a random `valet_csrf` cookie (`__Host-valet_csrf` on an https issuer);
+//! each form carries HMAC(key, purpose, binding, cookie) in a hidden field. A page on another site can make the
 //! browser post a form, but cannot read the cookie, so it cannot compute the field. The key
 //! is derived from `secret`, so every replica checks tokens that any replica issued, with no
 //! state in the store.
@@ -9,6 +9,16 @@
 use crate::crypto::{SecretHash, SecretHasher};
 
 pub const CSRF_COOKIE: &str = "valet_csrf";
+
+/// The CSRF cookie's name: `__Host-` prefixed on an https issuer, as
+/// [`session_cookie_name`](crate::login::session::session_cookie_name) explains.
+pub fn csrf_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-valet_csrf"
+    } else {
+        CSRF_COOKIE
+    }
+}
 
 /// Which form a token is for: a token for one form is useless for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Server-side login sessions. The browser holds a 256-bit random id in the `valet_session`
-//! cookie; the store holds only its hash, so a copy of the store cannot be used to sign in.
+//! cookie (`__Host-valet_session` on an https issuer); the store holds only its hash, so a
+//! copy of the store cannot be used to sign in.
 
 use std::time::Duration;
 
@@ -8,6 +9,18 @@ use crate::domain::UnixTime;
 use crate::store::{Session, SharedStore, StoreError, User};
 
 pub const SESSION_COOKIE: &str = "valet_session";
+
+/// The session cookie's name. On an https issuer it carries the `__Host-` prefix, so the
+/// browser accepts it only with `Secure`, `Path=/` and no `Domain` (RFC 6265bis §4.1.3.2): a
+/// sibling subdomain or a plain-http page cannot plant or overwrite it. On http (local
+/// development) the prefix would make browsers drop the cookie, so the plain name is used.
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-valet_session"
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// A session just made: the cookie value goes to the browser, the record to the store.
 pub struct NewSession {

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{Challenge, OAuthError, Params};
-use crate::crypto::SecretHasher;
+use crate::crypto::{SecretHash, SecretHasher};
 use crate::domain::is_valid_client_id;
 use crate::store::Client;
 use crate::store::cache::Directory;
@@ -114,39 +114,53 @@ fn form_decode(text: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// Check presented credentials against the (cached) client. Unknown client and wrong secret
-/// give the same answer, so the endpoint does not reveal which client ids exist.
+/// Check presented credentials against the (cached) client. Every failure is the same
+/// answer (status, error, description, challenge), whether the id is unknown, public or
+/// confidential, so the endpoint does not reveal which client ids exist or what kind they
+/// are (SPEC §7); the reason goes to the logs only. A presented secret is always compared
+/// against a hash, a dummy one when the client has none, so that the timing is alike too.
 pub async fn authenticate(
     directory: &Directory,
     hasher: &SecretHasher,
     presented: &Presented,
 ) -> Result<Arc<Client>, OAuthError> {
-    let failed = |detail: &str| {
-        let mut e = OAuthError::invalid_client("client authentication failed")
-            .with_challenge(presented.challenge());
-        e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
-        e
+    let failed = |detail: &str| failure(presented, detail);
+    let client = if is_valid_client_id(&presented.client_id) {
+        directory.client(&presented.client_id).await?
+    } else {
+        None
     };
-    if !is_valid_client_id(&presented.client_id) {
-        return Err(failed("malformed client id"));
+    let stored = client.as_ref().and_then(|c| c.secret_hash.as_ref());
+    // The comparison runs whatever the client: against its hash, or a dummy that no secret
+    // matches.
+    let secret_matches = presented.secret.as_deref().map(|secret| {
+        let dummy = SecretHash(vec![0; 32]);
+        let matches = hasher.verify(secret, stored.unwrap_or(&dummy));
+        matches && stored.is_some()
+    });
+    let Some(client) = client else {
+        return Err(if is_valid_client_id(&presented.client_id) {
+            failed("unknown client")
+        } else {
+            failed("malformed client id")
+        });
+    };
+    match (client.secret_hash.is_some(), secret_matches) {
+        (true, Some(true)) | (false, None) => Ok(client),
+        (true, Some(_)) => Err(failed("wrong secret")),
+        (true, None) => Err(failed("confidential client sent no secret")),
+        (false, Some(_)) => Err(failed("public client sent a secret")),
     }
-    let client = directory
-        .client(&presented.client_id)
-        .await?
-        .ok_or_else(|| failed("unknown client"))?;
-    match (&client.secret_hash, &presented.secret) {
-        (Some(stored), Some(secret)) if hasher.verify(secret, stored) => Ok(client),
-        (Some(_), Some(_)) => Err(failed("wrong secret")),
-        (Some(_), None) => Err(OAuthError::invalid_client(
-            "this client is confidential and must authenticate with its client secret",
-        )
-        .with_challenge(presented.challenge())),
-        (None, Some(_)) => Err(OAuthError::invalid_client(
-            "this client is public and has no secret; send only client_id",
-        )
-        .with_challenge(presented.challenge())),
-        (None, None) => Ok(client),
-    }
+}
+
+/// The one answer to a failed client authentication; `detail` is for the logs only. An
+/// endpoint that refuses an authenticated client for what it is (a public client at
+/// introspection) answers with this too, so that it reveals nothing either.
+pub fn failure(presented: &Presented, detail: &str) -> OAuthError {
+    let mut e = OAuthError::invalid_client("client authentication failed")
+        .with_challenge(presented.challenge());
+    e.detail = Some(format!("client {:?}: {detail}", presented.client_id));
+    e
 }
 
 #[cfg(test)]

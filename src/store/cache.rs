@@ -1,6 +1,10 @@
 //! Short-lived in-memory copies of clients and APIs, so the token endpoint does not ask the
 //! store on every request. Entries live `clients.cache_ttl` by the server's [`Clock`]: a
 //! deleted client or a rotated secret stops working within that time on every replica.
+//!
+//! The keys come from requests (`client_id`, `audience`, `resource`), so memory is bounded
+//! by weight, not by entry count: each entry weighs its key's length plus a fixed overhead,
+//! and an unknown key longer than [`MAX_UNKNOWN_KEY`] bytes is not cached at all.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -19,25 +23,36 @@ pub struct Directory {
     apis: Option<Expiring<String, Option<Arc<Api>>>>,
 }
 
-/// Bounds memory if someone sprays random client ids at the token endpoint.
-const MAX_ENTRIES: u64 = 10_000;
+/// The weight budget of each cache, in bytes of key plus [`ENTRY_OVERHEAD`] per entry:
+/// bounds memory if someone sprays random client ids or audiences at the token endpoint.
+pub const MAX_WEIGHT: u64 = 4 * 1024 * 1024;
+/// What an entry costs beside its key: the value (a shared pointer, or the record of a
+/// registered client or API, which only operators create), the timestamp and moka's own.
+const ENTRY_OVERHEAD: u32 = 256;
+/// An unknown key longer than this is answered from the store every time, never cached.
+pub const MAX_UNKNOWN_KEY: usize = 256;
 
 impl Directory {
     /// A zero `ttl` turns caching off.
     pub fn new(store: SharedStore, ttl: Duration, clock: Clock) -> Self {
+        Self::with_max_weight(store, ttl, clock, MAX_WEIGHT)
+    }
+
+    fn with_max_weight(store: SharedStore, ttl: Duration, clock: Clock, max_weight: u64) -> Self {
         Self {
             store,
-            origins: Expiring::new(ttl, 1, clock.clone()),
-            clients: Expiring::new(ttl, MAX_ENTRIES, clock.clone()),
-            apis: Expiring::new(ttl, MAX_ENTRIES, clock),
+            origins: Expiring::new(ttl, max_weight, clock.clone()),
+            clients: Expiring::new(ttl, max_weight, clock.clone()),
+            apis: Expiring::new(ttl, max_weight, clock),
         }
     }
 
-    /// Unknown ids are cached too (as `None`), for the same short time.
+    /// Unknown ids are cached too (as `None`), for the same short time, unless they are
+    /// longer than [`MAX_UNKNOWN_KEY`].
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         let load = async { Ok(self.store.client(client_id).await?.map(Arc::new)) };
         match &self.clients {
-            Some(cache) => cache.get_or_load(client_id.to_owned(), load).await,
+            Some(cache) => cache.get_or_load_keyed(client_id, load).await,
             None => load.await,
         }
     }
@@ -54,7 +69,7 @@ impl Directory {
     pub async fn api(&self, identifier: &str) -> Result<Option<Arc<Api>>, StoreError> {
         let load = async { Ok(self.store.api(identifier).await?.map(Arc::new)) };
         match &self.apis {
-            Some(cache) => cache.get_or_load(identifier.to_owned(), load).await,
+            Some(cache) => cache.get_or_load_keyed(identifier, load).await,
             None => load.await,
         }
     }
@@ -69,16 +84,34 @@ struct Expiring<K, V> {
     clock: Clock,
 }
 
+/// How much of the weight budget a key takes.
+pub trait KeyWeight {
+    fn weight(&self) -> u32;
+}
+
+impl KeyWeight for () {
+    fn weight(&self) -> u32 {
+        0
+    }
+}
+
+impl KeyWeight for String {
+    fn weight(&self) -> u32 {
+        u32::try_from(self.len()).unwrap_or(u32::MAX)
+    }
+}
+
 impl<K, V> Expiring<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Send + Sync + KeyWeight + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(ttl: Duration, capacity: u64, clock: Clock) -> Option<Self> {
+    fn new(ttl: Duration, max_weight: u64, clock: Clock) -> Option<Self> {
         (!ttl.is_zero()).then(|| Self {
             // moka's own expiry stays as a backstop that frees memory of idle entries.
             entries: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_weight)
+                .weigher(|key: &K, _| key.weight().saturating_add(ENTRY_OVERHEAD))
                 .time_to_live(ttl)
                 .build(),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
@@ -108,11 +141,119 @@ where
     }
 }
 
+impl<T> Expiring<String, Option<T>>
+where
+    T: Send + Sync + 'static,
+    Option<T>: Clone,
+{
+    /// [`Expiring::get_or_load`] for a key from a request: a key longer than
+    /// [`MAX_UNKNOWN_KEY`] is cached only if the store knows it.
+    async fn get_or_load_keyed(
+        &self,
+        key: &str,
+        load: impl Future<Output = Result<Option<T>, StoreError>>,
+    ) -> Result<Option<T>, StoreError> {
+        if key.len() <= MAX_UNKNOWN_KEY {
+            return self.get_or_load(key.to_owned(), load).await;
+        }
+        let now = self.clock.now_ms();
+        if let Some((loaded_at, value)) = self.entries.get(key).await
+            && now.saturating_sub(loaded_at) < self.ttl_ms
+        {
+            return Ok(value);
+        }
+        let loaded_at = self.clock.now_ms();
+        let value = load.await?;
+        if value.is_some() {
+            self.entries
+                .insert(key.to_owned(), (loaded_at, value.clone()))
+                .await;
+        } else {
+            self.entries.invalidate(key).await;
+        }
+        Ok(value)
+    }
+
+    #[cfg(test)]
+    async fn len(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
+    }
+
+    #[cfg(test)]
+    async fn weight(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.weighted_size()
+    }
+}
+
 /// moka shares one error among every caller that waited on the same load.
 fn unshare(error: Arc<StoreError>) -> StoreError {
     match error.as_ref() {
         StoreError::Conflict => StoreError::Conflict,
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseSettings;
+    use crate::domain::{ScopeSet, UnixTime};
+    use crate::store::SqliteStore;
+
+    async fn directory(max_weight: u64) -> Directory {
+        let settings = DatabaseSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let store = SqliteStore::connect("sqlite::memory:", &settings)
+            .await
+            .unwrap();
+        crate::store::Store::migrate(&store).await.unwrap();
+        let store: SharedStore = Arc::new(store);
+        store
+            .insert_api(&Api {
+                identifier: format!("https://{}", "long.".repeat(100)),
+                name: "Long".into(),
+                scopes: ScopeSet::default(),
+                created_at: UnixTime(0),
+            })
+            .await
+            .unwrap();
+        Directory::with_max_weight(store, Duration::from_secs(60), Clock::system(), max_weight)
+    }
+
+    /// Finding 20: `audience` is chosen by whoever sends the request.
+    #[tokio::test]
+    async fn long_unknown_audiences_are_not_cached() {
+        let directory = directory(MAX_WEIGHT).await;
+        let apis = directory.apis.as_ref().unwrap();
+        for i in 0..50 {
+            let audience = format!("https://{}/{i}", "x".repeat(10_000));
+            assert!(directory.api(&audience).await.unwrap().is_none());
+        }
+        assert_eq!(apis.len().await, 0, "no unknown long key is kept");
+        // A registered API with a long identifier is cached as usual.
+        let known = format!("https://{}", "long.".repeat(100));
+        assert!(directory.api(&known).await.unwrap().is_some());
+        assert!(directory.api(&known).await.unwrap().is_some());
+        assert_eq!(apis.len().await, 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_weight() {
+        let max_weight = 64 * 1024;
+        let directory = directory(max_weight).await;
+        let apis = directory.apis.as_ref().unwrap();
+        for i in 0..1_000 {
+            let audience = format!("https://{}/{i:04}", "y".repeat(240));
+            assert!(directory.api(&audience).await.unwrap().is_none());
+        }
+        let weight = apis.weight().await;
+        assert!(weight <= max_weight, "{weight} > {max_weight}");
+        // Each key weighs its length: far fewer than 1,000 such entries fit.
+        assert!(apis.len().await < 200, "{}", apis.len().await);
     }
 }

@@ -67,6 +67,8 @@ pub trait Store: Send + Sync + 'static {
     /// Open and idle connections of the pool, for `/metrics`.
     fn pool_stats(&self) -> (u32, usize);
 
+    /// `Conflict` if a client or a user already has this id (RFC 9068 §2.2: a
+    /// client-credentials token's `sub` must never name a user).
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
@@ -75,12 +77,17 @@ pub trait Store: Send + Sync + 'static {
     async fn client_origins(&self) -> Result<Vec<String>, StoreError>;
     /// Replace every field but `client_id` and `created_at`; false if there is no such client.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+    /// Delete the client with its consents, grants, codes, refresh tokens and pending
+    /// requests, in one transaction; false if there is no such client.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
+    /// `Conflict` if a user has this username or id, or a client has this id.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Set the hash and, in the same transaction, end the user's sessions, revoke their
+    /// grants and refresh families and drop their unredeemed codes.
     async fn set_user_password(
         &self,
         username: &str,
@@ -95,12 +102,14 @@ pub trait Store: Send + Sync + 'static {
         checked: &str,
         upgraded: &str,
     ) -> Result<bool, StoreError>;
+    /// Disabling also ends everything the user holds, as [`Store::set_user_password`] does.
     async fn set_user_disabled(
         &self,
         username: &str,
         disabled: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+    /// Delete the user with their sessions, consents, grants, codes and refresh tokens.
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
 
     async fn insert_api(&self, api: &Api) -> Result<(), StoreError>;
@@ -127,6 +136,13 @@ pub trait Store: Send + Sync + 'static {
     /// Revoke a grant and every refresh token issued under it; its access tokens then read
     /// inactive at introspection (code replay, refresh-token reuse, RFC 7009 revocation).
     async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError>;
+    /// Let a grant live until `expires_at` (never shorter than it is): a code's grant lives
+    /// as long as the code until the code is redeemed.
+    async fn extend_grant(
+        &self,
+        grant_id: &GrantId,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
     /// `Some(true)` once revoked; `None` for an unknown grant.
     async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError>;
 

@@ -23,11 +23,15 @@ macro_rules! impl_store {
 
             async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
                 let cols = ClientColumns::from(client);
-                bind_client(sqlx::query(sql::INSERT_CLIENT), client, &cols)
+                let done = bind_client(sqlx::query(sql::INSERT_CLIENT_UNLESS_USER), client, &cols)
                     .bind(client.created_at.0)
                     .bind(client.updated_at.0)
                     .execute(&self.pool)
                     .await?;
+                if done.rows_affected() == 0 {
+                    // A user has this id: the two namespaces stay apart.
+                    return Err(StoreError::Conflict);
+                }
                 Ok(())
             }
 
@@ -81,15 +85,26 @@ macro_rules! impl_store {
             }
 
             async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(sql::DELETE_CLIENT)
                     .bind(client_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                for statement in sql::DELETE_CLIENT_REMAINS {
+                    sqlx::query(statement)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-                sqlx::query(sql::INSERT_USER)
+                let done = sqlx::query(sql::INSERT_USER_UNLESS_CLIENT)
                     .bind(&user.id)
                     .bind(&user.username)
                     .bind(&user.email)
@@ -100,6 +115,10 @@ macro_rules! impl_store {
                     .bind(user.updated_at.0)
                     .execute(&self.pool)
                     .await?;
+                if done.rows_affected() == 0 {
+                    // A client has this id: the two namespaces stay apart.
+                    return Err(StoreError::Conflict);
+                }
                 Ok(())
             }
 
@@ -132,13 +151,19 @@ macro_rules! impl_store {
                 hash: &str,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                let done = sqlx::query(sql::SET_USER_PASSWORD)
+                let mut tx = self.begin_write().await?;
+                let Some(user_id) = user_id_in(&mut tx, username).await? else {
+                    return Ok(false);
+                };
+                sqlx::query(sql::SET_USER_PASSWORD)
                     .bind(username)
                     .bind(hash)
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                end_user_access(&mut tx, &user_id, now).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn upgrade_password_hash(
@@ -162,21 +187,40 @@ macro_rules! impl_store {
                 disabled: bool,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                let done = sqlx::query(sql::SET_USER_DISABLED)
+                let mut tx = self.begin_write().await?;
+                let Some(user_id) = user_id_in(&mut tx, username).await? else {
+                    return Ok(false);
+                };
+                sqlx::query(sql::SET_USER_DISABLED)
                     .bind(username)
                     .bind(disabled)
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                if disabled {
+                    end_user_access(&mut tx, &user_id, now).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-                let done = sqlx::query(sql::DELETE_USER)
+                let mut tx = self.begin_write().await?;
+                let Some(user_id) = user_id_in(&mut tx, username).await? else {
+                    return Ok(false);
+                };
+                sqlx::query(sql::DELETE_USER)
                     .bind(username)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                for statement in sql::DELETE_USER_REMAINS {
+                    sqlx::query(statement)
+                        .bind(&user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn insert_api(&self, api: &Api) -> Result<(), StoreError> {
@@ -285,6 +329,19 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                Ok(())
+            }
+
+            async fn extend_grant(
+                &self,
+                grant_id: &GrantId,
+                expires_at: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::EXTEND_GRANT)
+                    .bind(grant_id.as_str())
+                    .bind(expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -608,6 +665,38 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(changed)
             }
+        }
+
+        /// The id of the user `username`, read inside the transaction that changes the user.
+        async fn user_id_in(
+            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            username: &str,
+        ) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar::<_, String>(sql::USER_ID_BY_USERNAME)
+                .bind(username)
+                .fetch_optional(&mut **tx)
+                .await?)
+        }
+
+        /// End the user's sessions, revoke their grants and refresh families, and drop their
+        /// unredeemed codes, inside the caller's transaction.
+        async fn end_user_access(
+            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            user_id: &str,
+            now: UnixTime,
+        ) -> Result<(), StoreError> {
+            for statement in sql::END_USER_ACCESS {
+                sqlx::query(statement)
+                    .bind(user_id)
+                    .bind(now.0)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query(sql::DELETE_UNREDEEMED_USER_CODES)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         }
 
         /// Zero rows changed: say why, from the row as it is now.

@@ -10,15 +10,26 @@ macro_rules! client_columns {
     };
 }
 
-pub const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
-     grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
 pub const UPDATE_CLIENT: &str = "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
      grant_types = $5, redirect_uris = $6, scope = $7, audiences = $8, allowed_origins = $9, first_party = $10, \
      updated_at = $11 WHERE client_id = $1";
 
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
+/// What a client leaves behind, deleted with it in one transaction (`$1` the client id): a
+/// client registered again under the same id starts with no consent and no live token.
+pub const DELETE_CLIENT_REMAINS: [&str; 5] = [
+    "DELETE FROM consents WHERE client_id = $1",
+    "DELETE FROM authorization_codes WHERE client_id = $1",
+    "DELETE FROM refresh_tokens WHERE client_id = $1",
+    "DELETE FROM grants WHERE client_id = $1",
+    "DELETE FROM pending_requests WHERE client_id = $1",
+];
+/// A client id may not be a user id (RFC 9068 §2.2, RFC 9700 §4.15): a client-credentials
+/// token's `sub` must never name a user. One conditional write; zero rows is a conflict.
+pub const INSERT_CLIENT_UNLESS_USER: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
+     grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+     WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 pub const COUNT_CLIENTS: &str = "SELECT COUNT(*) FROM clients";
 
 pub const SELECT_CLIENT: &str = concat!(
@@ -38,8 +49,6 @@ macro_rules! user_columns {
     };
 }
 
-pub const INSERT_USER: &str = "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub const SET_USER_PASSWORD: &str =
     "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
 pub const SET_USER_DISABLED: &str =
@@ -49,6 +58,29 @@ pub const SET_USER_DISABLED: &str =
 pub const UPGRADE_PASSWORD_HASH: &str =
     "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
+/// A user id may not be a client id either (see `INSERT_CLIENT_UNLESS_USER`).
+pub const INSERT_USER_UNLESS_CLIENT: &str = "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)";
+pub const USER_ID_BY_USERNAME: &str = "SELECT id FROM users WHERE username = $1";
+/// Ending everything a user holds (`$1` the user id, `$2` now), in the transaction that
+/// changes the password or disables the user: sessions end, grants and their refresh
+/// families are revoked (their access tokens read inactive at introspection), and codes not
+/// yet redeemed are gone.
+pub const END_USER_ACCESS: [&str; 3] = [
+    "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
+    "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+];
+pub const DELETE_UNREDEEMED_USER_CODES: &str =
+    "DELETE FROM authorization_codes WHERE user_id = $1 AND consumed_at IS NULL";
+/// What a deleted user leaves behind, deleted with the user (`$1` the user id).
+pub const DELETE_USER_REMAINS: [&str; 5] = [
+    "DELETE FROM sessions WHERE user_id = $1",
+    "DELETE FROM consents WHERE user_id = $1",
+    "DELETE FROM authorization_codes WHERE user_id = $1",
+    "DELETE FROM refresh_tokens WHERE user_id = $1",
+    "DELETE FROM grants WHERE user_id = $1",
+];
 
 pub const SELECT_USER_BY_USERNAME: &str = concat!(
     "SELECT ",
@@ -86,6 +118,10 @@ pub const REVOKE_GRANT: &str =
     "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
 pub const REVOKE_GRANT_REFRESH_TOKENS: &str =
     "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
+/// A code's grant lives as long as the code until it is redeemed; redemption extends it to
+/// what the tokens issued from it need. Never shortens it.
+pub const EXTEND_GRANT: &str =
+    "UPDATE grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2";
 pub const GRANT_REVOKED: &str = "SELECT revoked_at IS NOT NULL FROM grants WHERE grant_id = $1";
 
 pub const INSERT_CODE: &str = concat!(

@@ -30,6 +30,7 @@ mod revocation;
 mod security_challenges;
 mod security_forwarded;
 mod security_http;
+mod security_lifecycle;
 mod security_sqlite_files;
 mod shutdown;
 mod store_contract;

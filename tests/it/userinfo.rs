@@ -206,7 +206,11 @@ async fn userinfo_refuses_revoked_tokens_and_disabled_users(app: TestApp) {
     app.set_user_disabled("alice", true).await;
     assert_eq!(get_with(&app, &kept).await.status(), 401);
     app.set_user_disabled("alice", false).await;
-    assert_eq!(get_with(&app, &kept).await.status(), 200, "enabled again");
+    // Disabling revoked the user's grants (security finding 13): enabling her again does
+    // not bring tokens issued before back (this asserted 200 before). New ones work.
+    assert_eq!(get_with(&app, &kept).await.status(), 401, "enabled again");
+    let fresh = token_for(&app, &client, "openid").await;
+    assert_eq!(get_with(&app, &fresh).await.status(), 200, "a new token");
 }
 
 async fn userinfo_answers_the_origins_of_the_tokens_client(app: TestApp) {

@@ -72,7 +72,7 @@ pub async fn consent_get(
             let response = authorize::approve(&state, &pending, &user, &session, now).await?;
             return Ok(browser::deliver(&state, response));
         }
-        let csrf = CsrfCookie::ensure(&headers)?;
+        let csrf = CsrfCookie::ensure(&state, &headers)?;
         let view = consent_view(&state, &pending, &user, &csrf.value).await?;
         Ok(csrf.apply(
             &state,

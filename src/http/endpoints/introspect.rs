@@ -36,9 +36,11 @@ async fn handle(
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
     if client.is_public() {
-        // RFC 7662 §2.1: the caller must be authorized; a public client proves nothing.
-        return Err(OAuthError::invalid_client(
-            "introspection needs client authentication with a secret; public clients cannot introspect",
+        // RFC 7662 §2.1: the caller must be authorized; a public client proves nothing. The
+        // answer is that of an unknown client id, so public ids cannot be told apart (SPEC §7).
+        return Err(client_auth::failure(
+            &presented,
+            "public clients cannot introspect",
         ));
     }
     introspect::introspect(state, &params, now).await

@@ -34,7 +34,7 @@ pub async fn login_get(
         if let Some((session, user)) = signed_in {
             return Ok(proceed(&state, &pending, &session, &user, now).await);
         }
-        let csrf = CsrfCookie::ensure(&headers)?;
+        let csrf = CsrfCookie::ensure(&state, &headers)?;
         // OpenID Connect `login_hint`: the app may already know who is signing in.
         let username = pending.request.login_hint.clone().unwrap_or_default();
         let page = login_page(

@@ -11,13 +11,13 @@ use crate::http::page_error::PageError;
 use crate::http::pages::{LogoutView, Page};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
-use crate::login::session::{self, SESSION_COOKIE};
+use crate::login::session::{self, session_cookie_name};
 
 pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let now = state.clock.now();
     let result = async {
         let signed_in = browser::signed_in(&state, &headers, now).await?;
-        let csrf = CsrfCookie::ensure(&headers)?;
+        let csrf = CsrfCookie::ensure(&state, &headers)?;
         let view = LogoutView {
             csrf: state.web.csrf.token(FormPurpose::Logout, "", &csrf.value),
             username: signed_in.map(|(_, user)| user.username),
@@ -39,7 +39,8 @@ pub async fn logout_post(
     let now = state.clock.now();
     let result = async {
         browser::posted_form(&state, &headers, body, FormPurpose::Logout).await?;
-        if let Some(value) = browser::cookie(&headers, SESSION_COOKIE) {
+        if let Some(value) = browser::cookie(&headers, session_cookie_name(state.settings.https()))
+        {
             let ended = session::end(&state.store, &state.server_keys.hasher, &value, now)
                 .await
                 .map_err(PageError::from_store)?;

@@ -48,7 +48,7 @@ impl Pending {
     pub fn target(&self) -> Result<RedirectTarget, AuthorizeRejection> {
         let redirect_uri =
             redirect::matched(&self.client.redirect_uris, Some(&self.request.redirect_uri))
-                .map_err(|mismatch| redirect_rejection(&self.client, mismatch))?;
+                .map_err(redirect_rejection)?;
         Ok(RedirectTarget {
             redirect_uri,
             mode: self.request.response_mode,

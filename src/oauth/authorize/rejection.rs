@@ -17,11 +17,11 @@ pub enum AuthorizeRejection {
     UnknownClient {
         client_id: String,
     },
-    /// The redirect URI is absent where it is required, or not registered.
+    /// The redirect URI is absent where it is required, or not registered. Carries only what
+    /// the request sent: anyone can send a `client_id`, so the page must not show the
+    /// client's name or its registered URIs.
     RedirectMismatch {
-        client_name: String,
         mismatch: RedirectMismatch,
-        registered: Vec<String>,
     },
     /// The pending request expired, was finished already, or its client is gone.
     RequestGone,

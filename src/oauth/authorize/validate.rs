@@ -25,7 +25,7 @@ pub async fn validate(
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
     let client = known_client(core, params.get("client_id")).await?;
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
-        .map_err(|mismatch| redirect_rejection(&client, mismatch))?;
+        .map_err(redirect_rejection)?;
     let response_type = params.get("response_type");
     // Before the response type is checked, so that even its errors avoid a query for tokens.
     let parsed_type = response_type.and_then(ResponseType::parse);
@@ -105,15 +105,8 @@ async fn known_client(
     core.directory.client(client_id).await?.ok_or_else(unknown)
 }
 
-pub(super) fn redirect_rejection(
-    client: &Client,
-    mismatch: RedirectMismatch,
-) -> AuthorizeRejection {
-    AuthorizeRejection::RedirectMismatch {
-        client_name: client.client_name.clone(),
-        mismatch,
-        registered: client.redirect_uris.clone(),
-    }
+pub(super) fn redirect_rejection(mismatch: RedirectMismatch) -> AuthorizeRejection {
+    AuthorizeRejection::RedirectMismatch { mismatch }
 }
 
 /// What the checks after the redirect URI establish.

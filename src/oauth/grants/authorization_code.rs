@@ -17,7 +17,8 @@ use crate::tokens::access::Bearer;
 use crate::tokens::id_token::Authentication;
 
 /// Store a fresh code (its hash only) and the grant it belongs to; return the response
-/// parameters.
+/// parameters. Until the code is redeemed the grant lives no longer than the code (the
+/// janitor then removes both), so codes nobody redeems do not leave rows for months.
 pub async fn issue_code(
     core: &Core,
     request: &AuthorizationRequest,
@@ -27,14 +28,9 @@ pub async fn issue_code(
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let tokens = &core.settings.tokens;
     let grant_id = GrantId::new();
+    let expires_at = now.plus(tokens.code_ttl);
     core.store
-        .insert_grant(
-            &grant_id,
-            &request.client_id,
-            &user.id,
-            now,
-            now.plus(tokens.refresh_absolute_ttl),
-        )
+        .insert_grant(&grant_id, &request.client_id, &user.id, now, expires_at)
         .await?;
     let code = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
     core.store
@@ -54,7 +50,7 @@ pub async fn issue_code(
             nonce: request.nonce.clone(),
             auth_time: session.auth_time,
             created_at: now,
-            expires_at: now.plus(tokens.code_ttl),
+            expires_at,
         })
         .await?;
     Ok(vec![("code", code)])
@@ -127,6 +123,14 @@ pub async fn exchange(
     let refresh_token =
         refresh_token::issue_if_allowed(core, cx.client, &bearer, Some(&code.code_hash), cx.now)
             .await?;
+    if refresh_token.is_some() {
+        // Redeemed: the grant now lives as long as the refresh family it carries. (Access
+        // tokens need no more: the janitor keeps a grant `access_token_ttl` past its expiry.)
+        let family_expires_at = cx.now.plus(core.settings.tokens.refresh_absolute_ttl);
+        core.store
+            .extend_grant(&code.grant_id, family_expires_at)
+            .await?;
+    }
     let mut response = TokenResponse::new(issued, &code.scope, refresh_token);
     if code.scope.contains("openid") {
         let signed_in = Authentication {
