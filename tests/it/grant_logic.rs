@@ -635,6 +635,7 @@ backend_tests!(
     code_with_another_redirect_uri_is_invalid_grant,
     code_of_another_client_is_invalid_grant_and_stays_usable,
     used_code_presented_by_another_client_revokes_nothing,
+    verifier_for_a_code_without_a_challenge_is_invalid_grant,
     replayed_code_is_invalid_grant_and_revokes_its_grant,
     expired_code_is_invalid_grant,
     public_client_exchanges_its_code_with_pkce,
@@ -763,6 +764,32 @@ async fn used_code_presented_by_another_client_revokes_nothing(backend: Backend)
         is_active(&core, &tokens.access_token).await,
         "another client's attempt revoked the real client's grant"
     );
+}
+
+/// PKCE downgrade (RFC 9700 §4.8.2): a code issued without a challenge must not be redeemed
+/// with a verifier, or an attacker who stripped the challenge from the request could pass.
+async fn verifier_for_a_code_without_a_challenge_is_invalid_grant(backend: Backend) {
+    let core = test_core(backend).await;
+    insert_apis(&core).await;
+    let client = web_client(&core).await;
+    let alice = insert_alice(&core).await;
+    let pkce = pkce();
+    let without_pkce: Vec<(&str, &str)> = code_request(&client, &pkce.challenge)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("code_challenge"))
+        .collect();
+    let code = authorization_code(&core, &alice, &without_pkce).await;
+
+    let error = refused(
+        token(
+            &core,
+            &client,
+            &code_exchange(&client, &code, &pkce.verifier),
+        )
+        .await,
+        ErrorCode::InvalidGrant,
+    );
+    assert!(error.description.contains("verifier"), "{error}");
 }
 
 async fn replayed_code_is_invalid_grant_and_revokes_its_grant(backend: Backend) {
