@@ -1,0 +1,76 @@
+//! Security review, issue 11: attacks on the token endpoints and on the authorization
+//! request, over HTTP on both stores. Each test names the finding it reproduces.
+
+use serde_json::Value;
+
+use crate::harness::TestApp;
+use crate::harness::flow::{Pkce, WebClient};
+use crate::introspection::{
+    assert_active, assert_inactive, error_400, fresh_code, public_code_client, resource_server,
+};
+use crate::store_tests;
+
+store_tests!(
+    a_wrong_verifier_or_redirect_uri_leaves_the_code_usable,
+    a_failed_replay_does_not_revoke_the_grant
+);
+
+fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
+    body[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+}
+
+/// Finding 9: a redemption with a wrong `code_verifier` or `redirect_uri` fails without
+/// consuming the code, so the client's own redemption still works.
+async fn a_wrong_verifier_or_redirect_uri_leaves_the_code_usable(app: TestApp) {
+    let caller = resource_server(&app).await;
+    let client = public_code_client(&app).await;
+    let pkce = Pkce::new();
+    let code = fresh_code(&app, &client, &pkce, "alice").await;
+
+    let wrong = Pkce::new();
+    let response = app.redeem(&client, &code, Some(&wrong.verifier)).await;
+    assert_eq!(error_400(response).await, "invalid_grant", "wrong verifier");
+    let response = app.redeem(&client, &code, None).await;
+    assert_eq!(error_400(response).await, "invalid_grant", "no verifier");
+    let elsewhere = WebClient {
+        client_id: client.client_id.clone(),
+        secret: None,
+        redirect_uri: "https://app.example.com/other".into(),
+    };
+    let response = app.redeem(&elsewhere, &code, Some(&pkce.verifier)).await;
+    assert_eq!(
+        error_400(response).await,
+        "invalid_grant",
+        "wrong redirect_uri"
+    );
+
+    let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let tokens: Value = response.json().await.unwrap();
+    assert_active(&app, &caller, str_of(&tokens, "access_token"), "the tokens").await;
+}
+
+/// Finding 9, the other order: once the code is redeemed, someone holding only the
+/// intercepted code (not the verifier) cannot revoke what it produced.
+async fn a_failed_replay_does_not_revoke_the_grant(app: TestApp) {
+    let caller = resource_server(&app).await;
+    let client = public_code_client(&app).await;
+    let pkce = Pkce::new();
+    let code = fresh_code(&app, &client, &pkce, "alice").await;
+    let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let access = str_of(&tokens, "access_token");
+
+    let wrong = Pkce::new();
+    let response = app.redeem(&client, &code, Some(&wrong.verifier)).await;
+    assert_eq!(error_400(response).await, "invalid_grant");
+    assert_active(&app, &caller, access, "after a replay without the verifier").await;
+
+    // A replay with the verifier is a real replay: RFC 6749 §4.1.2 still revokes.
+    let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
+    assert_eq!(error_400(response).await, "invalid_grant");
+    assert_inactive(&app, &caller, access, "after a real replay").await;
+}
