@@ -1,19 +1,23 @@
 //! Security review, issue 11: attacks on the token endpoints and on the authorization
 //! request, over HTTP on both stores. Each test names the finding it reproduces.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::harness::TestApp;
 use crate::harness::flow::{Pkce, WebClient};
+use crate::harness::{self, Backend, TestApp};
 use crate::introspection::{
-    assert_active, assert_inactive, error_400, fresh_code, public_code_client, resource_server,
+    assert_active, assert_inactive, error_400, fresh_code, password_client, password_tokens,
+    public_code_client, refresh, refreshed, resource_server,
 };
-use crate::store_tests;
+use crate::{backend_tests, store_tests};
 
 store_tests!(
     a_wrong_verifier_or_redirect_uri_leaves_the_code_usable,
     a_failed_replay_does_not_revoke_the_grant
 );
+backend_tests!(a_withdrawn_successor_revokes_the_family);
 
 fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
     body[key]
@@ -73,4 +77,46 @@ async fn a_failed_replay_does_not_revoke_the_grant(app: TestApp) {
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(error_400(response).await, "invalid_grant");
     assert_inactive(&app, &caller, access, "after a real replay").await;
+}
+
+/// Finding 8 (RFC 9700 §4.14.2, SPEC §5): with a reuse grace, a thief who replays the
+/// rotated token within the grace gets a successor and the client's is withdrawn; when the
+/// client presents its withdrawn successor, the whole family is revoked, the thief's too.
+async fn a_withdrawn_successor_revokes_the_family(backend: Backend) {
+    let app = harness::spawn_with(backend, |c| {
+        c.tokens.refresh_reuse_grace = valet::config::ConfigDuration::secs(30);
+    })
+    .await;
+    let caller = resource_server(&app).await;
+    let client = password_client(&app).await;
+    let rt0 = password_tokens(&app, &client, "alice").await;
+    let rt0 = str_of(&rt0, "refresh_token");
+    let app_side = refreshed(&app, &client, rt0).await;
+    let rt1 = str_of(&app_side, "refresh_token");
+
+    app.advance(Duration::from_secs(5));
+    let thief = refreshed(&app, &client, rt0).await;
+    let rt1_thief = str_of(&thief, "refresh_token");
+    assert_ne!(rt1, rt1_thief);
+
+    let response = refresh(&app, &client, rt1).await;
+    assert_eq!(
+        error_400(response).await,
+        "invalid_grant",
+        "withdrawn successor"
+    );
+    let response = refresh(&app, &client, rt1_thief).await;
+    assert_eq!(
+        error_400(response).await,
+        "invalid_grant",
+        "the thief's successor dies with the family"
+    );
+    assert_inactive(&app, &client, rt1_thief, "the thief's refresh token").await;
+    assert_inactive(
+        &app,
+        &caller,
+        str_of(&thief, "access_token"),
+        "the thief's access token",
+    )
+    .await;
 }

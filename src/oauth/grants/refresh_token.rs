@@ -1,8 +1,9 @@
 //! The refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): every use replaces
 //! the token with a successor in the same family; presenting a replaced token again means it
 //! was stolen or copied, so the whole family is revoked, with the grant and so the access
-//! tokens issued under it. Idle and absolute lifetimes bound
-//! each token and the family.
+//! tokens issued under it. Within the reuse grace a retry gets a new successor and the
+//! earlier one is withdrawn; presenting a withdrawn successor is reuse too (SPEC §5). Idle and
+//! absolute lifetimes bound each token and the family.
 
 use crate::audit;
 use crate::core::Core;
@@ -126,9 +127,19 @@ pub async fn exchange(
         .ok_or_else(|| {
             OAuthError::invalid_grant("the refresh token is not valid for this client")
         })?;
-    if current.revoked_at.is_some() || current.grant_revoked {
+    if current.grant_revoked {
         return Err(OAuthError::invalid_grant(
             "the refresh token has been revoked",
+        ));
+    }
+    if current.revoked_at.is_some() {
+        // Revoked while its grant lives on: a successor withdrawn within the reuse grace
+        // (SPEC §5). Whoever presents it is the other holder of its parent: the client and a
+        // thief both hold the family, so it goes (RFC 9700 §4.14.2).
+        core.store.revoke_grant(&current.grant_id, cx.now).await?;
+        audit::refresh_reused(&cx.client.client_id, &current.family_id);
+        return Err(OAuthError::invalid_grant(
+            "this refresh token was withdrawn; every token of its family is revoked",
         ));
     }
     if current.rotated_at.is_none()
