@@ -6,23 +6,60 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::flow::{Pkce, WebClient};
-use crate::harness::{self, Backend, TestApp};
+use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::introspection::{
-    assert_active, assert_inactive, error_400, fresh_code, password_client, password_tokens,
+    Creds, assert_active, assert_inactive, error_400, fresh_code, password_client, password_tokens,
     public_code_client, refresh, refreshed, resource_server,
 };
 use crate::{backend_tests, store_tests};
 
 store_tests!(
     a_wrong_verifier_or_redirect_uri_leaves_the_code_usable,
-    a_failed_replay_does_not_revoke_the_grant
+    a_failed_replay_does_not_revoke_the_grant,
+    refresh_outside_the_grants_resource_is_invalid_target
 );
 backend_tests!(a_withdrawn_successor_revokes_the_family);
+
+const BILLING: &str = "https://billing.example.com";
 
 fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
     body[key]
         .as_str()
         .unwrap_or_else(|| panic!("no {key} in {body}"))
+}
+
+/// The Billing API and a client_credentials client for it only (the billing service).
+async fn billing_service(app: &TestApp) -> Creds {
+    app.cli_ok(&[
+        "api",
+        "create",
+        "--identifier",
+        BILLING,
+        "--name",
+        "Billing",
+        "--scope",
+        "read:invoices",
+    ])
+    .await;
+    let client = app
+        .cli_json(&[
+            "client",
+            "create",
+            "--name",
+            "billing",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read:invoices",
+            "--audience",
+            BILLING,
+            "--json",
+        ])
+        .await;
+    Creds {
+        id: str_of(&client, "client_id").to_owned(),
+        secret: str_of(&client, "client_secret").to_owned(),
+    }
 }
 
 /// Finding 9: a redemption with a wrong `code_verifier` or `redirect_uri` fails without
@@ -119,4 +156,62 @@ async fn a_withdrawn_successor_revokes_the_family(backend: Backend) {
         "the thief's access token",
     )
     .await;
+}
+
+/// Finding 16 (RFC 8707 §2.2): a refresh naming a resource outside its grant is
+/// `invalid_target`, even one the client may otherwise use; the grant's own resource is fine.
+async fn refresh_outside_the_grants_resource_is_invalid_target(app: TestApp) {
+    app.create_contacts_api().await;
+    let client = password_client(&app).await;
+    let tokens = password_tokens(&app, &client, "alice").await;
+    billing_service(&app).await;
+    // The client may use Billing too, but this grant is for Contacts.
+    app.cli_ok(&[
+        "client",
+        "update",
+        &client.id,
+        "--audience",
+        CONTACTS,
+        "--audience",
+        BILLING,
+    ])
+    .await;
+    // The client cache lives 1 s in tests.
+    app.advance(Duration::from_secs(2));
+    let refresh_token = str_of(&tokens, "refresh_token");
+    for (name, value) in [
+        ("resource", BILLING),
+        ("audience", BILLING),
+        ("resource", "https://unknown.example.com"),
+    ] {
+        let response = app
+            .token(
+                Some(client.basic()),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                    (name, value),
+                ],
+            )
+            .await;
+        assert_eq!(
+            error_400(response).await,
+            "invalid_target",
+            "{name}={value}"
+        );
+    }
+    // Still usable, naming its own resource.
+    let response = app
+        .token(
+            Some(client.basic()),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("resource", CONTACTS),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let next: Value = response.json().await.unwrap();
+    harness::verify_with_jwks(&app, str_of(&next, "access_token"), CONTACTS).await;
 }

@@ -3,13 +3,14 @@
 //! was stolen or copied, so the whole family is revoked, with the grant and so the access
 //! tokens issued under it. Within the reuse grace a retry gets a new successor and the
 //! earlier one is withdrawn; presenting a withdrawn successor is reuse too (SPEC §5). Idle and
-//! absolute lifetimes bound each token and the family.
+//! absolute lifetimes bound each token and the family. A refresh may name only the resource
+//! of its grant (RFC 8707 §2.2).
 
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime, printable};
-use crate::oauth::scope::{self, Subject};
+use crate::oauth::scope::{self, Subject, TargetRequest};
 use crate::oauth::token::{TokenContext, TokenResponse, sign_access_token};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
@@ -104,13 +105,34 @@ fn mint(
 pub struct Request {
     refresh_token: String,
     scope: Option<ScopeSet>,
+    target: TargetRequest,
 }
 
 pub fn parse(params: &Params) -> Result<Request, OAuthError> {
     Ok(Request {
         refresh_token: params.require("refresh_token")?.to_owned(),
         scope: scope::requested(params)?,
+        target: TargetRequest::from_params(params)?,
     })
+}
+
+/// RFC 8707 §2.2: a refresh may name the resource (`resource`, or `audience`) the new access
+/// token is for, but only one the grant covers; anything else is `invalid_target`. Naming
+/// none keeps the grant's.
+fn check_target(target: &TargetRequest, current: &RefreshToken) -> Result<(), OAuthError> {
+    if target.audience.is_none() && target.resource.is_none() {
+        return Ok(());
+    }
+    let named = target.resolve(None)?;
+    if named == current.audience {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "`{}` is not a resource of this grant; a refresh may only name `{}`",
+            printable(&named),
+            printable(&current.audience)
+        )))
+    }
 }
 
 pub async fn exchange(
@@ -142,6 +164,7 @@ pub async fn exchange(
             "this refresh token was withdrawn; every token of its family is revoked",
         ));
     }
+    check_target(&request.target, &current)?;
     if current.rotated_at.is_none()
         && (current.expires_at <= cx.now || current.family_expires_at <= cx.now)
     {
