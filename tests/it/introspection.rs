@@ -1,6 +1,8 @@
 //! Token introspection (RFC 7662) over HTTP: who may ask, what an active access or refresh
 //! token is described as, and every way a token stops being active, which must then answer
-//! exactly `{"active": false}` (§2.2). The helpers here are shared with `revocation.rs`.
+//! exactly `{"active": false}` (§2.2). Refresh tokens are introspected by their own client:
+//! no one else may see them (§4, SPEC §7; security_tokens.rs holds the rule). The helpers
+//! here are shared with `revocation.rs`.
 
 use std::time::Duration;
 
@@ -435,14 +437,15 @@ async fn active_client_credentials_token_has_no_username(app: TestApp) {
 }
 
 async fn active_refresh_token_describes_its_grant(app: TestApp) {
-    let caller = resource_server(&app).await;
+    // RFC 7662 §4 (SPEC §7): only the client a refresh token was issued to sees it.
+    app.create_contacts_api().await;
     let client = password_client(&app).await;
     let tokens = password_tokens(&app, &client, "alice").await;
     let user_id = app.cli_json(&["user", "show", "alice", "--json"]).await["id"].clone();
     let refresh_token = str_of(&tokens, "refresh_token");
 
     for hint in [None, Some("access_token"), Some("refresh_token")] {
-        let answer = introspect(&app, &caller, refresh_token, hint).await;
+        let answer = introspect(&app, &client, refresh_token, hint).await;
         assert_eq!(answer["active"], true, "{answer}");
         assert_eq!(answer["token_type"], "refresh_token");
         assert_eq!(answer["scope"], "create:contacts read:contacts");
@@ -458,7 +461,7 @@ async fn active_refresh_token_describes_its_grant(app: TestApp) {
 
     // Its successor after a refresh is described the same way.
     let next = refreshed(&app, &client, refresh_token).await;
-    let answer = introspect(&app, &caller, str_of(&next, "refresh_token"), None).await;
+    let answer = introspect(&app, &client, str_of(&next, "refresh_token"), None).await;
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["token_type"], "refresh_token");
     assert_eq!(answer["username"], "alice");
@@ -556,10 +559,10 @@ async fn expired_tokens_are_inactive(backend: Backend) {
     assert_inactive(&app, &caller, service_access, "expired service token").await;
     // The refresh token lives on its own clock (idle lifetime 4 s here)...
     let refresh_token = str_of(&user_tokens, "refresh_token");
-    assert_active(&app, &caller, refresh_token, "the refresh token").await;
+    assert_active(&app, &client, refresh_token, "the refresh token").await;
     // ...and is inactive once that has passed too.
     app.advance(Duration::from_secs(3));
-    assert_inactive(&app, &caller, refresh_token, "idle-expired refresh token").await;
+    assert_inactive(&app, &client, refresh_token, "idle-expired refresh token").await;
 }
 
 async fn revoked_access_token_is_inactive(app: TestApp) {
@@ -574,7 +577,7 @@ async fn revoked_access_token_is_inactive(app: TestApp) {
 }
 
 async fn rotated_and_revoked_refresh_tokens_are_inactive(app: TestApp) {
-    let caller = resource_server(&app).await;
+    app.create_contacts_api().await;
     let client = password_client(&app).await;
     let tokens = password_tokens(&app, &client, "alice").await;
     let first = str_of(&tokens, "refresh_token");
@@ -582,8 +585,8 @@ async fn rotated_and_revoked_refresh_tokens_are_inactive(app: TestApp) {
     let second = str_of(&next, "refresh_token");
     assert_ne!(first, second, "refresh tokens rotate");
 
-    assert_inactive(&app, &caller, first, "rotated refresh token").await;
-    assert_active(&app, &caller, second, "its successor").await;
+    assert_inactive(&app, &client, first, "rotated refresh token").await;
+    assert_active(&app, &client, second, "its successor").await;
 
     let response = post(
         &app,
@@ -593,8 +596,8 @@ async fn rotated_and_revoked_refresh_tokens_are_inactive(app: TestApp) {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert_inactive(&app, &caller, second, "revoked refresh token").await;
-    assert_inactive(&app, &caller, first, "rotated refresh token").await;
+    assert_inactive(&app, &client, second, "revoked refresh token").await;
+    assert_inactive(&app, &client, first, "rotated refresh token").await;
 }
 
 async fn tokens_of_a_disabled_or_deleted_user_are_inactive(app: TestApp) {
@@ -607,26 +610,26 @@ async fn tokens_of_a_disabled_or_deleted_user_are_inactive(app: TestApp) {
     let bob_access = str_of(&bob, "access_token");
     let bob_refresh = str_of(&bob, "refresh_token");
     assert_active(&app, &caller, access, "access token before").await;
-    assert_active(&app, &caller, refresh_token, "refresh token before").await;
+    assert_active(&app, &client, refresh_token, "refresh token before").await;
 
     app.cli_ok(&["user", "disable", "alice"]).await;
     assert_inactive(&app, &caller, access, "access token of a disabled user").await;
     assert_inactive(
         &app,
-        &caller,
+        &client,
         refresh_token,
         "refresh token of a disabled user",
     )
     .await;
     assert_active(&app, &caller, bob_access, "another user's access token").await;
-    assert_active(&app, &caller, bob_refresh, "another user's refresh token").await;
+    assert_active(&app, &client, bob_refresh, "another user's refresh token").await;
 
     // A deleted user's tokens are inactive too.
     app.cli_ok(&["user", "delete", "bob"]).await;
     assert_inactive(&app, &caller, bob_access, "access token of a deleted user").await;
     assert_inactive(
         &app,
-        &caller,
+        &client,
         bob_refresh,
         "refresh token of a deleted user",
     )
@@ -641,9 +644,10 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
     let refresh_token = str_of(&tokens, "refresh_token");
     let (service_id, service_secret) = app.create_service_client("read:contacts").await;
     let service_access = app.service_token((&service_id, &service_secret)).await;
-    for token in [access, refresh_token, service_access.as_str()] {
+    for token in [access, service_access.as_str()] {
         assert_active(&app, &caller, token, "before the delete").await;
     }
+    assert_active(&app, &client, refresh_token, "before the delete").await;
 
     for id in [&client.id, &service_id] {
         app.cli_ok(&["client", "delete", id]).await;
@@ -657,6 +661,7 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
         "user access token of a deleted client",
     )
     .await;
+    // Its client can no longer ask, and to anyone else it is inactive anyway.
     assert_inactive(
         &app,
         &caller,
@@ -684,13 +689,8 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
     let access = str_of(&tokens, "access_token");
     let refresh_token = str_of(&tokens, "refresh_token");
     assert_active(&app, &caller, access, "access token before the replay").await;
-    assert_active(
-        &app,
-        &caller,
-        refresh_token,
-        "refresh token before the replay",
-    )
-    .await;
+    // A public client cannot introspect, and its refresh tokens are no one else's to see
+    // (RFC 7662 §4): they are checked by refreshing below.
 
     let replay = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(error_400(replay).await, "invalid_grant");
@@ -720,7 +720,6 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
     for token in [
         str_of(&first, "access_token"),
         str_of(&second, "access_token"),
-        str_of(&second, "refresh_token"),
     ] {
         assert_active(&app, &caller, token, "before the second replay").await;
     }
@@ -740,11 +739,10 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
         "access token refreshed from a replayed code",
     )
     .await;
-    assert_inactive(
-        &app,
-        &caller,
-        str_of(&second, "refresh_token"),
-        "refresh token rotated from a replayed code",
-    )
-    .await;
+    let response = public_refresh(&app, &client, str_of(&second, "refresh_token")).await;
+    assert_eq!(
+        error_400(response).await,
+        "invalid_grant",
+        "refresh token rotated from a replayed code"
+    );
 }

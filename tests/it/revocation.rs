@@ -1,5 +1,6 @@
 //! Token revocation (RFC 7009) over HTTP: client authentication, refresh-token families, the
-//! access-token deny list, and the answers that must tell nothing (§2.2).
+//! access-token deny list, the answers that must tell nothing (§2.2), and the refusal of
+//! another client's token (§2.1).
 
 use serde_json::{Value, json};
 
@@ -42,6 +43,13 @@ async fn revoke(app: &TestApp, by: By<'_>, token: &str, hint: Option<&str>) -> r
             post(app, "/revoke", None, &form).await
         }
     }
+}
+
+/// §2.1: another client's valid token is refused (`invalid_grant`, RFC 6749 §5.2: "issued to
+/// another client"), not cacheable either.
+async fn assert_revoke_refused(response: reqwest::Response, what: &str) {
+    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+    assert_eq!(error_400(response).await, "invalid_grant", "{what}");
 }
 
 /// §2.2: 200, nothing in the body, and not cacheable.
@@ -143,7 +151,7 @@ async fn revocation_needs_client_authentication(app: TestApp) {
     }
     // Nothing was revoked by the refused requests.
     assert_active(&app, &caller, access, "access token").await;
-    assert_active(&app, &caller, refresh_token, "refresh token").await;
+    assert_active(&app, &client, refresh_token, "refresh token").await;
 
     // client_secret_post is a valid way to authenticate.
     let response = post(
@@ -162,7 +170,7 @@ async fn revocation_needs_client_authentication(app: TestApp) {
 }
 
 async fn token_parameter_is_required(app: TestApp) {
-    let caller = resource_server(&app).await;
+    app.create_contacts_api().await;
     let client = password_client(&app).await;
     let tokens = password_tokens(&app, &client, "alice").await;
     let refresh_token = refresh_token_of(&tokens);
@@ -189,7 +197,7 @@ async fn token_parameter_is_required(app: TestApp) {
         "invalid_request",
         "token sent twice"
     );
-    assert_active(&app, &caller, refresh_token, "nothing revoked").await;
+    assert_active(&app, &client, refresh_token, "nothing revoked").await;
 }
 
 async fn revoking_the_current_refresh_token_revokes_the_family(app: TestApp) {
@@ -205,7 +213,7 @@ async fn revoking_the_current_refresh_token_revokes_the_family(app: TestApp) {
         "revoke the current refresh token",
     )
     .await;
-    assert_inactive(&app, &caller, current, "revoked refresh token").await;
+    assert_inactive(&app, &client, current, "revoked refresh token").await;
     assert_eq!(
         error_400(refresh(&app, &client, current).await).await,
         "invalid_grant",
@@ -224,7 +232,7 @@ async fn revoking_the_current_refresh_token_revokes_the_family(app: TestApp) {
 }
 
 async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
-    let caller = resource_server(&app).await;
+    app.create_contacts_api().await;
     let client = password_client(&app).await;
     let tokens = password_tokens(&app, &client, "alice").await;
     let first = refresh_token_of(&tokens);
@@ -232,7 +240,7 @@ async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
     let second = refresh_token_of(&second);
     let third = refreshed(&app, &client, second).await;
     let current = refresh_token_of(&third);
-    assert_active(&app, &caller, current, "current refresh token").await;
+    assert_active(&app, &client, current, "current refresh token").await;
 
     // Revoke the first token of the family (rotated twice since), without using it.
     assert_revoke_ok(
@@ -240,7 +248,7 @@ async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
         "revoke an earlier refresh token",
     )
     .await;
-    assert_inactive(&app, &caller, current, "the family's current token").await;
+    assert_inactive(&app, &client, current, "the family's current token").await;
     assert_eq!(
         error_400(refresh(&app, &client, current).await).await,
         "invalid_grant",
@@ -407,7 +415,7 @@ async fn unknown_garbage_and_revoked_tokens_answer_200(app: TestApp) {
         .await;
     }
     assert_inactive(&app, &caller, access, "access token revoked twice").await;
-    assert_inactive(&app, &caller, refresh_token, "refresh token revoked twice").await;
+    assert_inactive(&app, &client, refresh_token, "refresh token revoked twice").await;
 
     // A rotated token revoked after its family was revoked: still 200.
     let tokens = app
@@ -462,14 +470,14 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     ] {
         for hint in [None, Some("access_token"), Some("refresh_token")] {
             for token in [access, refresh_token] {
-                assert_revoke_ok(
+                assert_revoke_refused(
                     revoke(&app, by, token, hint).await,
                     "another client's token",
                 )
                 .await;
             }
             if !matches!(by, By::Basic(c) if c.id == service.id) {
-                assert_revoke_ok(
+                assert_revoke_refused(
                     revoke(&app, by, service_access, hint).await,
                     "another client's client_credentials token",
                 )
@@ -487,14 +495,14 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     assert_active(&app, &caller, access, "access token of another client").await;
     assert_active(
         &app,
-        &caller,
+        &owner,
         refresh_token,
         "refresh token of another client",
     )
     .await;
     let next = refreshed(&app, &owner, refresh_token).await;
     assert_eq!(
-        introspect(&app, &caller, refresh_token_of(&next), None).await["active"],
+        introspect(&app, &owner, refresh_token_of(&next), None).await["active"],
         json!(true)
     );
 
@@ -505,7 +513,7 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
         "owner",
     )
     .await;
-    assert_inactive(&app, &caller, current, "revoked by its owner").await;
+    assert_inactive(&app, &owner, current, "revoked by its owner").await;
 }
 
 async fn a_wrong_token_type_hint_still_revokes(app: TestApp) {
@@ -535,7 +543,7 @@ async fn a_wrong_token_type_hint_still_revokes(app: TestApp) {
     .await;
     assert_inactive(
         &app,
-        &caller,
+        &client,
         refresh_token,
         "refresh token with the wrong hint",
     )

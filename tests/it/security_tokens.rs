@@ -8,15 +8,18 @@ use serde_json::Value;
 use crate::harness::flow::{Pkce, WebClient};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::introspection::{
-    Creds, assert_active, assert_inactive, error_400, fresh_code, password_client, password_tokens,
-    public_code_client, refresh, refreshed, resource_server,
+    Creds, assert_active, assert_inactive, error_400, fresh_code, introspect, password_client,
+    password_tokens, post, public_code_client, refresh, refreshed, resource_server,
 };
 use crate::{backend_tests, store_tests};
 
 store_tests!(
     a_wrong_verifier_or_redirect_uri_leaves_the_code_usable,
     a_failed_replay_does_not_revoke_the_grant,
-    refresh_outside_the_grants_resource_is_invalid_target
+    refresh_outside_the_grants_resource_is_invalid_target,
+    introspection_shows_a_caller_only_its_own_tokens_and_its_audiences,
+    a_nul_in_an_introspected_token_is_inactive,
+    revoking_another_clients_token_is_refused
 );
 backend_tests!(a_withdrawn_successor_revokes_the_family);
 
@@ -214,4 +217,141 @@ async fn refresh_outside_the_grants_resource_is_invalid_target(app: TestApp) {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let next: Value = response.json().await.unwrap();
     harness::verify_with_jwks(&app, str_of(&next, "access_token"), CONTACTS).await;
+}
+
+/// Finding 7 (RFC 7662 §4): a caller sees tokens issued to itself and access tokens whose
+/// `aud` is one of its audiences; everything else is `{"active": false}`.
+async fn introspection_shows_a_caller_only_its_own_tokens_and_its_audiences(app: TestApp) {
+    let contacts_rs = resource_server(&app).await;
+    let billing = billing_service(&app).await;
+    let app_client = password_client(&app).await;
+    let alice = password_tokens(&app, &app_client, "alice").await;
+    let access = str_of(&alice, "access_token");
+    let refresh_token = str_of(&alice, "refresh_token");
+    let contacts_service = app.service_token(contacts_rs.basic()).await;
+
+    // The billing service: not its audience, not its tokens.
+    assert_inactive(&app, &billing, access, "alice's contacts token to billing").await;
+    assert_inactive(
+        &app,
+        &billing,
+        refresh_token,
+        "another client's refresh token",
+    )
+    .await;
+    assert_inactive(
+        &app,
+        &billing,
+        &contacts_service,
+        "another client's service token",
+    )
+    .await;
+
+    // The Contacts API's resource server sees access tokens for its audience, but never
+    // another client's refresh token.
+    let answer = introspect(&app, &contacts_rs, access, None).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["username"], "alice");
+    assert_inactive(
+        &app,
+        &contacts_rs,
+        refresh_token,
+        "another client's refresh token to a resource server",
+    )
+    .await;
+
+    // The client the tokens were issued to sees both.
+    assert_active(&app, &app_client, access, "own access token").await;
+    let answer = introspect(&app, &app_client, refresh_token, None).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["token_type"], "refresh_token");
+
+    // Billing sees its own tokens, and the Contacts resource server does not see them.
+    let response = app
+        .token(
+            Some(billing.basic()),
+            &[("grant_type", "client_credentials"), ("audience", BILLING)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let own: Value = response.json().await.unwrap();
+    let own = str_of(&own, "access_token");
+    assert_active(&app, &billing, own, "billing's own token").await;
+    assert_inactive(&app, &contacts_rs, own, "a billing token to contacts").await;
+}
+
+/// Finding 20 (NUL): RFC 7662 §2.2 — a token that is not active, however malformed, is
+/// `{"active": false}`, not a 400.
+async fn a_nul_in_an_introspected_token_is_inactive(app: TestApp) {
+    let caller = resource_server(&app).await;
+    let real = app.service_token(caller.basic()).await;
+    for token in ["\0", "abc\0def", &format!("{real}\0")] {
+        assert_inactive(&app, &caller, token, &format!("{token:?}")).await;
+    }
+    // A NUL anywhere else is still a malformed request.
+    let response = post(
+        &app,
+        "/introspect",
+        Some(caller.basic()),
+        &[("token", &real), ("token_type_hint", "access\0token")],
+    )
+    .await;
+    assert_eq!(error_400(response).await, "invalid_request");
+    assert_active(&app, &caller, &real, "the genuine token").await;
+}
+
+/// Finding 15 (RFC 7009 §2.1): another client's valid token is refused with
+/// `invalid_grant` (RFC 6749 §5.2: "issued to another client") and stays active; unknown
+/// tokens still answer 200 (§2.2).
+async fn revoking_another_clients_token_is_refused(app: TestApp) {
+    let caller = resource_server(&app).await;
+    let owner = password_client(&app).await;
+    let other = password_client(&app).await;
+    let tokens = password_tokens(&app, &owner, "alice").await;
+    let access = str_of(&tokens, "access_token");
+    let refresh_token = str_of(&tokens, "refresh_token");
+
+    for (token, hint) in [
+        (access, None),
+        (access, Some("refresh_token")),
+        (refresh_token, None),
+        (refresh_token, Some("access_token")),
+    ] {
+        let mut form = vec![("token", token)];
+        if let Some(hint) = hint {
+            form.push(("token_type_hint", hint));
+        }
+        let response = post(&app, "/revoke", Some(other.basic()), &form).await;
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(error_400(response).await, "invalid_grant", "hint {hint:?}");
+    }
+    assert_active(&app, &caller, access, "the owner's access token").await;
+    assert_active(&app, &owner, refresh_token, "the owner's refresh token").await;
+
+    let response = post(
+        &app,
+        "/revoke",
+        Some(other.basic()),
+        &[("token", "garbage")],
+    )
+    .await;
+    assert_eq!(response.status(), 200, "an invalid token");
+
+    // The owner revokes; after that the dead token is an invalid token to anyone (200).
+    let response = post(
+        &app,
+        "/revoke",
+        Some(owner.basic()),
+        &[("token", refresh_token)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = post(
+        &app,
+        "/revoke",
+        Some(other.basic()),
+        &[("token", refresh_token)],
+    )
+    .await;
+    assert_eq!(response.status(), 200, "a revoked token of another client");
 }
