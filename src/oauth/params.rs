@@ -40,6 +40,16 @@ impl Params {
         Ok(Self(map))
     }
 
+    /// The name of a parameter whose value is longer than `max` bytes, if any (the first in
+    /// name order, so the answer does not depend on hashing).
+    pub fn longer_than(&self, max: usize) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(_, value)| value.len() > max)
+            .map(|(name, _)| name.as_str())
+            .min()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
@@ -92,6 +102,15 @@ mod tests {
                 ErrorCode::InvalidRequest
             );
         }
+    }
+
+    #[test]
+    fn longer_than_names_the_first_oversized_parameter() {
+        let p = Params::parse(b"state=abcd&nonce=abcde&scope=ab").unwrap();
+        assert_eq!(p.longer_than(5), None);
+        assert_eq!(p.longer_than(4), Some("nonce"));
+        assert_eq!(p.longer_than(3), Some("nonce"));
+        assert_eq!(p.longer_than(1), Some("nonce"));
     }
 
     #[test]

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::flow::{Pkce, WebClient};
+use crate::harness::flow::{Pkce, WebClient, location, redirect_params};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::introspection::{
-    Creds, assert_active, assert_inactive, error_400, fresh_code, introspect, password_client,
-    password_tokens, post, public_code_client, refresh, refreshed, resource_server,
+    CALLBACK, Creds, assert_active, assert_inactive, code_params, error_400, fresh_code,
+    introspect, password_client, password_tokens, post, public_code_client, refresh, refreshed,
+    resource_server,
 };
 use crate::{backend_tests, store_tests};
 
@@ -19,7 +20,8 @@ store_tests!(
     refresh_outside_the_grants_resource_is_invalid_target,
     introspection_shows_a_caller_only_its_own_tokens_and_its_audiences,
     a_nul_in_an_introspected_token_is_inactive,
-    revoking_another_clients_token_is_refused
+    revoking_another_clients_token_is_refused,
+    authorize_parameters_over_2_kib_are_refused_before_anything_is_stored
 );
 backend_tests!(a_withdrawn_successor_revokes_the_family);
 
@@ -354,4 +356,70 @@ async fn revoking_another_clients_token_is_refused(app: TestApp) {
     )
     .await;
     assert_eq!(response.status(), 200, "a revoked token of another client");
+}
+
+/// Finding 4: every authorization parameter is capped at 2 KiB (SPEC §7); a longer one is
+/// refused at the redirect URI before the request is kept pending (no `/login?request=`),
+/// and an oversized `state` is not echoed.
+async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(app: TestApp) {
+    app.create_contacts_api().await;
+    let client = public_code_client(&app).await;
+    let pkce = Pkce::new();
+    let at_limit = "s".repeat(2048);
+    let over = "s".repeat(2049);
+
+    // At the limit: kept pending, on to the login page.
+    for name in ["state", "nonce", "login_hint"] {
+        let mut params = code_params(&client, &pkce);
+        params.retain(|(n, _)| *n != name);
+        params.push((name, &at_limit));
+        let response = app.authorize(&params).await;
+        assert_eq!(response.status(), 303, "{name} at 2048 bytes");
+        assert!(
+            location(&response).starts_with("/login?request="),
+            "{name} at 2048 bytes: {}",
+            location(&response)
+        );
+    }
+
+    // One byte more, in any parameter: refused at the client, nothing kept.
+    for name in ["state", "nonce", "login_hint", "claims", "ui_locales"] {
+        let mut params = code_params(&client, &pkce);
+        params.retain(|(n, _)| *n != name);
+        params.push((name, &over));
+        let response = app.authorize(&params).await;
+        assert_eq!(response.status(), 303, "{name} at 2049 bytes");
+        let to = location(&response);
+        assert!(
+            to.starts_with(CALLBACK),
+            "{name}: refused at the client: {to}"
+        );
+        let answer = redirect_params(&to);
+        assert_eq!(answer["error"], "invalid_request", "{name}: {answer:?}");
+        assert!(
+            answer["error_description"].contains(name),
+            "{name}: {answer:?}"
+        );
+        if name == "state" {
+            assert!(!answer.contains_key("state"), "oversized state echoed");
+        } else {
+            assert_eq!(answer["state"], "s");
+        }
+    }
+
+    // POST /authorize is held to the same limit.
+    let mut params = code_params(&client, &pkce);
+    params.push(("nonce", &over));
+    let response = app
+        .http
+        .post(app.url("/authorize"))
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        redirect_params(&location(&response))["error"],
+        "invalid_request"
+    );
 }
