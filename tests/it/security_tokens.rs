@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::flow::{Pkce, WebClient, location, redirect_params};
+use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::introspection::{
     CALLBACK, Creds, assert_active, assert_inactive, code_params, error_400, fresh_code,
@@ -21,7 +21,8 @@ store_tests!(
     introspection_shows_a_caller_only_its_own_tokens_and_its_audiences,
     a_nul_in_an_introspected_token_is_inactive,
     revoking_another_clients_token_is_refused,
-    authorize_parameters_over_2_kib_are_refused_before_anything_is_stored
+    authorize_parameters_over_2_kib_are_refused_before_anything_is_stored,
+    max_age_is_satisfied_by_the_sign_in_for_this_request
 );
 backend_tests!(a_withdrawn_successor_revokes_the_family);
 
@@ -422,4 +423,47 @@ async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(a
         redirect_params(&location(&response))["error"],
         "invalid_request"
     );
+}
+
+/// Finding 10 (OpenID Connect Core §3.1.2.1 `max_age`): a sign-in made for this request
+/// satisfies `max_age` however long consent takes; a session older than `max_age` when the
+/// request arrives still means signing in again.
+async fn max_age_is_satisfied_by_the_sign_in_for_this_request(app: TestApp) {
+    app.create_contacts_api().await;
+    app.create_user("alice").await;
+    let client = public_code_client(&app).await;
+    let pkce = Pkce::new();
+    let mut params = code_params(&client, &pkce);
+    params.push(("max_age", "1"));
+
+    let response = app.authorize(&params).await;
+    let login = app.follow_to_page(response, "/login").await;
+    let response = app.sign_in(&login, "alice", PASSWORD).await;
+    let consent = app.follow_to_page(response, "/consent").await;
+    app.advance(Duration::from_secs(3));
+    let response = app.decide(&consent, "allow").await;
+    assert_eq!(response.status(), 303);
+    let to = location(&response);
+    assert!(
+        to.starts_with(CALLBACK),
+        "consent 3 s after a fresh sign-in: {to}"
+    );
+    assert!(redirect_params(&to).contains_key("code"), "{to}");
+
+    // Consent given, session 3 s old now: a new request with max_age=1 signs in again...
+    app.advance(Duration::from_secs(3));
+    let response = app.authorize(&params).await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        location(&response).starts_with("/login?request="),
+        "an old session: {}",
+        location(&response)
+    );
+    // ...while without max_age the session is enough.
+    let plain = code_params(&client, &pkce);
+    let response = app.authorize(&plain).await;
+    assert_eq!(response.status(), 303);
+    let to = location(&response);
+    assert!(to.starts_with(CALLBACK), "{to}");
+    assert!(redirect_params(&to).contains_key("code"), "{to}");
 }
