@@ -18,12 +18,22 @@ pub async fn oauth_form(
     body: Body,
     limit: usize,
 ) -> Result<Params, OAuthError> {
+    oauth_form_allowing_nul(headers, body, limit, &[]).await
+}
+
+/// As [`oauth_form`], but the values of `nul_ok` may hold a NUL ([`Params::parse_allowing_nul`]).
+pub async fn oauth_form_allowing_nul(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    nul_ok: &[&str],
+) -> Result<Params, OAuthError> {
     if !is_form_urlencoded(headers) {
         return Err(OAuthError::invalid_request(
             "the request body must be application/x-www-form-urlencoded",
         ));
     }
-    Params::parse(&read_limited(body, limit).await?)
+    Params::parse_allowing_nul(&read_limited(body, limit).await?, nul_ok)
 }
 
 async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, OAuthError> {

@@ -3,6 +3,12 @@
 //! revocation deny list, its grant was not revoked, its client still exists and its user is
 //! still enabled; a refresh token when it is the live member of its family under the same
 //! conditions. Anything else is `{"active": false}` and nothing more (§2.2).
+//!
+//! Least privilege (§4, SPEC §7): a caller sees only tokens issued to itself and access tokens
+//! whose `aud` is one of its audiences (the resource servers it speaks for). Every other token,
+//! active or not, is `{"active": false}` to it, so one client's credentials cannot read who
+//! holds another client's tokens. Refresh tokens are never meant for resource servers (RFC
+//! 6749 §1.5): only their own client sees them.
 
 use std::sync::Arc;
 
@@ -47,23 +53,29 @@ impl Introspection {
     }
 }
 
-/// Look at `token` as the hint suggests first, then as the other kind.
+/// Look at `token` as the hint suggests first, then as the other kind, for `caller` (see the
+/// module comment for what it may see).
 pub async fn introspect(
     core: &Core,
+    caller: &Client,
     params: &Params,
     now: UnixTime,
 ) -> Result<Introspection, OAuthError> {
     let token = params.require("token")?;
+    // No token Valet issues holds a NUL (the form parser lets one through for this answer).
+    if token.contains('\0') {
+        return Ok(Introspection::inactive());
+    }
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let found = if refresh_first {
-        match as_refresh(core, token, now).await? {
+        match as_refresh(core, caller, token, now).await? {
             Some(active) => Some(active),
-            None => as_access(core, token, now).await?,
+            None => as_access(core, caller, token, now).await?,
         }
     } else {
-        match as_access(core, token, now).await? {
+        match as_access(core, caller, token, now).await? {
             Some(active) => Some(active),
-            None => as_refresh(core, token, now).await?,
+            None => as_refresh(core, caller, token, now).await?,
         }
     };
     Ok(
@@ -120,12 +132,20 @@ pub async fn active_access_token(
     }))
 }
 
+/// Whether `caller` may see an access token of `client_id` for `audience`.
+fn may_see_access(caller: &Client, client_id: &str, audience: &str) -> bool {
+    caller.client_id == client_id || caller.may_use_audience(audience)
+}
+
 async fn as_access(
     core: &Core,
+    caller: &Client,
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveToken>, OAuthError> {
-    let active = active_access_token(core, token, now).await?;
+    let active = active_access_token(core, token, now)
+        .await?
+        .filter(|a| may_see_access(caller, &a.claims.client_id, &a.claims.aud));
     Ok(active.map(|a| describe_access(a.claims, a.user.map(|u| u.username))))
 }
 
@@ -146,6 +166,7 @@ fn describe_access(claims: AccessClaims, username: Option<String>) -> ActiveToke
 
 async fn as_refresh(
     core: &Core,
+    caller: &Client,
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveToken>, OAuthError> {
@@ -153,6 +174,7 @@ async fn as_refresh(
         .store
         .refresh_token(&core.server_keys.hasher.hash(token))
         .await?
+        .filter(|stored| stored.client_id == caller.client_id)
     else {
         return Ok(None);
     };

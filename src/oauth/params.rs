@@ -12,6 +12,13 @@ pub struct Params(HashMap<String, String>);
 
 impl Params {
     pub fn parse(encoded: &[u8]) -> Result<Self, OAuthError> {
+        Self::parse_allowing_nul(encoded, &[])
+    }
+
+    /// As [`Params::parse`], but the values of `nul_ok` may hold a NUL: where a bad value has
+    /// a defined answer of its own, such as an introspected `token` (RFC 7662 §2.2: any token
+    /// that is not active is `{"active": false}`). The caller must not store such a value.
+    pub fn parse_allowing_nul(encoded: &[u8], nul_ok: &[&str]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
         for (name, value) in url::form_urlencoded::parse(encoded) {
             if map.contains_key(name.as_ref()) {
@@ -21,7 +28,7 @@ impl Params {
                 )));
             }
             // No legitimate parameter holds a NUL, and PostgreSQL text cannot store one.
-            if name.contains('\0') || value.contains('\0') {
+            if name.contains('\0') || (value.contains('\0') && !nul_ok.contains(&name.as_ref())) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{}` contains a NUL character",
                     printable(&name)
@@ -31,6 +38,16 @@ impl Params {
         }
         map.retain(|_, v: &mut String| !v.is_empty());
         Ok(Self(map))
+    }
+
+    /// The name of a parameter whose value is longer than `max` bytes, if any (the first in
+    /// name order, so the answer does not depend on hashing).
+    pub fn longer_than(&self, max: usize) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(_, value)| value.len() > max)
+            .map(|(name, _)| name.as_str())
+            .min()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -71,6 +88,29 @@ mod tests {
             Params::parse(b"audience=%00").unwrap_err().code,
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn nul_is_allowed_only_in_the_values_named() {
+        let p = Params::parse_allowing_nul(b"token=a%00b", &["token"]).unwrap();
+        assert_eq!(p.get("token"), Some("a\0b"));
+        for refused in [&b"token_type_hint=a%00"[..], b"tok%00en=a"] {
+            assert_eq!(
+                Params::parse_allowing_nul(refused, &["token"])
+                    .unwrap_err()
+                    .code,
+                ErrorCode::InvalidRequest
+            );
+        }
+    }
+
+    #[test]
+    fn longer_than_names_the_first_oversized_parameter() {
+        let p = Params::parse(b"state=abcd&nonce=abcde&scope=ab").unwrap();
+        assert_eq!(p.longer_than(5), None);
+        assert_eq!(p.longer_than(4), Some("nonce"));
+        assert_eq!(p.longer_than(3), Some("nonce"));
+        assert_eq!(p.longer_than(1), Some("nonce"));
     }
 
     #[test]

@@ -147,6 +147,13 @@ pub trait Store: Send + Sync + 'static {
     async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError>;
 
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
+    /// The code with this hash if it was issued to `client_id`, used or not, expired or not:
+    /// a redemption checks its PKCE verifier and redirect URI against it before consuming it.
+    async fn code(
+        &self,
+        code_hash: &SecretHash,
+        client_id: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError>;
     /// Consume a code for `client_id` in one conditional write; see [`Redeemed`].
     async fn redeem_code(
         &self,

@@ -373,6 +373,20 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn code(
+                &self,
+                code_hash: &SecretHash,
+                client_id: &str,
+            ) -> Result<Option<AuthorizationCode>, StoreError> {
+                sqlx::query_as::<_, CodeRow>(sql::SELECT_CODE)
+                    .bind(code_hash.0.as_slice())
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(AuthorizationCode::try_from)
+                    .transpose()
+            }
+
             async fn redeem_code(
                 &self,
                 code_hash: &SecretHash,

@@ -137,6 +137,12 @@ pub const CONSUME_CODE: &str = concat!(
     "WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING ",
     code_columns!()
 );
+/// A code as stored, for checking what a redemption proves before the write that consumes it.
+pub const SELECT_CODE: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM authorization_codes WHERE code_hash = $1 AND client_id = $2"
+);
 pub const CODE_STATE: &str =
     "SELECT client_id, grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1";
 

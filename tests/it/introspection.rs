@@ -1,6 +1,7 @@
 //! Token introspection (RFC 7662) over HTTP: who may ask, what an active access or refresh
 //! token is described as, and every way a token stops being active, which must then answer
-//! exactly `{"active": false}` (§2.2).
+//! exactly `{"active": false}` (§2.2). Refresh tokens are introspected by their own client:
+//! no one else may see them (§4, SPEC §7; security_tokens.rs holds the rule).
 
 use std::time::Duration;
 
@@ -157,12 +158,13 @@ async fn active_client_credentials_token_has_no_username(app: TestApp) {
 }
 
 async fn active_refresh_token_describes_its_grant(app: TestApp) {
-    let (caller, client, tokens) = app.alice_signed_in().await;
+    let (_, client, tokens) = app.alice_signed_in().await;
     let user_id = app.user_id("alice").await;
     let refresh_token = str_of(&tokens, "refresh_token");
 
+    // RFC 7662 §4 (SPEC §7): only the client a refresh token was issued to sees it.
     for hint in [None, Some("access_token"), Some("refresh_token")] {
-        let answer = app.introspect(&caller, refresh_token, hint).await;
+        let answer = app.introspect(&client, refresh_token, hint).await;
         assert_eq!(answer["active"], true, "{answer}");
         assert_eq!(answer["token_type"], "refresh_token");
         assert_eq!(answer["scope"], "create:contacts read:contacts");
@@ -179,7 +181,7 @@ async fn active_refresh_token_describes_its_grant(app: TestApp) {
     // Its successor after a refresh is described the same way.
     let next = app.refreshed(&client, refresh_token, None).await;
     let answer = app
-        .introspect(&caller, str_of(&next, "refresh_token"), None)
+        .introspect(&client, str_of(&next, "refresh_token"), None)
         .await;
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["token_type"], "refresh_token");
@@ -270,7 +272,7 @@ async fn expired_tokens_are_inactive(backend: Backend) {
         config.tokens.refresh_idle_ttl = valet::config::ConfigDuration::secs(4);
     })
     .await;
-    let (caller, _, user_tokens) = app.alice_signed_in().await;
+    let (caller, client, user_tokens) = app.alice_signed_in().await;
     let service_access = &app.service_token(&caller, CONTACTS).await;
     let user_access = str_of(&user_tokens, "access_token");
     assert_eq!(user_tokens["expires_in"], 1);
@@ -282,11 +284,11 @@ async fn expired_tokens_are_inactive(backend: Backend) {
         .await;
     // The refresh token lives on its own clock (idle lifetime 4 s here)...
     let refresh_token = str_of(&user_tokens, "refresh_token");
-    app.assert_active(&caller, refresh_token, "the refresh token")
+    app.assert_active(&client, refresh_token, "the refresh token")
         .await;
     // ...and is inactive once that has passed too.
     app.advance(Duration::from_secs(3));
-    app.assert_inactive(&caller, refresh_token, "idle-expired refresh token")
+    app.assert_inactive(&client, refresh_token, "idle-expired refresh token")
         .await;
 }
 
@@ -304,15 +306,15 @@ async fn revoked_access_token_is_inactive(app: TestApp) {
 }
 
 async fn rotated_and_revoked_refresh_tokens_are_inactive(app: TestApp) {
-    let (caller, client, tokens) = app.alice_signed_in().await;
+    let (_, client, tokens) = app.alice_signed_in().await;
     let first = str_of(&tokens, "refresh_token");
     let next = app.refreshed(&client, first, None).await;
     let second = str_of(&next, "refresh_token");
     assert_ne!(first, second, "refresh tokens rotate");
 
-    app.assert_inactive(&caller, first, "rotated refresh token")
+    app.assert_inactive(&client, first, "rotated refresh token")
         .await;
-    app.assert_active(&caller, second, "its successor").await;
+    app.assert_active(&client, second, "its successor").await;
 
     let response = app
         .post_form(
@@ -322,9 +324,9 @@ async fn rotated_and_revoked_refresh_tokens_are_inactive(app: TestApp) {
         )
         .await;
     assert_eq!(response.status(), 200);
-    app.assert_inactive(&caller, second, "revoked refresh token")
+    app.assert_inactive(&client, second, "revoked refresh token")
         .await;
-    app.assert_inactive(&caller, first, "rotated refresh token")
+    app.assert_inactive(&client, first, "rotated refresh token")
         .await;
 }
 
@@ -337,24 +339,24 @@ async fn tokens_of_a_disabled_or_deleted_user_are_inactive(app: TestApp) {
     let bob_refresh = str_of(&bob, "refresh_token");
     app.assert_active(&caller, access, "access token before")
         .await;
-    app.assert_active(&caller, refresh_token, "refresh token before")
+    app.assert_active(&client, refresh_token, "refresh token before")
         .await;
 
     app.set_user_disabled("alice", true).await;
     app.assert_inactive(&caller, access, "access token of a disabled user")
         .await;
-    app.assert_inactive(&caller, refresh_token, "refresh token of a disabled user")
+    app.assert_inactive(&client, refresh_token, "refresh token of a disabled user")
         .await;
     app.assert_active(&caller, bob_access, "another user's access token")
         .await;
-    app.assert_active(&caller, bob_refresh, "another user's refresh token")
+    app.assert_active(&client, bob_refresh, "another user's refresh token")
         .await;
 
     // A deleted user's tokens are inactive too.
     app.delete_user("bob").await;
     app.assert_inactive(&caller, bob_access, "access token of a deleted user")
         .await;
-    app.assert_inactive(&caller, bob_refresh, "refresh token of a deleted user")
+    app.assert_inactive(&client, bob_refresh, "refresh token of a deleted user")
         .await;
 }
 
@@ -364,9 +366,11 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
     let refresh_token = str_of(&tokens, "refresh_token");
     let service = app.create_service_client("read:contacts").await;
     let service_access = app.service_token(&service, CONTACTS).await;
-    for token in [access, refresh_token, service_access.as_str()] {
+    for token in [access, service_access.as_str()] {
         app.assert_active(&caller, token, "before the delete").await;
     }
+    app.assert_active(&client, refresh_token, "before the delete")
+        .await;
 
     for id in [&client.id, &service.id] {
         app.delete_client(id).await;
@@ -375,6 +379,7 @@ async fn tokens_of_a_deleted_client_are_inactive(app: TestApp) {
     app.advance(Duration::from_secs(2));
     app.assert_inactive(&caller, access, "user access token of a deleted client")
         .await;
+    // Its client can no longer ask, and to anyone else it is inactive anyway.
     app.assert_inactive(&caller, refresh_token, "refresh token of a deleted client")
         .await;
     app.assert_inactive(
@@ -397,8 +402,8 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
     let refresh_token = str_of(&tokens, "refresh_token");
     app.assert_active(&caller, access, "access token before the replay")
         .await;
-    app.assert_active(&caller, refresh_token, "refresh token before the replay")
-        .await;
+    // A public client cannot introspect, and its refresh tokens are no one else's to see
+    // (RFC 7662 §4): they are checked by refreshing below.
 
     let replay = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(error_400(replay).await, "invalid_grant");
@@ -424,7 +429,6 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
     for token in [
         str_of(&first, "access_token"),
         str_of(&second, "access_token"),
-        str_of(&second, "refresh_token"),
     ] {
         app.assert_active(&caller, token, "before the second replay")
             .await;
@@ -443,10 +447,12 @@ async fn tokens_of_a_replayed_code_are_inactive(app: TestApp) {
         "access token refreshed from a replayed code",
     )
     .await;
-    app.assert_inactive(
-        &caller,
-        str_of(&second, "refresh_token"),
-        "refresh token rotated from a replayed code",
-    )
-    .await;
+    let response = app
+        .refresh(&client, str_of(&second, "refresh_token"), None)
+        .await;
+    assert_eq!(
+        error_400(response).await,
+        "invalid_grant",
+        "refresh token rotated from a replayed code"
+    );
 }

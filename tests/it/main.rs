@@ -32,6 +32,7 @@ mod security_forwarded;
 mod security_http;
 mod security_lifecycle;
 mod security_sqlite_files;
+// mod security_tokens; (being ported onto harness/fixtures.rs)
 mod shutdown;
 mod store_contract;
 mod store_races;

@@ -170,7 +170,8 @@ async fn two_replicas_share_every_flow() {
     assert_eq!(reuse.status(), 400);
     let successor = rotated["refresh_token"].as_str().unwrap();
     assert_eq!(
-        introspect(&browser, &a.base, &rs, successor).await["active"],
+        // Only its own client may introspect a refresh token (RFC 7662 §4).
+        introspect(&browser, &a.base, &web, successor).await["active"],
         false,
         "the family died"
     );

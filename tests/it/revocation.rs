@@ -1,5 +1,6 @@
 //! Token revocation (RFC 7009) over HTTP: client authentication, refresh-token families, the
-//! access-token deny list, and the answers that must tell nothing (§2.2).
+//! access-token deny list, the answers that must tell nothing (§2.2), and the refusal of
+//! another client's token (§2.1).
 
 use serde_json::{Value, json};
 
@@ -35,6 +36,27 @@ async fn assert_revokes<'a>(
     assert_revoke_ok(response, what).await;
 }
 
+/// Revoking `token` as `by` is refused (see [`assert_revoke_refused`]).
+async fn assert_refuses<'a>(
+    app: &TestApp,
+    by: impl Into<ClientAuth<'a>>,
+    token: &str,
+    hint: Option<&str>,
+    what: &str,
+) {
+    let mut form = vec![("token", token)];
+    form.extend(hint.map(|hint| ("token_type_hint", hint)));
+    let response = app.post_as("/revoke", by.into(), &form).await;
+    assert_revoke_refused(response, what).await;
+}
+
+/// §2.1: another client's valid token is refused (`invalid_grant`, RFC 6749 §5.2: "issued to
+/// another client"), not cacheable either.
+async fn assert_revoke_refused(response: reqwest::Response, what: &str) {
+    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+    assert_eq!(error_400(response).await, "invalid_grant", "{what}");
+}
+
 /// §2.2: 200, nothing in the body, and not cacheable.
 async fn assert_revoke_ok(response: reqwest::Response, what: &str) {
     assert_eq!(response.status(), 200, "{what}");
@@ -62,7 +84,7 @@ async fn revocation_needs_client_authentication(app: TestApp) {
     }
     // Nothing was revoked by the refused requests.
     app.assert_active(&caller, access, "access token").await;
-    app.assert_active(&caller, refresh_token, "refresh token")
+    app.assert_active(&client, refresh_token, "refresh token")
         .await;
 
     // client_secret_post is a valid way to authenticate.
@@ -83,7 +105,7 @@ async fn revocation_needs_client_authentication(app: TestApp) {
 }
 
 async fn token_parameter_is_required(app: TestApp) {
-    let (caller, client, tokens) = app.alice_signed_in().await;
+    let (_, client, tokens) = app.alice_signed_in().await;
     let refresh_token = str_of(&tokens, "refresh_token");
 
     let response = app.post_form("/revoke", Some(client.basic()), &[]).await;
@@ -108,7 +130,7 @@ async fn token_parameter_is_required(app: TestApp) {
         "invalid_request",
         "token sent twice"
     );
-    app.assert_active(&caller, refresh_token, "nothing revoked")
+    app.assert_active(&client, refresh_token, "nothing revoked")
         .await;
 }
 
@@ -126,7 +148,7 @@ async fn revoking_the_current_refresh_token_revokes_the_family(app: TestApp) {
         "revoke the current refresh token",
     )
     .await;
-    app.assert_inactive(&caller, current, "revoked refresh token")
+    app.assert_inactive(&client, current, "revoked refresh token")
         .await;
     assert_eq!(
         error_400(app.refresh(&client, current, None).await).await,
@@ -153,7 +175,7 @@ async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
     let second = str_of(&second, "refresh_token");
     let third = app.refreshed(&client, second, None).await;
     let current = str_of(&third, "refresh_token");
-    app.assert_active(&caller, current, "current refresh token")
+    app.assert_active(&client, current, "current refresh token")
         .await;
 
     // Revoke the first token of the family (rotated twice since), without using it.
@@ -165,7 +187,7 @@ async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
         "revoke an earlier refresh token",
     )
     .await;
-    app.assert_inactive(&caller, current, "the family's current token")
+    app.assert_inactive(&client, current, "the family's current token")
         .await;
     assert_eq!(
         error_400(app.refresh(&client, current, None).await).await,
@@ -319,7 +341,7 @@ async fn unknown_garbage_and_revoked_tokens_answer_200(app: TestApp) {
     }
     app.assert_inactive(&caller, access, "access token revoked twice")
         .await;
-    app.assert_inactive(&caller, refresh_token, "refresh token revoked twice")
+    app.assert_inactive(&client, refresh_token, "refresh token revoked twice")
         .await;
 
     // A rotated token revoked after its family was revoked: still 200.
@@ -365,10 +387,10 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     for by in others {
         for hint in [None, Some("access_token"), Some("refresh_token")] {
             for token in [access, refresh_token] {
-                assert_revokes(&app, by, token, hint, "another client's token").await;
+                assert_refuses(&app, by, token, hint, "another client's token").await;
             }
             if !matches!(by, ClientAuth::Basic(id, _) if id == service.id) {
-                assert_revokes(
+                assert_refuses(
                     &app,
                     by,
                     service_access,
@@ -387,11 +409,11 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     .await;
     app.assert_active(&caller, access, "access token of another client")
         .await;
-    app.assert_active(&caller, refresh_token, "refresh token of another client")
+    app.assert_active(&owner, refresh_token, "refresh token of another client")
         .await;
     let next = app.refreshed(&owner, refresh_token, None).await;
     assert_eq!(
-        app.introspect(&caller, str_of(&next, "refresh_token"), None)
+        app.introspect(&owner, str_of(&next, "refresh_token"), None)
             .await["active"],
         json!(true)
     );
@@ -399,7 +421,7 @@ async fn another_clients_tokens_are_not_revoked(app: TestApp) {
     // The owner still can.
     let current = str_of(&next, "refresh_token");
     assert_revokes(&app, &owner, current, None, "owner").await;
-    app.assert_inactive(&caller, current, "revoked by its owner")
+    app.assert_inactive(&owner, current, "revoked by its owner")
         .await;
 }
 
@@ -427,7 +449,7 @@ async fn a_wrong_token_type_hint_still_revokes(app: TestApp) {
         "refresh token hinted as an access token",
     )
     .await;
-    app.assert_inactive(&caller, refresh_token, "refresh token with the wrong hint")
+    app.assert_inactive(&client, refresh_token, "refresh token with the wrong hint")
         .await;
     assert_eq!(
         error_400(app.refresh(&client, refresh_token, None).await).await,

@@ -1,5 +1,6 @@
 //! `POST /introspect` (RFC 7662): for authenticated confidential clients (resource servers
-//! and the clients themselves), never for anonymous callers.
+//! and the clients themselves), never for anonymous callers; each sees only the tokens
+//! [`introspect::introspect`] lets it see (§4).
 
 use axum::Json;
 use axum::body::Body;
@@ -31,7 +32,11 @@ async fn handle(
     body: Body,
 ) -> Result<Introspection, OAuthError> {
     let now = state.clock.now();
-    let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
+    // A NUL in the token makes it a token that is not active, not a malformed request
+    // (RFC 7662 §2.2); introspection never stores what it is given.
+    let params =
+        extract::oauth_form_allowing_nul(headers, body, state.settings.http.body_limit, &["token"])
+            .await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client =
         client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
@@ -43,5 +48,5 @@ async fn handle(
             "public clients cannot introspect",
         ));
     }
-    introspect::introspect(state, &params, now).await
+    introspect::introspect(state, &client, &params, now).await
 }

@@ -1,5 +1,5 @@
 //! `POST /revoke` (RFC 7009): client authentication, then revocation; 200 with an empty body
-//! whether or not there was anything to revoke.
+//! whether or not there was anything to revoke, 400 `invalid_grant` for another client's token.
 
 use axum::body::Body;
 use axum::extract::State;

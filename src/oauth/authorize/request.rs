@@ -118,8 +118,13 @@ pub struct AuthorizationRequest {
 impl AuthorizationRequest {
     /// Whether a sign-in at `auth_time` is recent enough for this request (`prompt=login`,
     /// `max_age`); if not, the person signs in again.
+    /// A sign-in made for this request (at or after it arrived) satisfies `max_age` however
+    /// long the person then takes to consent: it is as fresh as the request could ask.
     pub fn accepts_sign_in(&self, auth_time: UnixTime, now: UnixTime) -> bool {
-        let young_enough = self.max_age.is_none_or(|max| now.0 - auth_time.0 <= max);
+        let for_this_request = self.requested_at > 0 && auth_time.0 >= self.requested_at;
+        let young_enough = self
+            .max_age
+            .is_none_or(|max| for_this_request || now.0 - auth_time.0 <= max);
         let after_request = !self.prompt.login || auth_time.0 >= self.requested_at;
         young_enough && after_request
     }
@@ -181,8 +186,17 @@ mod tests {
         assert!(!login.accepts_sign_in(UnixTime(999), now));
         assert!(login.accepts_sign_in(UnixTime(1_050), now));
         let max_age = request(Prompt::default(), Some(60));
-        assert!(max_age.accepts_sign_in(UnixTime(1_040), now));
-        assert!(!max_age.accepts_sign_in(UnixTime(1_039), now));
+        // A session from before the request: at most 60 s old now.
+        assert!(max_age.accepts_sign_in(UnixTime(990), UnixTime(1_050)));
+        assert!(!max_age.accepts_sign_in(UnixTime(989), UnixTime(1_050)));
+        assert!(!max_age.accepts_sign_in(UnixTime(999), now));
+        // A sign-in for this request satisfies max_age however long consent then takes.
+        assert!(max_age.accepts_sign_in(UnixTime(1_000), now));
+        assert!(max_age.accepts_sign_in(UnixTime(1_001), UnixTime(5_000)));
+        // A request kept by an older version has no arrival time: only age counts.
+        let mut legacy = request(Prompt::default(), Some(60));
+        legacy.requested_at = 0;
+        assert!(!legacy.accepts_sign_in(UnixTime(1_039), now));
     }
 
     #[test]

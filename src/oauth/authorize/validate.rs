@@ -17,6 +17,11 @@ use crate::oauth::scope::{self, Subject, Target, TargetRequest};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
 
+/// SPEC §7: the most any one authorization request parameter may hold, in bytes. A request
+/// may be kept (pending, then with its code) for minutes by anyone, signed in or not, so
+/// what it may make the store hold is bounded.
+pub const MAX_PARAMETER_BYTES: usize = 2048;
+
 /// Check a request in the order of RFC 6749 §4.1.2.1.
 pub async fn validate(
     core: &Core,
@@ -33,7 +38,11 @@ pub async fn validate(
     let mut target = RedirectTarget {
         redirect_uri,
         mode: parsed_type.map_or(ResponseMode::Query, ResponseType::default_mode),
-        state: params.get("state").map(str::to_owned),
+        // An oversized state is not echoed: the request is refused for it below.
+        state: params
+            .get("state")
+            .filter(|state| state.len() <= MAX_PARAMETER_BYTES)
+            .map(str::to_owned),
     };
     let fail = |target: &RedirectTarget, error: OAuthError| {
         Rejection::Redirect(AuthorizeError {
@@ -41,6 +50,16 @@ pub async fn validate(
             target: target.clone(),
         })
     };
+    // Before anything else is looked at, and so before anything is stored.
+    if let Some(name) = params.longer_than(MAX_PARAMETER_BYTES) {
+        return Err(fail(
+            &target,
+            OAuthError::invalid_request(format!(
+                "parameter `{}` is longer than {MAX_PARAMETER_BYTES} bytes",
+                printable(name)
+            )),
+        ));
+    }
     if let Some(mode) = params.get("response_mode") {
         let mode = ResponseMode::parse(mode).ok_or_else(|| {
             fail(

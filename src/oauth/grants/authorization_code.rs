@@ -1,6 +1,8 @@
 //! The authorization code grant (RFC 6749 §4.1): issuing a code at `/authorize` (§4.1.2) and
 //! exchanging it at `/token` (§4.1.3) with PKCE (RFC 7636 §4.5, §4.6). A code is single-use:
-//! a second redemption revokes what the first produced (§4.1.2, §10.5).
+//! a second redemption revokes what the first produced (§4.1.2, §10.5). The PKCE verifier and
+//! the redirect URI are checked before the conditional write that consumes the code, so a
+//! redemption that fails them neither spends the code nor, for a used code, revokes anything.
 
 use super::refresh_token;
 use crate::audit;
@@ -77,6 +79,13 @@ pub async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let core = cx.core;
     let code_hash = core.server_keys.hasher.hash(&request.code);
+    // What the request proves is checked before the write that consumes the code: a wrong
+    // verifier or redirect URI leaves the code usable, so holding an intercepted code (PKCE's
+    // threat model) is not enough to spend it or, once spent, to revoke its grant.
+    if let Some(stored) = core.store.code(&code_hash, &cx.client.client_id).await? {
+        check_redirect_uri(cx, &stored, request.redirect_uri.as_deref())?;
+        check_verifier(cx, &stored, request.code_verifier.as_deref())?;
+    }
     let code = match core
         .store
         .redeem_code(&code_hash, &cx.client.client_id, cx.now)
@@ -101,6 +110,8 @@ pub async fn exchange(
             ));
         }
     };
+    // The consumed row is the one read above (a code never changes but for being consumed);
+    // checked again so that no path issues tokens for an unchecked code.
     check_redirect_uri(cx, &code, request.redirect_uri.as_deref())?;
     check_verifier(cx, &code, request.code_verifier.as_deref())?;
     let user = core

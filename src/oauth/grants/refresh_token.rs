@@ -1,15 +1,17 @@
 //! The refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): every use replaces
 //! the token with a successor in the same family; presenting a replaced token again means it
 //! was stolen or copied, so the whole family is revoked, with the grant and so the access
-//! tokens issued under it. Idle and absolute lifetimes bound
-//! each token and the family.
+//! tokens issued under it. Within the reuse grace a retry gets a new successor and the
+//! earlier one is withdrawn; presenting a withdrawn successor is reuse too (SPEC §5). Idle and
+//! absolute lifetimes bound each token and the family. A refresh may name only the resource
+//! of its grant (RFC 8707 §2.2).
 
 use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime, printable};
 use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
-use crate::oauth::scope::{self, Subject};
+use crate::oauth::scope::{self, Subject, TargetRequest};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
 use crate::tokens::access::Bearer;
@@ -103,13 +105,34 @@ fn mint(
 pub struct Request {
     refresh_token: String,
     scope: Option<ScopeSet>,
+    target: TargetRequest,
 }
 
 pub fn parse(params: &Params) -> Result<Request, OAuthError> {
     Ok(Request {
         refresh_token: params.require("refresh_token")?.to_owned(),
         scope: scope::requested(params)?,
+        target: TargetRequest::from_params(params)?,
     })
+}
+
+/// RFC 8707 §2.2: a refresh may name the resource (`resource`, or `audience`) the new access
+/// token is for, but only one the grant covers; anything else is `invalid_target`. Naming
+/// none keeps the grant's.
+fn check_target(target: &TargetRequest, current: &RefreshToken) -> Result<(), OAuthError> {
+    if target.audience.is_none() && target.resource.is_none() {
+        return Ok(());
+    }
+    let named = target.resolve(None)?;
+    if named == current.audience {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "`{}` is not a resource of this grant; a refresh may only name `{}`",
+            printable(&named),
+            printable(&current.audience)
+        )))
+    }
 }
 
 pub async fn exchange(
@@ -126,11 +149,22 @@ pub async fn exchange(
         .ok_or_else(|| {
             OAuthError::invalid_grant("the refresh token is not valid for this client")
         })?;
-    if current.revoked_at.is_some() || current.grant_revoked {
+    if current.grant_revoked {
         return Err(OAuthError::invalid_grant(
             "the refresh token has been revoked",
         ));
     }
+    if current.revoked_at.is_some() {
+        // Revoked while its grant lives on: a successor withdrawn within the reuse grace
+        // (SPEC §5). Whoever presents it is the other holder of its parent: the client and a
+        // thief both hold the family, so it goes (RFC 9700 §4.14.2).
+        core.store.revoke_grant(&current.grant_id, cx.now).await?;
+        audit::refresh_reused(&cx.client.client_id, &current.family_id);
+        return Err(OAuthError::invalid_grant(
+            "this refresh token was withdrawn; every token of its family is revoked",
+        ));
+    }
+    check_target(&request.target, &current)?;
     if current.rotated_at.is_none()
         && (current.expires_at <= cx.now || current.family_expires_at <= cx.now)
     {
