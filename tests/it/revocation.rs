@@ -169,7 +169,7 @@ async fn revoking_the_current_refresh_token_revokes_the_family(app: TestApp) {
 }
 
 async fn revoking_an_earlier_refresh_token_revokes_its_successor(app: TestApp) {
-    let (caller, client, tokens) = app.alice_signed_in().await;
+    let (_, client, tokens) = app.alice_signed_in().await;
     let first = str_of(&tokens, "refresh_token");
     let second = app.refreshed(&client, first, None).await;
     let second = str_of(&second, "refresh_token");
