@@ -27,6 +27,7 @@ mod readme;
 mod refresh;
 mod replicas;
 mod revocation;
+mod security_limiter;
 mod shutdown;
 mod store_contract;
 mod store_races;
