@@ -22,6 +22,7 @@ backend_tests!(
     parallel_reservations_of_one_key_admit_only_the_free_attempts_and_one_more,
     a_reservation_is_all_or_nothing_across_the_user_and_the_address,
     a_crashed_requests_reservation_expires_with_the_window,
+    each_reservation_past_the_free_ones_doubles_the_lock_up_to_the_maximum,
     a_password_grant_burst_from_an_app_does_not_lock_its_users_out,
     the_password_grant_counts_an_end_user_address_a_trusted_proxy_supplies,
 );
@@ -406,4 +407,34 @@ async fn the_password_grant_counts_an_end_user_address_a_trusted_proxy_supplies(
         200,
         "another end user of the same app is not"
     );
+}
+
+/// The lock ladder that `RESERVE_LOGIN` computes in SQL, on both engines: none for the free
+/// attempts, then 1 s doubling up to the key's maximum (60 s here), never overflowing.
+async fn each_reservation_past_the_free_ones_doubles_the_lock_up_to_the_maximum(backend: Backend) {
+    let core = test_core(backend).await;
+    let start = core.clock.now();
+    let window_start = UnixTime(start.0 - 86_400);
+    let mut now = start;
+    let mut locks = Vec::new();
+    let mut admitted = 0;
+    for _ in 0..40 {
+        match core
+            .store
+            .reserve_login(&[user_key(3)], now, window_start)
+            .await
+            .unwrap()
+        {
+            Ok(()) => admitted += 1,
+            // Locked: the refusal counts nothing; the lock ends on the clock.
+            Err(until) => {
+                locks.push(until.0 - now.0);
+                now = until;
+            }
+        }
+    }
+    // 3 free and the one that sets the first lock, then one more as each lock ends.
+    assert_eq!(admitted, 4 + locks.len(), "{locks:?}");
+    assert_eq!(&locks[..8], [1, 2, 4, 8, 16, 32, 60, 60]);
+    assert!(locks.iter().skip(6).all(|l| *l == 60), "{locks:?}");
 }
