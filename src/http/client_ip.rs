@@ -30,6 +30,34 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &TrustedProxies
     client
 }
 
+/// The end user's address for the password grant (SPEC §7), or `None`. That request comes
+/// from an app server, not from the person signing in, so its sender's address (the TCP peer,
+/// or the hop that a trusted proxy in front of Valet recorded for it) is the app's, shared by
+/// all its users, and is never counted. An address counts only where a trusted proxy supplied
+/// it beyond a trusted hop recorded in the header: the app server is listed in
+/// `http.trusted_proxies`, sends `X-Forwarded-For: <end user>`, and reaches Valet through a
+/// trusted proxy that appends the app server's address. Without such a chain, `None`: the
+/// username alone is counted.
+pub fn forwarded_end_user(
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.networks.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer.ip()) {
+        return None;
+    }
+    let mut passed_trusted_hop = false;
+    for hop in forwarded_for(headers, &trusted.header).into_iter().rev() {
+        let hop = hop?;
+        if !is_trusted(&hop) {
+            return passed_trusted_hop.then_some(hop);
+        }
+        passed_trusted_hop = true;
+    }
+    None
+}
+
 /// The hops of the configured header, in order; `None` for one that is not an address.
 fn forwarded_for(headers: &HeaderMap, header: &ClientIpHeader) -> Vec<Option<IpAddr>> {
     let name = match header {
@@ -162,6 +190,30 @@ mod tests {
             &proxies(&["10.0.0.0/8"], ClientIpHeader::Forwarded),
         );
         assert_eq!(found, ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn the_password_grant_never_counts_the_app_servers_address() {
+        let trusted = proxies(
+            &["10.0.0.0/8"],
+            ClientIpHeader::List("x-forwarded-for".into()),
+        );
+        let end_user = |peer: &str, xff: &str| {
+            forwarded_end_user(
+                peer.parse().unwrap(),
+                &headers(&[("x-forwarded-for", xff)]),
+                &trusted,
+            )
+        };
+        // The app server calls Valet directly, or through the proxy: its own address.
+        assert_eq!(end_user("198.51.100.1:5000", "203.0.113.9"), None);
+        assert_eq!(end_user(PROXY, "198.51.100.1"), None);
+        assert_eq!(end_user(PROXY, "203.0.113.9, 198.51.100.1"), None);
+        // A trusted app server (10.0.0.9) forwarded the end user's address through the proxy.
+        assert_eq!(
+            end_user(PROXY, "1.2.3.4, 203.0.113.9, 10.0.0.9"),
+            Some("203.0.113.9".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,10 +1,21 @@
 //! Failed-login throttling (SPEC §7), shared by the login page and the password grant.
 //!
-//! Failures are counted per username and per client address in the store, so every replica
+//! Attempts are counted per username and per end-user address in the store, so every replica
 //! sees them. After the free failures, each further failure locks that key for a time that
 //! doubles (1 s, 2 s, 4 s, …) up to a maximum. The maximum for a username is short: the lock
 //! slows a guesser down without keeping the real user out for long. While a key is locked,
 //! attempts are refused without checking the password and without counting.
+//!
+//! The check and the count are one write: [`LoginLimiter::reserve`] counts the attempt as a
+//! failure *before* Argon2 runs (one conditional write per key, in one transaction), so a
+//! burst of parallel guesses sees its own in-flight attempts and gets no more password checks
+//! than the same guesses made one after another. A right password gives the reservation back
+//! ([`LoginLimiter::record_success`]); a wrong one leaves it counted; a request that dies in
+//! between leaves a failure that the window forgets, and a lock that ends on the clock.
+//!
+//! The password grant has no end-user address of its own: the request comes from the app
+//! server, whose address every user of that app shares. It counts the username, and an
+//! address only where a trusted proxy supplies the end user's (see `http::client_ip`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,7 +24,7 @@ use std::time::Duration;
 use crate::config::LoginSettings;
 use crate::domain::UnixTime;
 use crate::metrics::Metrics;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{LimiterKey, SharedStore, StoreError};
 
 #[derive(Clone)]
 pub struct LoginLimiter {
@@ -25,7 +36,9 @@ pub struct LoginLimiter {
 /// Whose attempts are counted.
 pub struct Attempt<'a> {
     pub username: &'a str,
-    pub address: IpAddr,
+    /// The end user's address; `None` when it is not known (the password grant from an app
+    /// server that does not forward it): then only the username is counted.
+    pub address: Option<IpAddr>,
 }
 
 impl Attempt<'_> {
@@ -34,8 +47,8 @@ impl Attempt<'_> {
     }
 
     /// An IPv6 client usually controls a whole /64, so that is the unit counted.
-    fn address_key(&self) -> String {
-        match self.address {
+    fn address_key(&self) -> Option<String> {
+        Some(match self.address? {
             IpAddr::V4(ip) => format!("addr:{ip}"),
             IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
                 Some(v4) => format!("addr:{v4}"),
@@ -44,7 +57,7 @@ impl Attempt<'_> {
                     format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
                 }
             },
-        }
+        })
     }
 }
 
@@ -63,62 +76,64 @@ impl LoginLimiter {
         }
     }
 
-    /// `Err(Locked)` while the username or the address is locked.
-    pub async fn check(
+    /// Reserve this attempt before the password is checked: `Err(Locked)` (and nothing
+    /// counted) while the username or the address is locked; otherwise the attempt is
+    /// counted as a failure until [`Self::record_success`] gives it back.
+    pub async fn reserve(
         &self,
         attempt: &Attempt<'_>,
         now: UnixTime,
     ) -> Result<Result<(), Locked>, StoreError> {
-        let until = self
-            .store
-            .login_locked_until(&attempt.user_key(), &attempt.address_key(), now)
-            .await?;
-        Ok(match until {
-            Some(until) if until > now => {
-                self.metrics.limiter_refusals.inc();
-                Err(Locked {
-                    retry_after: u64::try_from(until.0 - now.0).unwrap_or(1),
-                })
-            }
-            _ => Ok(()),
-        })
+        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
+        let mut keys = vec![LimiterKey {
+            key: attempt.user_key(),
+            free_failures: self.settings.user_free_failures,
+            max_lockout_secs: secs(self.settings.user_max_lockout),
+        }];
+        if let Some(key) = attempt.address_key() {
+            keys.push(LimiterKey {
+                key,
+                free_failures: self.settings.address_free_failures,
+                max_lockout_secs: secs(self.settings.address_max_lockout),
+            });
+        }
+        Ok(
+            match self.store.reserve_login(&keys, now, window_start).await? {
+                Ok(()) => Ok(()),
+                Err(until) => {
+                    self.metrics.limiter_refusals.inc();
+                    Err(Locked {
+                        retry_after: u64::try_from(until.0 - now.0).unwrap_or(1).max(1),
+                    })
+                }
+            },
+        )
     }
 
-    pub async fn record_failure(
-        &self,
-        attempt: &Attempt<'_>,
-        now: UnixTime,
-    ) -> Result<(), StoreError> {
+    /// The password was wrong: the reservation stays counted.
+    pub fn record_failure(&self) {
         self.metrics.login_failures.inc();
-        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
-        let keys = [
-            (
-                attempt.user_key(),
-                self.settings.user_free_failures,
-                self.settings.user_max_lockout,
-            ),
-            (
-                attempt.address_key(),
-                self.settings.address_free_failures,
-                self.settings.address_max_lockout,
-            ),
-        ];
-        for (key, free, max) in keys {
-            let failures = self
-                .store
-                .record_login_failure(&key, now, window_start)
-                .await?;
-            if let Some(lock) = lockout(failures, free, max) {
-                self.store.lock_login(&key, now.plus(lock)).await?;
-            }
+    }
+
+    /// Give the reservation back without counting anything (a right password for a disabled
+    /// user: refused, but not a guess).
+    pub async fn release(&self, attempt: &Attempt<'_>) -> Result<(), StoreError> {
+        self.store.release_login(&attempt.user_key()).await?;
+        if let Some(key) = attempt.address_key() {
+            self.store.release_login(&key).await?;
         }
         Ok(())
     }
 
-    /// A correct password clears the username's count; the address's stays, or an attacker
-    /// could reset it by signing in to an account of their own between guesses.
+    /// A correct password clears the username's count; the address only gets its
+    /// reservation back (its earlier failures stay, or an attacker could reset them by
+    /// signing in to an account of their own between guesses).
     pub async fn record_success(&self, attempt: &Attempt<'_>) -> Result<(), StoreError> {
-        self.store.clear_login_failures(&attempt.user_key()).await
+        self.store.clear_login_failures(&attempt.user_key()).await?;
+        if let Some(key) = attempt.address_key() {
+            self.store.release_login(&key).await?;
+        }
+        Ok(())
     }
 }
 
@@ -127,7 +142,8 @@ fn secs(duration: Duration) -> i64 {
 }
 
 /// The lock after the `failures`-th failure: none within the free ones, then 1 s doubling up
-/// to `max`.
+/// to `max`. The store's `RESERVE_LOGIN` computes this ladder in SQL; this is its reference.
+#[cfg(test)]
 fn lockout(failures: i64, free: u32, max: Duration) -> Option<Duration> {
     let beyond = failures - i64::from(free);
     if beyond <= 0 || max.is_zero() {
@@ -173,9 +189,10 @@ mod tests {
         let key = |ip: &str| {
             Attempt {
                 username: "Alice",
-                address: ip.parse().unwrap(),
+                address: Some(ip.parse().unwrap()),
             }
             .address_key()
+            .unwrap()
         };
         assert_eq!(key("203.0.113.9"), "addr:203.0.113.9");
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
@@ -183,7 +200,7 @@ mod tests {
         assert_eq!(key("::ffff:203.0.113.9"), "addr:203.0.113.9");
         let user = Attempt {
             username: "Alice",
-            address: "127.0.0.1".parse().unwrap(),
+            address: None,
         }
         .user_key();
         assert_eq!(user, "user:alice");

@@ -1,10 +1,19 @@
 //! User passwords: Argon2id (RFC 9106) with the configured parameters, PHC string format.
-//! Hashing is CPU- and memory-heavy, so it runs on the blocking pool, never on the runtime.
+//!
+//! Hashing is CPU- and memory-heavy, so it runs on the blocking pool, never on the runtime,
+//! at most `password_hash.max_concurrent` at a time. Its working memory (`memory_kib` per
+//! hash, 19 MiB by default) comes from a pool of at most `max_concurrent` buffers that are
+//! allocated once and reused (`Argon2::hash_password_into_with_memory`): were each hash to
+//! allocate its own, the allocator would keep a freed buffer per blocking thread (glibc's
+//! per-thread arenas), and memory would grow with the number of threads rather than with
+//! `max_concurrent` (SPEC §7). When the last running hash ends, the idle buffers' pages are
+//! given back to the OS (`madvise(MADV_DONTNEED)`), so memory returns to idle after a burst.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashSettings;
@@ -20,32 +29,81 @@ pub enum PasswordError {
     Hash(String),
 }
 
-fn argon2(params: &PasswordHashSettings) -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
+fn params_of(settings: &PasswordHashSettings) -> Result<Params, PasswordError> {
+    Params::new(
+        settings.memory_kib,
+        settings.iterations,
+        settings.parallelism,
         None,
     )
-    .map_err(|e| PasswordError::Params(e.to_string()))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    .map_err(|e| PasswordError::Params(e.to_string()))
 }
 
-/// Hash a new password with a fresh 128-bit salt from the OS CSPRNG.
-pub fn hash_blocking(
-    params: &PasswordHashSettings,
+fn hash_error(e: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Hash(e.to_string())
+}
+
+/// Run Argon2 in `memory`, grown to the parameters' size if it is smaller (a hash made with
+/// more memory than the current parameters), and never shrunk: it goes back to the pool.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), PasswordError> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    argon2
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        .map_err(hash_error)
+}
+
+/// Hash `password` with the current parameters and a fresh 128-bit salt, in `memory`.
+fn hash_in(
+    settings: &PasswordHashSettings,
     password: &str,
+    memory: &mut Vec<Block>,
 ) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
-    let salt_bytes = random_bytes::<16>().map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let salt =
-        SaltString::encode_b64(&salt_bytes).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    argon2(params)?
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    let params = params_of(settings)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt_bytes = random_bytes::<16>().map_err(hash_error)?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(hash_error)?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(
+            &argon2,
+            &params,
+            password.as_bytes(),
+            &salt_bytes,
+            out,
+            memory,
+        )
+        .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(hash_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(hash_error)?,
+        salt: Some(Salt::from(&salt)),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Hash a new password with a fresh 128-bit salt from the OS CSPRNG (the CLI; its memory is
+/// allocated for this one hash).
+pub fn hash_blocking(
+    params: &PasswordHashSettings,
+    password: &str,
+) -> Result<String, PasswordError> {
+    hash_in(params, password, &mut Vec::new())
 }
 
 /// What a password check found.
@@ -60,12 +118,104 @@ pub enum Verdict {
     },
 }
 
-/// Checks passwords off the async runtime, at most `max_concurrent` at a time, and at the
-/// same cost whether or not the user exists.
+/// Argon2 working memory: at most one buffer per permit, allocated on first use and reused.
+struct MemoryPool {
+    free: Mutex<Vec<Vec<Block>>>,
+    allocated: AtomicUsize,
+    in_use: AtomicUsize,
+    peak_in_use: AtomicUsize,
+    /// Times the idle buffers' pages were given back.
+    trims: AtomicUsize,
+}
+
+impl MemoryPool {
+    fn new() -> Self {
+        Self {
+            free: Mutex::new(Vec::new()),
+            allocated: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            peak_in_use: AtomicUsize::new(0),
+            trims: AtomicUsize::new(0),
+        }
+    }
+
+    /// Only called while holding a permit, so at most `permits` buffers ever exist.
+    fn take(&self) -> Vec<Block> {
+        let in_use = self.in_use.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_use.fetch_max(in_use, Ordering::SeqCst);
+        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| {
+            self.allocated.fetch_add(1, Ordering::SeqCst);
+            Vec::new()
+        })
+    }
+
+    fn put(&self, memory: Vec<Block>) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.push(memory);
+        if self.in_use.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last running hash ended: the idle buffers' pages go back to the OS (the
+            // buffers stay allocated, so the allocator never sees them freed), and memory
+            // returns to idle after a burst. A check that takes one meanwhile waits for the
+            // lock; its pages come back zeroed on first touch.
+            for buffer in free.iter_mut() {
+                release_pages(buffer);
+            }
+            self.trims.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Give the whole pages inside `buffer` back to the OS; its memory stays mapped and reads
+/// back as zeros.
+#[cfg(unix)]
+fn release_pages(buffer: &mut [Block]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let start = buffer.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(buffer);
+    let (first, last) = (start.next_multiple_of(page), end / page * page);
+    if last > first {
+        // SAFETY: [first, last) lies inside `buffer`, which is private anonymous heap memory
+        // borrowed mutably here, so nothing else reads or writes it. MADV_DONTNEED only makes
+        // those pages read back as zeros on next touch, and all-zero bytes are a valid
+        // `Block` (an array of u64).
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn release_pages(_buffer: &mut [Block]) {}
+
+/// How the verifier's memory pool has been used (for tests and the benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers ever allocated.
+    pub allocated: usize,
+    /// The most buffers in use at once.
+    pub peak_in_use: usize,
+    /// The semaphore's size: `max_concurrent`, or the CPU count for 0.
+    pub max_concurrent: usize,
+    /// Times the pool went idle and gave its buffers' pages back to the OS.
+    pub trims: usize,
+}
+
+/// Checks passwords off the async runtime, at most `max_concurrent` at a time, in reused
+/// memory, and at the same cost whether or not the user exists.
 #[derive(Clone)]
 pub struct PasswordVerifier {
     params: PasswordHashSettings,
     permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    pool: Arc<MemoryPool>,
+    /// Argon2 evaluations of presented passwords so far (dummy ones included).
+    evaluations: Arc<AtomicU64>,
     /// Verified against when the username is unknown, so that the answer takes as long.
     dummy_hash: Arc<str>,
 }
@@ -73,17 +223,54 @@ pub struct PasswordVerifier {
 impl PasswordVerifier {
     /// Hashes a random dummy password with the configured parameters (once, at startup).
     pub async fn new(params: &PasswordHashSettings) -> Result<Self, PasswordError> {
-        let dummy_password = random_token().map_err(|e| PasswordError::Hash(e.to_string()))?;
-        let dummy_hash = hash(params, dummy_password).await?;
-        let permits = match params.max_concurrent {
+        let max_concurrent = match params.max_concurrent {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        Ok(Self {
+        let verifier = Self {
             params: *params,
-            permits: Arc::new(Semaphore::new(permits)),
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+            pool: Arc::new(MemoryPool::new()),
+            evaluations: Arc::new(AtomicU64::new(0)),
+            dummy_hash: Arc::from(""),
+        };
+        let dummy_password = random_token().map_err(hash_error)?;
+        let dummy_hash = verifier
+            .in_pool(move |params, memory| hash_in(&params, &dummy_password, memory))
+            .await?;
+        Ok(Self {
             dummy_hash: dummy_hash.into(),
+            ..verifier
         })
+    }
+
+    /// Run `work` on the blocking pool with a permit and a pooled buffer. The permit moves
+    /// into the blocking task: if the caller gives up (a request timeout), the hash still
+    /// finishes before another may start, so `max_concurrent` bounds running hashes, not
+    /// waiting requests.
+    async fn in_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(PasswordHashSettings, &mut Vec<Block>) -> Result<T, PasswordError>
+        + Send
+        + 'static,
+    ) -> Result<T, PasswordError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(hash_error)?;
+        let (pool, params) = (self.pool.clone(), self.params);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut memory = pool.take();
+            let result = work(params, &mut memory);
+            pool.put(memory);
+            result
+        })
+        .await
+        .map_err(hash_error)?
     }
 
     /// Whether `password` matches `stored` (a PHC string); `None` for an unknown user costs
@@ -95,38 +282,77 @@ impl PasswordVerifier {
     ) -> Result<Verdict, PasswordError> {
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))?;
-        let params = self.params;
-        let verdict =
-            tokio::task::spawn_blocking(move || verify_blocking(&params, &stored, &password))
-                .await
-                .map_err(|e| PasswordError::Hash(e.to_string()))??;
+        let evaluations = self.evaluations.clone();
+        let verdict = self
+            .in_pool(move |params, memory| {
+                evaluations.fetch_add(1, Ordering::SeqCst);
+                verify_in(&params, &stored, &password, memory)
+            })
+            .await?;
         Ok(if known { verdict } else { Verdict::Wrong })
+    }
+
+    /// How many presented passwords Argon2 has checked (for tests: the limiter must keep a
+    /// burst of guesses from reaching Argon2).
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(Ordering::SeqCst)
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            allocated: self.pool.allocated.load(Ordering::SeqCst),
+            peak_in_use: self.pool.peak_in_use.load(Ordering::SeqCst),
+            max_concurrent: self.max_concurrent,
+            trims: self.pool.trims.load(Ordering::SeqCst),
+        }
     }
 }
 
 /// Verify with the parameters recorded in the hash itself, so that hashes made before a
 /// change of `password_hash` keep working; on a match, rehash if those were not the current.
-fn verify_blocking(
-    params: &PasswordHashSettings,
+fn verify_in(
+    settings: &PasswordHashSettings,
     stored: &str,
     password: &str,
+    memory: &mut Vec<Block>,
 ) -> Result<Verdict, PasswordError> {
-    let parsed = PasswordHash::new(stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    if argon2(params)?
-        .verify_password(password.as_bytes(), &parsed)
-        .is_err()
-    {
+    let parsed = PasswordHash::new(stored).map_err(hash_error)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::Hash(
+            "the stored hash has no salt or output".into(),
+        ));
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(hash_error)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(hash_error)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(hash_error)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut salt_buf = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(hash_error)?;
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2_into(
+            &argon2,
+            &params,
+            password.as_bytes(),
+            salt_bytes,
+            out,
+            memory,
+        )
+        .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(hash_error)?;
+    // `Output`'s equality is constant-time.
+    if computed != expected {
         return Ok(Verdict::Wrong);
     }
-    let rehashed = if has_current_parameters(params, &parsed) {
+    let rehashed = if has_current_parameters(settings, &parsed) {
         None
     } else {
-        Some(hash_blocking(params, password)?)
+        Some(hash_in(settings, password, memory)?)
     };
     Ok(Verdict::Right { rehashed })
 }
@@ -148,7 +374,7 @@ pub async fn hash(
     let params = *params;
     tokio::task::spawn_blocking(move || hash_blocking(&params, &password))
         .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))?
+        .map_err(hash_error)?
 }
 
 #[cfg(test)]
@@ -165,19 +391,16 @@ mod tests {
         };
         let hash = hash_blocking(&params, "correct horse").unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+        // The argon2 crate's own verifier agrees with the pooled hashing.
+        use argon2::password_hash::PasswordVerifier as _;
         let parsed = PasswordHash::new(&hash).unwrap();
-        assert!(
-            argon2(&params)
-                .unwrap()
-                .verify_password(b"correct horse", &parsed)
-                .is_ok()
+        let argon2 = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params_of(&params).unwrap(),
         );
-        assert!(
-            argon2(&params)
-                .unwrap()
-                .verify_password(b"wrong", &parsed)
-                .is_err()
-        );
+        assert!(argon2.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2.verify_password(b"wrong", &parsed).is_err());
         assert!(matches!(
             hash_blocking(&params, ""),
             Err(PasswordError::Empty)
@@ -211,6 +434,82 @@ mod tests {
         );
         assert_eq!(check(None, "correct horse").await.unwrap(), Verdict::Wrong);
         assert!(check(Some("not a phc string".into()), "x").await.is_err());
+    }
+
+    /// Finding 2: Argon2 memory is a pool of at most `max_concurrent` buffers, however many
+    /// checks run and however many blocking threads run them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_memory_pool_never_holds_more_than_max_concurrent_buffers() {
+        let settings = PasswordHashSettings {
+            max_concurrent: 3,
+            ..params(1024)
+        };
+        let verifier = PasswordVerifier::new(&settings).await.unwrap();
+        let stored = hash_blocking(&settings, "correct horse").unwrap();
+        let checks: Vec<_> = (0..48)
+            .map(|i| {
+                let (verifier, stored) = (verifier.clone(), stored.clone());
+                tokio::spawn(async move {
+                    let known = (i % 2 == 0).then_some(stored.as_str());
+                    verifier.verify(known, "guess".into()).await.unwrap()
+                })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.unwrap(), Verdict::Wrong);
+        }
+        let stats = verifier.pool_stats();
+        assert_eq!(verifier.evaluations(), 48);
+        assert!(stats.peak_in_use <= 3, "{stats:?}");
+        assert!((1..=3).contains(&stats.allocated), "{stats:?}");
+        assert_eq!(stats.max_concurrent, 3);
+        // Each buffer is the size of one hash's memory: 1024 blocks of 1 KiB.
+        {
+            let free = verifier.pool.free.lock().unwrap();
+            assert_eq!(free.len(), stats.allocated);
+            assert!(free.iter().all(|b| b.len() == 1024));
+        }
+        // The pool went idle (at least at the end) and gave its pages back; the zeroed
+        // buffers still compute the right hashes.
+        assert!(verifier.pool_stats().trims >= 1);
+        assert_eq!(
+            verifier
+                .verify(Some(&stored), "correct horse".into())
+                .await
+                .unwrap(),
+            Verdict::Right { rehashed: None }
+        );
+    }
+
+    /// Finding 2: a caller that gives up (the request timed out) does not free the permit
+    /// while its hash is still running, or more hashes than `max_concurrent` would run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_check_holds_its_permit_until_the_hash_ends() {
+        let settings = PasswordHashSettings {
+            memory_kib: 32 * 1024,
+            iterations: 4,
+            parallelism: 1,
+            max_concurrent: 1,
+        };
+        let verifier = PasswordVerifier::new(&settings).await.unwrap();
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            verifier.verify(None, "guess".into()),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the check outlives the timeout");
+        assert_eq!(
+            verifier.permits.available_permits(),
+            0,
+            "the hash still runs, so its permit is still taken"
+        );
+        // The next check waits for it and then runs.
+        assert_eq!(
+            verifier.verify(None, "guess".into()).await.unwrap(),
+            Verdict::Wrong
+        );
+        assert_eq!(verifier.permits.available_permits(), 1);
+        assert_eq!(verifier.pool_stats().allocated, 1);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Checking a username and password, for the login page and the password grant alike: the
-//! limiter first, Argon2 at the same cost for unknown users, a failure counted, and a hash
-//! made with outdated parameters replaced on a successful check.
+//! attempt reserved with the limiter first (counted as a failure until the caller records a
+//! success), Argon2 at the same cost for unknown users, and a hash made with outdated
+//! parameters replaced on a successful check.
 
 use crate::audit;
 use crate::domain::UnixTime;
@@ -13,7 +14,9 @@ pub enum Outcome {
     Locked(Locked),
     /// Unknown user or wrong password (the caller must not say which); counted.
     Rejected,
-    /// The password is right. The user may still be disabled: the caller decides.
+    /// The password is right. The user may still be disabled: the caller decides, and calls
+    /// `LoginLimiter::record_success` when it lets the user in (until then the attempt stays
+    /// counted as a failure).
     Accepted(User),
 }
 
@@ -38,7 +41,8 @@ pub async fn check_password(
     password: String,
     now: UnixTime,
 ) -> Result<Outcome, SignInError> {
-    if let Err(locked) = sign_in.limiter.check(attempt, now).await? {
+    // The attempt is counted before Argon2 runs, so parallel guesses see each other.
+    if let Err(locked) = sign_in.limiter.reserve(attempt, now).await? {
         return Ok(Outcome::Locked(locked));
     }
     let user = sign_in.store.user_by_username(attempt.username).await?;
@@ -46,6 +50,10 @@ pub async fn check_password(
     let verdict = sign_in.passwords.verify(stored, password).await?;
     match (user, verdict) {
         (Some(mut user), Verdict::Right { rehashed }) => {
+            if user.disabled {
+                // Not a failure, and not a sign-in that clears the username's count either.
+                sign_in.limiter.release(attempt).await?;
+            }
             if let Some(upgraded) = rehashed {
                 let store = &sign_in.store;
                 if store
@@ -59,7 +67,7 @@ pub async fn check_password(
             Ok(Outcome::Accepted(user))
         }
         _ => {
-            sign_in.limiter.record_failure(attempt, now).await?;
+            sign_in.limiter.record_failure();
             Ok(Outcome::Rejected)
         }
     }

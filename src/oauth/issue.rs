@@ -15,8 +15,9 @@ pub struct TokenContext<'a> {
     pub core: &'a Core,
     pub client: &'a Client,
     pub now: UnixTime,
-    /// The client's address, for the login limiter of the password grant.
-    pub peer: std::net::IpAddr,
+    /// The end user's address, for the login limiter of the password grant: only where a
+    /// trusted proxy supplied it, never the app server's own address (SPEC §7).
+    pub end_user_address: Option<std::net::IpAddr>,
 }
 
 /// RFC 6749 §5.1.

@@ -212,6 +212,18 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<Option<UnixTime>, StoreError>;
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Reserve one login attempt against every key at once (SPEC §7), before the password is
+    /// checked: in one transaction each key gets a conditional write that counts the attempt
+    /// as a failure and locks the key when it is past its free failures. All or nothing:
+    /// `Err(until)` (the latest lock) and nothing counted when any key is locked at `now`.
+    async fn reserve_login(
+        &self,
+        keys: &[LimiterKey],
+        now: UnixTime,
+        window_start: UnixTime,
+    ) -> Result<Result<(), UnixTime>, StoreError>;
+    /// Give back one reservation of `key` (the password was right).
+    async fn release_login(&self, key: &str) -> Result<(), StoreError>;
 
     async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError>;
     async fn refresh_token(
@@ -250,6 +262,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// One key of a login attempt: what is counted, how many failures are free, and the longest
+/// lock (zero: never locked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterKey {
+    pub key: String,
+    pub free_failures: u32,
+    pub max_lockout_secs: i64,
+}
 
 /// Kinds of rows the janitor deletes once they can matter no more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -567,6 +567,44 @@ macro_rules! impl_store {
                 )
             }
 
+            async fn reserve_login(
+                &self,
+                keys: &[$crate::store::LimiterKey],
+                now: UnixTime,
+                window_start: UnixTime,
+            ) -> Result<Result<(), UnixTime>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                for key in keys {
+                    let reserved = sqlx::query_scalar::<_, i64>(sql::RESERVE_LOGIN)
+                        .bind(&key.key)
+                        .bind(now.0)
+                        .bind(window_start.0)
+                        .bind(i64::from(key.free_failures))
+                        .bind(key.max_lockout_secs)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if reserved.is_none() {
+                        let until = sqlx::query_scalar::<_, i64>(sql::LOGIN_LOCK_OF)
+                            .bind(&key.key)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .unwrap_or(now.0);
+                        // Dropping the transaction rolls back the keys reserved before.
+                        return Ok(Err(UnixTime(until)));
+                    }
+                }
+                tx.commit().await?;
+                Ok(Ok(()))
+            }
+
+            async fn release_login(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::RELEASE_LOGIN)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::CLEAR_LOGIN_FAILURES)
                     .bind(key)

@@ -181,6 +181,43 @@ pub const LOGIN_LOCKED_UNTIL: &str = "SELECT MAX(locked_until) FROM login_failur
      WHERE (limiter_key = $1 OR limiter_key = $2) AND locked_until > $3";
 pub const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_failures WHERE limiter_key = $1";
 
+/// The failures of a key after this attempt: a failure outside the window starts a new one.
+macro_rules! reserved_failures {
+    () => {
+        "(CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END)"
+    };
+}
+
+/// Reserve one attempt against a limiter key, unless it is locked: the attempt counts as a
+/// failure from now on (a right password gives it back, see [`RELEASE_LOGIN`]), and when it is
+/// past the free ones the key is locked at once, in the same write, for 1 s doubling up to the
+/// maximum. So parallel attempts see each other's reservations, whatever replica runs them,
+/// and a request that dies mid-check leaves a failure that the window forgets. No row comes
+/// back while the key is locked. `$1` key, `$2` now, `$3` start of the current window,
+/// `$4` free failures, `$5` maximum lock in seconds (0: never lock).
+pub const RESERVE_LOGIN: &str = concat!(
+    "INSERT INTO login_failures (limiter_key, failures, window_start, locked_until) \
+     VALUES ($1, 1, $2, CASE WHEN 1 > $4 AND $5 > 0 THEN $2 + 1 ELSE 0 END) \
+     ON CONFLICT (limiter_key) DO UPDATE SET failures = ",
+    reserved_failures!(),
+    ", window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END, \
+     locked_until = CASE WHEN ",
+    reserved_failures!(),
+    " > $4 AND $5 > 0 THEN $2 + (CASE WHEN ",
+    reserved_failures!(),
+    " - $4 - 1 >= 30 THEN $5 WHEN (CAST(1 AS BIGINT) << CAST(",
+    reserved_failures!(),
+    " - $4 - 1 AS INTEGER)) > $5 THEN $5 ELSE (CAST(1 AS BIGINT) << CAST(",
+    reserved_failures!(),
+    " - $4 - 1 AS INTEGER)) END) ELSE login_failures.locked_until END \
+     WHERE login_failures.locked_until <= $2 \
+     RETURNING failures"
+);
+/// Give back a reservation whose password was right.
+pub const RELEASE_LOGIN: &str =
+    "UPDATE login_failures SET failures = failures - 1 WHERE limiter_key = $1 AND failures > 0";
+pub const LOGIN_LOCK_OF: &str = "SELECT locked_until FROM login_failures WHERE limiter_key = $1";
+
 macro_rules! refresh_columns {
     () => {
         "token_hash, family_id, parent_hash, grant_id, client_id, user_id, scope, audience, code_hash, \

@@ -228,7 +228,7 @@ async fn token(
         core,
         client,
         now: core.clock.now(),
-        peer: PEER,
+        end_user_address: Some(PEER),
     };
     token::exchange(&cx, request).await
 }

@@ -31,6 +31,7 @@ mod security_challenges;
 mod security_forwarded;
 mod security_http;
 mod security_lifecycle;
+mod security_limiter;
 mod security_sqlite_files;
 // mod security_tokens; (being ported onto harness/fixtures.rs)
 mod shutdown;

@@ -82,7 +82,11 @@ pub async fn login_post(
         };
         let attempt = Attempt {
             username: &username,
-            address: client_ip(peer, &headers, &state.settings.http.trusted_proxies),
+            address: Some(client_ip(
+                peer,
+                &headers,
+                &state.settings.http.trusted_proxies,
+            )),
         };
         let outcome =
             sign_in::check_password(&state.sign_in(), &attempt, password.to_owned(), now).await?;

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::audit;
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip::forwarded_end_user;
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
 use crate::http::state::AppState;
@@ -52,7 +52,7 @@ async fn handle(
         core: state,
         client: &client,
         now,
-        peer: client_ip(peer, headers, &state.settings.http.trusted_proxies),
+        end_user_address: forwarded_end_user(peer, headers, &state.settings.http.trusted_proxies),
     };
     let response = token::exchange(&cx, request).await?;
     state

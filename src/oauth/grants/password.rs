@@ -57,7 +57,9 @@ pub async fn exchange(
 
     let attempt = Attempt {
         username: &request.username,
-        address: cx.peer,
+        // The app server's address is every user's: count the username, and the end user's
+        // address only where a trusted proxy supplied it (SPEC §7).
+        address: cx.end_user_address,
     };
     let outcome =
         sign_in::check_password(&core.sign_in(), &attempt, request.password, cx.now).await?;
@@ -65,7 +67,7 @@ pub async fn exchange(
         Outcome::Accepted(user) => user,
         Outcome::Locked(locked) => {
             return Err(OAuthError::invalid_grant(format!(
-                "too many failed sign-in attempts for this user or from this address; retry in {} seconds",
+                "too many failed sign-in attempts; retry in {} seconds",
                 locked.retry_after
             )));
         }
