@@ -57,7 +57,7 @@ async fn failed_login_reveals_nothing_and_keeps_the_username(app: TestApp) {
     let wrong_password = app.sign_in(&page, "alice", "wrong password").await;
     let unknown_user = app.sign_in(&page, "mallory", "wrong password").await;
     assert_eq!(wrong_password.status(), unknown_user.status());
-    assert_eq!(wrong_password.status(), 401);
+    assert_eq!(wrong_password.status(), 400);
     assert!(
         wrong_password
             .headers()
@@ -134,7 +134,7 @@ async fn disabled_user_cannot_sign_in(app: TestApp) {
     let response = app.sign_in(&page, "alice", "wrong").await;
     assert_eq!(
         response.status(),
-        401,
+        400,
         "a wrong password says nothing about the account"
     );
 
@@ -171,7 +171,7 @@ async fn limiter_locks_a_username_then_lets_the_user_back(backend: Backend) {
     let client = client(&app).await;
     app.create_user("alice").await;
     let page = login_page(&app, &client).await;
-    assert_eq!(app.sign_in(&page, "alice", "guess 1").await.status(), 401);
+    assert_eq!(app.sign_in(&page, "alice", "guess 1").await.status(), 400);
     // Locked for a second now: even the right password is refused, without being checked.
     let refused = app.sign_in(&page, "ALICE", PASSWORD).await;
     assert_eq!(refused.status(), 429);
@@ -203,8 +203,8 @@ async fn limiter_counts_per_address(backend: Backend) {
     let client = client(&app).await;
     app.create_user("alice").await;
     let page = login_page(&app, &client).await;
-    assert_eq!(app.sign_in(&page, "bob", "x").await.status(), 401);
-    assert_eq!(app.sign_in(&page, "carol", "x").await.status(), 401);
+    assert_eq!(app.sign_in(&page, "bob", "x").await.status(), 400);
+    assert_eq!(app.sign_in(&page, "carol", "x").await.status(), 400);
     // Two failures from this address, for other users: the address is locked for everyone.
     assert_eq!(app.sign_in(&page, "alice", PASSWORD).await.status(), 429);
 }
@@ -244,11 +244,11 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies(backend: Backend)
         let page = login_page(&app, &client).await;
         assert_eq!(
             sign_in_from(&app, &page, "bob", "x", "203.0.113.1").await,
-            401
+            400
         );
         assert_eq!(
             sign_in_from(&app, &page, "bob", "x", "203.0.113.1").await,
-            401
+            400
         );
         assert_eq!(
             sign_in_from(&app, &page, "alice", PASSWORD, "203.0.113.1").await,

@@ -105,7 +105,7 @@ async fn a_full_flow_logs_audit_events_and_no_secret() {
             .await
             .unwrap()
             .status(),
-        401
+        400
     );
     form.set("password", PASSWORD);
     let response = http

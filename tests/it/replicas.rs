@@ -546,7 +546,7 @@ async fn two_replicas_behind_the_documented_nginx() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 400);
     assert_eq!(
         limiter_keys(&db.url).await,
         ["addr:127.0.0.2", "user:alice"]

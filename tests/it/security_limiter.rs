@@ -127,7 +127,7 @@ async fn a_login_page_burst_gets_no_more_checks_than_sequential_guesses(backend:
     create_alice(&app).await;
     let free = app.state.settings.login.user_free_failures;
     for _ in 0..2 {
-        assert_eq!(app.sign_in(&page, "alice", "guess").await.status(), 401);
+        assert_eq!(app.sign_in(&page, "alice", "guess").await.status(), 400);
     }
     let before = app.state.passwords.evaluations();
     let started = Instant::now();

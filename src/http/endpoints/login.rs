@@ -106,8 +106,10 @@ pub async fn login_post(
             }
             Outcome::Rejected => {
                 audit::login_failure(&pending.client.client_id, None);
+                // 400, not 401: a 401 must carry an HTTP authentication challenge (RFC 7235
+                // §3.1), and a login form is not one.
                 return Ok(again(
-                    StatusCode::UNAUTHORIZED,
+                    StatusCode::BAD_REQUEST,
                     "The username or password is incorrect.",
                 ));
             }
