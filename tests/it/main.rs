@@ -33,7 +33,7 @@ mod security_http;
 mod security_lifecycle;
 mod security_limiter;
 mod security_sqlite_files;
-// mod security_tokens; (being ported onto harness/fixtures.rs)
+mod security_tokens;
 mod shutdown;
 mod store_contract;
 mod store_races;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::flow::{PASSWORD, Pkce, WebClient, location, redirect_params};
-use crate::harness::{self, Backend, CONTACTS, TestApp};
-use crate::introspection::{
-    CALLBACK, Creds, assert_active, assert_inactive, code_params, error_400, fresh_code,
-    introspect, password_client, password_tokens, post, public_code_client, refresh, refreshed,
-    resource_server,
+use valet::domain::GrantType;
+
+use crate::harness::fixtures::{
+    CALLBACK, Creds, NewClient, PASSWORD, STATE, code_params, error_400, str_of, verify_with_jwks,
 };
+use crate::harness::flow::{Pkce, WebClient, location, redirect_params};
+use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
 store_tests!(
@@ -28,53 +28,39 @@ backend_tests!(a_withdrawn_successor_revokes_the_family);
 
 const BILLING: &str = "https://billing.example.com";
 
-fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
-    body[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key} in {body}"))
-}
-
 /// The Billing API and a client_credentials client for it only (the billing service).
 async fn billing_service(app: &TestApp) -> Creds {
-    app.cli_ok(&[
-        "api",
-        "create",
-        "--identifier",
-        BILLING,
-        "--name",
-        "Billing",
-        "--scope",
-        "read:invoices",
-    ])
-    .await;
-    let client = app
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "billing",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read:invoices",
-            "--audience",
-            BILLING,
-            "--json",
-        ])
-        .await;
-    Creds {
-        id: str_of(&client, "client_id").to_owned(),
-        secret: str_of(&client, "client_secret").to_owned(),
-    }
+    app.create_api(BILLING, "Billing", "read:invoices").await;
+    let billing =
+        NewClient::confidential("billing", &[GrantType::ClientCredentials], "read:invoices")
+            .without_audience()
+            .audience(BILLING);
+    app.create_confidential_client(billing).await
+}
+
+/// As `valet client update CLIENT --audience ...`: the client may ask for these APIs, and no
+/// others. The server's client cache still knows the old ones for `clients.cache_ttl`.
+async fn set_client_audiences(app: &TestApp, client_id: &str, audiences: &[&str]) {
+    let store = &app.state.store;
+    let mut client = store.client(client_id).await.expect("read the client");
+    let client = client.as_mut().expect("the client exists");
+    client.audiences = audiences.iter().map(|a| (*a).to_owned()).collect();
+    client.updated_at = app.clock.now();
+    assert!(
+        store
+            .update_client(client)
+            .await
+            .expect("update the client")
+    );
 }
 
 /// Finding 9: a redemption with a wrong `code_verifier` or `redirect_uri` fails without
 /// consuming the code, so the client's own redemption still works.
 async fn a_wrong_verifier_or_redirect_uri_leaves_the_code_usable(app: TestApp) {
-    let caller = resource_server(&app).await;
-    let client = public_code_client(&app).await;
+    let caller = app.create_resource_server().await;
+    let client = app.create_public_code_client().await;
     let pkce = Pkce::new();
-    let code = fresh_code(&app, &client, &pkce, "alice").await;
+    let code = app.fresh_code(&client, &pkce, "alice").await;
 
     let wrong = Pkce::new();
     let response = app.redeem(&client, &code, Some(&wrong.verifier)).await;
@@ -96,16 +82,17 @@ async fn a_wrong_verifier_or_redirect_uri_leaves_the_code_usable(app: TestApp) {
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let tokens: Value = response.json().await.unwrap();
-    assert_active(&app, &caller, str_of(&tokens, "access_token"), "the tokens").await;
+    app.assert_active(&caller, str_of(&tokens, "access_token"), "the tokens")
+        .await;
 }
 
 /// Finding 9, the other order: once the code is redeemed, someone holding only the
 /// intercepted code (not the verifier) cannot revoke what it produced.
 async fn a_failed_replay_does_not_revoke_the_grant(app: TestApp) {
-    let caller = resource_server(&app).await;
-    let client = public_code_client(&app).await;
+    let caller = app.create_resource_server().await;
+    let client = app.create_public_code_client().await;
     let pkce = Pkce::new();
-    let code = fresh_code(&app, &client, &pkce, "alice").await;
+    let code = app.fresh_code(&client, &pkce, "alice").await;
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.unwrap();
@@ -114,12 +101,14 @@ async fn a_failed_replay_does_not_revoke_the_grant(app: TestApp) {
     let wrong = Pkce::new();
     let response = app.redeem(&client, &code, Some(&wrong.verifier)).await;
     assert_eq!(error_400(response).await, "invalid_grant");
-    assert_active(&app, &caller, access, "after a replay without the verifier").await;
+    app.assert_active(&caller, access, "after a replay without the verifier")
+        .await;
 
     // A replay with the verifier is a real replay: RFC 6749 §4.1.2 still revokes.
     let response = app.redeem(&client, &code, Some(&pkce.verifier)).await;
     assert_eq!(error_400(response).await, "invalid_grant");
-    assert_inactive(&app, &caller, access, "after a real replay").await;
+    app.assert_inactive(&caller, access, "after a real replay")
+        .await;
 }
 
 /// Finding 8 (RFC 9700 §4.14.2, SPEC §5): with a reuse grace, a thief who replays the
@@ -130,33 +119,33 @@ async fn a_withdrawn_successor_revokes_the_family(backend: Backend) {
         c.tokens.refresh_reuse_grace = valet::config::ConfigDuration::secs(30);
     })
     .await;
-    let caller = resource_server(&app).await;
-    let client = password_client(&app).await;
-    let rt0 = password_tokens(&app, &client, "alice").await;
+    let caller = app.create_resource_server().await;
+    let client = app.create_password_client().await;
+    let rt0 = app.user_tokens(&client, "alice").await;
     let rt0 = str_of(&rt0, "refresh_token");
-    let app_side = refreshed(&app, &client, rt0).await;
+    let app_side = app.refreshed(&client, rt0, None).await;
     let rt1 = str_of(&app_side, "refresh_token");
 
     app.advance(Duration::from_secs(5));
-    let thief = refreshed(&app, &client, rt0).await;
+    let thief = app.refreshed(&client, rt0, None).await;
     let rt1_thief = str_of(&thief, "refresh_token");
     assert_ne!(rt1, rt1_thief);
 
-    let response = refresh(&app, &client, rt1).await;
+    let response = app.refresh(&client, rt1, None).await;
     assert_eq!(
         error_400(response).await,
         "invalid_grant",
         "withdrawn successor"
     );
-    let response = refresh(&app, &client, rt1_thief).await;
+    let response = app.refresh(&client, rt1_thief, None).await;
     assert_eq!(
         error_400(response).await,
         "invalid_grant",
         "the thief's successor dies with the family"
     );
-    assert_inactive(&app, &client, rt1_thief, "the thief's refresh token").await;
-    assert_inactive(
-        &app,
+    app.assert_inactive(&client, rt1_thief, "the thief's refresh token")
+        .await;
+    app.assert_inactive(
         &caller,
         str_of(&thief, "access_token"),
         "the thief's access token",
@@ -168,20 +157,11 @@ async fn a_withdrawn_successor_revokes_the_family(backend: Backend) {
 /// `invalid_target`, even one the client may otherwise use; the grant's own resource is fine.
 async fn refresh_outside_the_grants_resource_is_invalid_target(app: TestApp) {
     app.create_contacts_api().await;
-    let client = password_client(&app).await;
-    let tokens = password_tokens(&app, &client, "alice").await;
+    let client = app.create_password_client().await;
+    let tokens = app.user_tokens(&client, "alice").await;
     billing_service(&app).await;
     // The client may use Billing too, but this grant is for Contacts.
-    app.cli_ok(&[
-        "client",
-        "update",
-        &client.id,
-        "--audience",
-        CONTACTS,
-        "--audience",
-        BILLING,
-    ])
-    .await;
+    set_client_audiences(&app, &client.id, &[CONTACTS, BILLING]).await;
     // The client cache lives 1 s in tests.
     app.advance(Duration::from_secs(2));
     let refresh_token = str_of(&tokens, "refresh_token");
@@ -219,31 +199,26 @@ async fn refresh_outside_the_grants_resource_is_invalid_target(app: TestApp) {
         .await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let next: Value = response.json().await.unwrap();
-    harness::verify_with_jwks(&app, str_of(&next, "access_token"), CONTACTS).await;
+    verify_with_jwks(&app, str_of(&next, "access_token"), CONTACTS).await;
 }
 
 /// Finding 7 (RFC 7662 §4): a caller sees tokens issued to itself and access tokens whose
 /// `aud` is one of its audiences; everything else is `{"active": false}`.
 async fn introspection_shows_a_caller_only_its_own_tokens_and_its_audiences(app: TestApp) {
-    let contacts_rs = resource_server(&app).await;
+    let contacts_rs = app.create_resource_server().await;
     let billing = billing_service(&app).await;
-    let app_client = password_client(&app).await;
-    let alice = password_tokens(&app, &app_client, "alice").await;
+    let app_client = app.create_password_client().await;
+    let alice = app.user_tokens(&app_client, "alice").await;
     let access = str_of(&alice, "access_token");
     let refresh_token = str_of(&alice, "refresh_token");
-    let contacts_service = app.service_token(contacts_rs.basic()).await;
+    let contacts_service = app.service_token(&contacts_rs, CONTACTS).await;
 
     // The billing service: not its audience, not its tokens.
-    assert_inactive(&app, &billing, access, "alice's contacts token to billing").await;
-    assert_inactive(
-        &app,
-        &billing,
-        refresh_token,
-        "another client's refresh token",
-    )
-    .await;
-    assert_inactive(
-        &app,
+    app.assert_inactive(&billing, access, "alice's contacts token to billing")
+        .await;
+    app.assert_inactive(&billing, refresh_token, "another client's refresh token")
+        .await;
+    app.assert_inactive(
         &billing,
         &contacts_service,
         "another client's service token",
@@ -252,11 +227,10 @@ async fn introspection_shows_a_caller_only_its_own_tokens_and_its_audiences(app:
 
     // The Contacts API's resource server sees access tokens for its audience, but never
     // another client's refresh token.
-    let answer = introspect(&app, &contacts_rs, access, None).await;
+    let answer = app.introspect(&contacts_rs, access, None).await;
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["username"], "alice");
-    assert_inactive(
-        &app,
+    app.assert_inactive(
         &contacts_rs,
         refresh_token,
         "another client's refresh token to a resource server",
@@ -264,8 +238,9 @@ async fn introspection_shows_a_caller_only_its_own_tokens_and_its_audiences(app:
     .await;
 
     // The client the tokens were issued to sees both.
-    assert_active(&app, &app_client, access, "own access token").await;
-    let answer = introspect(&app, &app_client, refresh_token, None).await;
+    app.assert_active(&app_client, access, "own access token")
+        .await;
+    let answer = app.introspect(&app_client, refresh_token, None).await;
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["token_type"], "refresh_token");
 
@@ -279,38 +254,41 @@ async fn introspection_shows_a_caller_only_its_own_tokens_and_its_audiences(app:
     assert_eq!(response.status(), 200);
     let own: Value = response.json().await.unwrap();
     let own = str_of(&own, "access_token");
-    assert_active(&app, &billing, own, "billing's own token").await;
-    assert_inactive(&app, &contacts_rs, own, "a billing token to contacts").await;
+    app.assert_active(&billing, own, "billing's own token")
+        .await;
+    app.assert_inactive(&contacts_rs, own, "a billing token to contacts")
+        .await;
 }
 
 /// Finding 20 (NUL): RFC 7662 §2.2 — a token that is not active, however malformed, is
 /// `{"active": false}`, not a 400.
 async fn a_nul_in_an_introspected_token_is_inactive(app: TestApp) {
-    let caller = resource_server(&app).await;
-    let real = app.service_token(caller.basic()).await;
+    let caller = app.create_resource_server().await;
+    let real = app.service_token(&caller, CONTACTS).await;
     for token in ["\0", "abc\0def", &format!("{real}\0")] {
-        assert_inactive(&app, &caller, token, &format!("{token:?}")).await;
+        app.assert_inactive(&caller, token, &format!("{token:?}"))
+            .await;
     }
     // A NUL anywhere else is still a malformed request.
-    let response = post(
-        &app,
-        "/introspect",
-        Some(caller.basic()),
-        &[("token", &real), ("token_type_hint", "access\0token")],
-    )
-    .await;
+    let response = app
+        .post_form(
+            "/introspect",
+            Some(caller.basic()),
+            &[("token", &real), ("token_type_hint", "access\0token")],
+        )
+        .await;
     assert_eq!(error_400(response).await, "invalid_request");
-    assert_active(&app, &caller, &real, "the genuine token").await;
+    app.assert_active(&caller, &real, "the genuine token").await;
 }
 
 /// Finding 15 (RFC 7009 §2.1): another client's valid token is refused with
 /// `invalid_grant` (RFC 6749 §5.2: "issued to another client") and stays active; unknown
 /// tokens still answer 200 (§2.2).
 async fn revoking_another_clients_token_is_refused(app: TestApp) {
-    let caller = resource_server(&app).await;
-    let owner = password_client(&app).await;
-    let other = password_client(&app).await;
-    let tokens = password_tokens(&app, &owner, "alice").await;
+    let caller = app.create_resource_server().await;
+    let owner = app.create_password_client().await;
+    let other = app.create_password_client().await;
+    let tokens = app.user_tokens(&owner, "alice").await;
     let access = str_of(&tokens, "access_token");
     let refresh_token = str_of(&tokens, "refresh_token");
 
@@ -324,38 +302,28 @@ async fn revoking_another_clients_token_is_refused(app: TestApp) {
         if let Some(hint) = hint {
             form.push(("token_type_hint", hint));
         }
-        let response = post(&app, "/revoke", Some(other.basic()), &form).await;
+        let response = app.post_form("/revoke", Some(other.basic()), &form).await;
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert_eq!(error_400(response).await, "invalid_grant", "hint {hint:?}");
     }
-    assert_active(&app, &caller, access, "the owner's access token").await;
-    assert_active(&app, &owner, refresh_token, "the owner's refresh token").await;
+    app.assert_active(&caller, access, "the owner's access token")
+        .await;
+    app.assert_active(&owner, refresh_token, "the owner's refresh token")
+        .await;
 
-    let response = post(
-        &app,
-        "/revoke",
-        Some(other.basic()),
-        &[("token", "garbage")],
-    )
-    .await;
+    let response = app
+        .post_form("/revoke", Some(other.basic()), &[("token", "garbage")])
+        .await;
     assert_eq!(response.status(), 200, "an invalid token");
 
     // The owner revokes; after that the dead token is an invalid token to anyone (200).
-    let response = post(
-        &app,
-        "/revoke",
-        Some(owner.basic()),
-        &[("token", refresh_token)],
-    )
-    .await;
+    let response = app
+        .post_form("/revoke", Some(owner.basic()), &[("token", refresh_token)])
+        .await;
     assert_eq!(response.status(), 200);
-    let response = post(
-        &app,
-        "/revoke",
-        Some(other.basic()),
-        &[("token", refresh_token)],
-    )
-    .await;
+    let response = app
+        .post_form("/revoke", Some(other.basic()), &[("token", refresh_token)])
+        .await;
     assert_eq!(response.status(), 200, "a revoked token of another client");
 }
 
@@ -364,14 +332,14 @@ async fn revoking_another_clients_token_is_refused(app: TestApp) {
 /// and an oversized `state` is not echoed.
 async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(app: TestApp) {
     app.create_contacts_api().await;
-    let client = public_code_client(&app).await;
+    let client = app.create_public_code_client().await;
     let pkce = Pkce::new();
     let at_limit = "s".repeat(2048);
     let over = "s".repeat(2049);
 
     // At the limit: kept pending, on to the login page.
     for name in ["state", "nonce", "login_hint"] {
-        let mut params = code_params(&client, &pkce);
+        let mut params = code_params(&client, &pkce, "read:contacts");
         params.retain(|(n, _)| *n != name);
         params.push((name, &at_limit));
         let response = app.authorize(&params).await;
@@ -385,7 +353,7 @@ async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(a
 
     // One byte more, in any parameter: refused at the client, nothing kept.
     for name in ["state", "nonce", "login_hint", "claims", "ui_locales"] {
-        let mut params = code_params(&client, &pkce);
+        let mut params = code_params(&client, &pkce, "read:contacts");
         params.retain(|(n, _)| *n != name);
         params.push((name, &over));
         let response = app.authorize(&params).await;
@@ -404,12 +372,12 @@ async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(a
         if name == "state" {
             assert!(!answer.contains_key("state"), "oversized state echoed");
         } else {
-            assert_eq!(answer["state"], "s");
+            assert_eq!(answer["state"], STATE);
         }
     }
 
     // POST /authorize is held to the same limit.
-    let mut params = code_params(&client, &pkce);
+    let mut params = code_params(&client, &pkce, "read:contacts");
     params.push(("nonce", &over));
     let response = app
         .http
@@ -431,9 +399,9 @@ async fn authorize_parameters_over_2_kib_are_refused_before_anything_is_stored(a
 async fn max_age_is_satisfied_by_the_sign_in_for_this_request(app: TestApp) {
     app.create_contacts_api().await;
     app.create_user("alice").await;
-    let client = public_code_client(&app).await;
+    let client = app.create_public_code_client().await;
     let pkce = Pkce::new();
-    let mut params = code_params(&client, &pkce);
+    let mut params = code_params(&client, &pkce, "read:contacts");
     params.push(("max_age", "1"));
 
     let response = app.authorize(&params).await;
@@ -460,7 +428,7 @@ async fn max_age_is_satisfied_by_the_sign_in_for_this_request(app: TestApp) {
         location(&response)
     );
     // ...while without max_age the session is enough.
-    let plain = code_params(&client, &pkce);
+    let plain = code_params(&client, &pkce, "read:contacts");
     let response = app.authorize(&plain).await;
     assert_eq!(response.status(), 303);
     let to = location(&response);
