@@ -4,8 +4,8 @@
 use scraper::{Html, Selector};
 
 use crate::harness::fixtures::{CALLBACK, NewClient, PASSWORD};
-use crate::harness::flow::{Form, Pkce, WebClient, location};
-use crate::harness::{self, Backend, CONTACTS, TestApp};
+use crate::harness::flow::{Form, WebClient, location};
+use crate::harness::{self, Backend, TestApp};
 use crate::{backend_tests, store_tests};
 
 store_tests!(
@@ -26,21 +26,6 @@ async fn client(app: &TestApp) -> WebClient {
         .await
 }
 
-/// Start a request and return the login page's HTML.
-async fn login_page(app: &TestApp, client: &WebClient) -> String {
-    let pkce = Pkce::new();
-    let response = app
-        .authorize(&[
-            ("client_id", client.client_id.as_str()),
-            ("response_type", "code"),
-            ("audience", CONTACTS),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .await;
-    app.follow_to_page(response, "/login").await
-}
-
 fn alert(html: &str) -> String {
     let doc = Html::parse_document(html);
     doc.select(&Selector::parse("[role=alert]").unwrap())
@@ -52,7 +37,7 @@ fn alert(html: &str) -> String {
 async fn failed_login_reveals_nothing_and_keeps_the_username(app: TestApp) {
     let client = client(&app).await;
     app.create_user("alice").await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
 
     let wrong_password = app.sign_in(&page, "alice", "wrong password").await;
     let unknown_user = app.sign_in(&page, "mallory", "wrong password").await;
@@ -87,7 +72,7 @@ async fn failed_login_reveals_nothing_and_keeps_the_username(app: TestApp) {
 async fn csrf_token_missing_or_wrong_is_refused(app: TestApp) {
     let client = client(&app).await;
     app.create_user("alice").await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
     let mut form = Form::parse(&page);
     form.set("username", "alice").set("password", PASSWORD);
 
@@ -127,7 +112,7 @@ async fn disabled_user_cannot_sign_in(app: TestApp) {
     let client = client(&app).await;
     app.create_user("alice").await;
     app.set_user_disabled("alice", true).await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
     let response = app.sign_in(&page, "alice", PASSWORD).await;
     assert_eq!(response.status(), 403);
     assert!(alert(&response.text().await.unwrap()).contains("disabled"));
@@ -143,7 +128,7 @@ async fn disabled_user_cannot_sign_in(app: TestApp) {
     let response = app.sign_in(&page, "alice", PASSWORD).await;
     assert_eq!(response.status(), 303);
     app.set_user_disabled("alice", true).await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
     assert!(page.contains("name=\"password\""), "back to the login page");
 }
 
@@ -170,7 +155,7 @@ async fn limiter_locks_a_username_then_lets_the_user_back(backend: Backend) {
     .await;
     let client = client(&app).await;
     app.create_user("alice").await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
     assert_eq!(app.sign_in(&page, "alice", "guess 1").await.status(), 400);
     // Locked for a second now: even the right password is refused, without being checked.
     let refused = app.sign_in(&page, "ALICE", PASSWORD).await;
@@ -202,7 +187,7 @@ async fn limiter_counts_per_address(backend: Backend) {
     .await;
     let client = client(&app).await;
     app.create_user("alice").await;
-    let page = login_page(&app, &client).await;
+    let page = app.login_page(&client).await;
     assert_eq!(app.sign_in(&page, "bob", "x").await.status(), 400);
     assert_eq!(app.sign_in(&page, "carol", "x").await.status(), 400);
     // Two failures from this address, for other users: the address is locked for everyone.
@@ -241,7 +226,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies(backend: Backend)
         .await;
         let client = client(&app).await;
         app.create_user("alice").await;
-        let page = login_page(&app, &client).await;
+        let page = app.login_page(&client).await;
         assert_eq!(
             sign_in_from(&app, &page, "bob", "x", "203.0.113.1").await,
             400

@@ -7,8 +7,8 @@
 
 use crate::backend_tests;
 use crate::harness::fixtures::{NewClient, PASSWORD};
-use crate::harness::flow::{Form, Pkce};
-use crate::harness::{self, Backend, CONTACTS, TestApp};
+use crate::harness::flow::Form;
+use crate::harness::{self, Backend, TestApp};
 
 backend_tests!(
     a_forged_forwarded_header_does_not_change_the_counted_address,
@@ -19,23 +19,14 @@ const CALLBACK: &str = "https://app.example.com/callback";
 /// The address the proxy saw and appended: the real client.
 const REAL: &str = "203.0.113.1";
 
+/// The login page of a fresh request by a public client; alice exists.
 async fn login_page(app: &TestApp) -> String {
     app.create_contacts_api().await;
     let client = app
         .create_web_client(NewClient::web(CALLBACK, "read:contacts").public())
         .await;
     app.create_user("alice").await;
-    let pkce = Pkce::new();
-    let response = app
-        .authorize(&[
-            ("client_id", client.client_id.as_str()),
-            ("response_type", "code"),
-            ("audience", CONTACTS),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .await;
-    app.follow_to_page(response, "/login").await
+    app.login_page(&client).await
 }
 
 /// One sign-in as it reaches Valet from the proxy: `headers` as the proxy passed them on.

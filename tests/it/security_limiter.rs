@@ -13,7 +13,7 @@ use valet::store::LimiterKey;
 use crate::backend_tests;
 use crate::grant_logic::test_core;
 use crate::harness::fixtures::{Creds, NewClient, PASSWORD};
-use crate::harness::flow::{Form, Pkce};
+use crate::harness::flow::Form;
 use crate::harness::{self, Backend, CONTACTS, TestApp};
 
 backend_tests!(
@@ -167,17 +167,7 @@ async fn login_page(app: &TestApp) -> String {
     let client = app
         .create_web_client(NewClient::web("https://app.example.com/cb", "read:contacts").public())
         .await;
-    let pkce = Pkce::new();
-    let response = app
-        .authorize(&[
-            ("client_id", client.client_id.as_str()),
-            ("response_type", "code"),
-            ("audience", CONTACTS),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .await;
-    app.follow_to_page(response, "/login").await
+    app.login_page(&client).await
 }
 
 fn user_key(free: u32) -> LimiterKey {

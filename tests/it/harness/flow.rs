@@ -169,6 +169,22 @@ impl TestApp {
             .expect("submit")
     }
 
+    /// Start a code request (S256 PKCE, the Contacts API) for `client` in a browser with no
+    /// session, and return the login page's HTML.
+    pub async fn login_page(&self, client: &WebClient) -> String {
+        let pkce = Pkce::new();
+        let response = self
+            .authorize(&[
+                ("client_id", client.client_id.as_str()),
+                ("response_type", "code"),
+                ("audience", CONTACTS),
+                ("code_challenge", &pkce.challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .await;
+        self.follow_to_page(response, "/login").await
+    }
+
     /// Follow a 303 to one of our own pages and return its HTML.
     pub async fn follow_to_page(&self, response: reqwest::Response, path: &str) -> String {
         assert_eq!(response.status(), 303, "expected a redirect to {path}");
