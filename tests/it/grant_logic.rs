@@ -329,6 +329,16 @@ fn code_exchange<'a>(
     ]
 }
 
+/// Exchange `code` as `client` with `verifier` at the token endpoint's logic.
+async fn redeem(
+    core: &Core,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> Result<TokenResponse, OAuthError> {
+    token(core, client, &code_exchange(client, code, verifier)).await
+}
+
 async fn validate(
     core: &Core,
     pairs: &[(&str, &str)],
@@ -646,13 +656,7 @@ async fn code_with_the_right_verifier_gives_tokens_and_an_id_token(backend: Back
     let core = test_core(backend).await;
     let (client, alice, pkce, code) = web_code(&core).await;
 
-    let tokens = token(
-        &core,
-        &client,
-        &code_exchange(&client, &code, &pkce.verifier),
-    )
-    .await
-    .unwrap();
+    let tokens = redeem(&core, &client, &code, &pkce.verifier).await.unwrap();
 
     assert_eq!(tokens.scope, "openid read:contacts");
     assert!(tokens.refresh_token.is_some());
@@ -669,12 +673,7 @@ async fn code_with_a_wrong_verifier_is_invalid_grant(backend: Backend) {
     let other = pkce();
 
     let error = refused(
-        token(
-            &core,
-            &client,
-            &code_exchange(&client, &code, &other.verifier),
-        )
-        .await,
+        redeem(&core, &client, &code, &other.verifier).await,
         ErrorCode::InvalidGrant,
     );
     assert!(error.description.contains("code_verifier"), "{error}");
@@ -725,16 +724,12 @@ async fn code_of_another_client_is_invalid_grant_and_stays_usable(backend: Backe
     let thief = register(&core, thief).await;
 
     refused(
-        token(&core, &thief, &code_exchange(&thief, &code, &pkce.verifier)).await,
+        redeem(&core, &thief, &code, &pkce.verifier).await,
         ErrorCode::InvalidGrant,
     );
-    token(
-        &core,
-        &client,
-        &code_exchange(&client, &code, &pkce.verifier),
-    )
-    .await
-    .expect("the code's own client can still redeem it");
+    redeem(&core, &client, &code, &pkce.verifier)
+        .await
+        .expect("the code's own client can still redeem it");
 }
 
 /// A leaked, already used code in another client's hands must not end the real client's
@@ -742,13 +737,7 @@ async fn code_of_another_client_is_invalid_grant_and_stays_usable(backend: Backe
 async fn used_code_presented_by_another_client_revokes_nothing(backend: Backend) {
     let core = test_core(backend).await;
     let (client, _, pkce, code) = web_code(&core).await;
-    let tokens = token(
-        &core,
-        &client,
-        &code_exchange(&client, &code, &pkce.verifier),
-    )
-    .await
-    .unwrap();
+    let tokens = redeem(&core, &client, &code, &pkce.verifier).await.unwrap();
     let grants = [GrantType::AuthorizationCode];
     let other = Client {
         redirect_uris: vec![WEB_CALLBACK.into()],
@@ -757,7 +746,7 @@ async fn used_code_presented_by_another_client_revokes_nothing(backend: Backend)
     let other = register(&core, other).await;
 
     refused(
-        token(&core, &other, &code_exchange(&other, &code, &pkce.verifier)).await,
+        redeem(&core, &other, &code, &pkce.verifier).await,
         ErrorCode::InvalidGrant,
     );
     assert!(
@@ -781,12 +770,7 @@ async fn verifier_for_a_code_without_a_challenge_is_invalid_grant(backend: Backe
     let code = authorization_code(&core, &alice, &without_pkce).await;
 
     let error = refused(
-        token(
-            &core,
-            &client,
-            &code_exchange(&client, &code, &pkce.verifier),
-        )
-        .await,
+        redeem(&core, &client, &code, &pkce.verifier).await,
         ErrorCode::InvalidGrant,
     );
     assert!(error.description.contains("verifier"), "{error}");
@@ -826,12 +810,7 @@ async fn expired_code_is_invalid_grant(backend: Backend) {
         .advance(core.settings.tokens.code_ttl + Duration::from_secs(1));
 
     let error = refused(
-        token(
-            &core,
-            &client,
-            &code_exchange(&client, &code, &pkce.verifier),
-        )
-        .await,
+        redeem(&core, &client, &code, &pkce.verifier).await,
         ErrorCode::InvalidGrant,
     );
     assert!(error.description.contains("expired"), "{error}");
@@ -845,9 +824,7 @@ async fn public_client_exchanges_its_code_with_pkce(backend: Backend) {
     let pkce = pkce();
     let code = authorization_code(&core, &alice, &code_request(&spa, &pkce.challenge)).await;
 
-    let tokens = token(&core, &spa, &code_exchange(&spa, &code, &pkce.verifier))
-        .await
-        .unwrap();
+    let tokens = redeem(&core, &spa, &code, &pkce.verifier).await.unwrap();
 
     assert_eq!(claims(&core, &tokens.access_token).sub, alice.id);
     assert_eq!(
