@@ -11,6 +11,7 @@ use crate::{backend_tests, store_tests};
 store_tests!(
     failed_login_reveals_nothing_and_keeps_the_username,
     csrf_token_missing_or_wrong_is_refused,
+    consent_form_without_its_csrf_token_is_refused,
     disabled_user_cannot_sign_in,
     unknown_or_finished_request_is_an_error_page
 );
@@ -105,6 +106,48 @@ async fn csrf_token_missing_or_wrong_is_refused(app: TestApp) {
         app.submit(&form).await.status(),
         303,
         "the genuine form still works"
+    );
+}
+
+/// The consent form is CSRF-protected like the login form: a forged "allow" (no token, a
+/// wrong one, or from a browser without the CSRF cookie) grants nothing and leaves the
+/// request pending; the genuine form still finishes it.
+async fn consent_form_without_its_csrf_token_is_refused(app: TestApp) {
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let page = app.login_page(&client).await;
+    let response = app.sign_in(&page, "alice", PASSWORD).await;
+    let consent = app.follow_to_page(response, "/consent").await;
+    let mut form = Form::parse(&consent);
+    form.set("decision", "allow");
+
+    let mut missing = form.clone();
+    missing.remove("csrf");
+    let mut wrong = form.clone();
+    wrong.set("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    for forged in [missing, wrong] {
+        let response = app.submit(&forged).await;
+        assert_eq!(response.status(), 403);
+        assert!(response.headers().get("location").is_none(), "no redirect");
+    }
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = stranger
+        .post(app.url("/consent"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let response = app.submit(&form).await;
+    assert_eq!(response.status(), 303, "the genuine form still works");
+    assert!(
+        location(&response).starts_with(CALLBACK),
+        "{}",
+        location(&response)
     );
 }
 
