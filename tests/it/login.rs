@@ -1,17 +1,19 @@
 //! The login page: CSRF, failures that reveal nothing, the limiter, disabled users, and
 //! pending requests that can be continued only while they live.
 
+use reqwest::cookie::CookieStore as _;
 use scraper::{Html, Selector};
 
 use crate::harness::fixtures::{CALLBACK, NewClient, PASSWORD};
-use crate::harness::flow::{Form, WebClient, location};
-use crate::harness::{self, Backend, TestApp};
+use crate::harness::flow::{Form, Pkce, WebClient, location};
+use crate::harness::{self, Backend, CONTACTS, TestApp};
 use crate::{backend_tests, store_tests};
 
 store_tests!(
     failed_login_reveals_nothing_and_keeps_the_username,
     csrf_token_missing_or_wrong_is_refused,
     consent_form_without_its_csrf_token_is_refused,
+    a_planted_session_cookie_is_replaced_at_sign_in,
     disabled_user_cannot_sign_in,
     unknown_or_finished_request_is_an_error_page
 );
@@ -149,6 +151,63 @@ async fn consent_form_without_its_csrf_token_is_refused(app: TestApp) {
         "{}",
         location(&response)
     );
+}
+
+/// Session fixation (RFC 6819 §4.4.1.8 style): a session id the attacker planted in the
+/// browser before sign-in is never the one the sign-in makes live.
+async fn a_planted_session_cookie_is_replaced_at_sign_in(app: TestApp) {
+    let client = client(&app).await;
+    app.create_user("alice").await;
+    let planted = "planted-session-id-planted-session-id-12345";
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let base: reqwest::Url = app.base.parse().unwrap();
+    jar.add_cookie_str(&format!("valet_session={planted}; Path=/"), &base);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    let pkce = Pkce::new();
+    let params = [
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("audience", CONTACTS),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let response = browser
+        .get(app.url("/authorize"))
+        .query(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "the planted id is no session");
+    let page = browser
+        .get(app.url(&location(&response)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = Form::parse(&page);
+    form.set("username", "alice").set("password", PASSWORD);
+    let response = browser
+        .post(app.url(&form.action))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+
+    let cookies = jar.cookies(&base).expect("cookies after sign-in");
+    let cookies = cookies.to_str().unwrap();
+    let session = cookies
+        .split("; ")
+        .find_map(|c| c.strip_prefix("valet_session="))
+        .expect("a session cookie");
+    assert_ne!(session, planted, "the sign-in made the planted id live");
+    assert!(session.len() >= 43, "a fresh 256-bit id: {session}");
 }
 
 async fn disabled_user_cannot_sign_in(app: TestApp) {
