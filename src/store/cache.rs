@@ -6,6 +6,7 @@
 //! by weight, not by entry count: each entry weighs its key's length plus a fixed overhead,
 //! and an unknown key longer than [`MAX_UNKNOWN_KEY`] bytes is not cached at all.
 
+use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,19 +120,27 @@ where
         })
     }
 
+    /// The cached value of `key` if it is younger than the lifetime by the server's clock.
+    async fn fresh<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (loaded_at, value) = self.entries.get(key).await?;
+        (self.clock.now_ms().saturating_sub(loaded_at) < self.ttl_ms).then_some(value)
+    }
+
     /// Concurrent misses for one key share a single load.
     async fn get_or_load(
         &self,
         key: K,
         load: impl Future<Output = Result<V, StoreError>>,
     ) -> Result<V, StoreError> {
-        let now = self.clock.now_ms();
-        if let Some((loaded_at, value)) = self.entries.get(&key).await {
-            if now.saturating_sub(loaded_at) < self.ttl_ms {
-                return Ok(value);
-            }
-            self.entries.invalidate(&key).await;
+        if let Some(value) = self.fresh(&key).await {
+            return Ok(value);
         }
+        // A stale entry must go, or `try_get_with` would hand it back instead of loading.
+        self.entries.invalidate(&key).await;
         let stamped = async { Ok((self.clock.now_ms(), load.await?)) };
         self.entries
             .try_get_with(key, stamped)
@@ -156,10 +165,7 @@ where
         if key.len() <= MAX_UNKNOWN_KEY {
             return self.get_or_load(key.to_owned(), load).await;
         }
-        let now = self.clock.now_ms();
-        if let Some((loaded_at, value)) = self.entries.get(key).await
-            && now.saturating_sub(loaded_at) < self.ttl_ms
-        {
+        if let Some(value) = self.fresh(key).await {
             return Ok(value);
         }
         let loaded_at = self.clock.now_ms();
