@@ -22,6 +22,18 @@ store_tests!(
     a_wrong_token_type_hint_still_revokes
 );
 
+/// `POST /revoke` of `token` as `by`, with `hint` if given.
+async fn revoke<'a>(
+    app: &TestApp,
+    by: impl Into<ClientAuth<'a>>,
+    token: &str,
+    hint: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![("token", token)];
+    form.extend(hint.map(|hint| ("token_type_hint", hint)));
+    app.post_as("/revoke", by.into(), &form).await
+}
+
 /// Revoke `token` as `by`, with `hint` if given; see [`assert_revoke_ok`].
 async fn assert_revokes<'a>(
     app: &TestApp,
@@ -30,13 +42,11 @@ async fn assert_revokes<'a>(
     hint: Option<&str>,
     what: &str,
 ) {
-    let mut form = vec![("token", token)];
-    form.extend(hint.map(|hint| ("token_type_hint", hint)));
-    let response = app.post_as("/revoke", by.into(), &form).await;
-    assert_revoke_ok(response, what).await;
+    assert_revoke_ok(revoke(app, by, token, hint).await, what).await;
 }
 
-/// Revoking `token` as `by` is refused (see [`assert_revoke_refused`]).
+/// §2.1: revoking another client's valid token is refused (`invalid_grant`, RFC 6749 §5.2:
+/// "issued to another client"), not cacheable either.
 async fn assert_refuses<'a>(
     app: &TestApp,
     by: impl Into<ClientAuth<'a>>,
@@ -44,15 +54,7 @@ async fn assert_refuses<'a>(
     hint: Option<&str>,
     what: &str,
 ) {
-    let mut form = vec![("token", token)];
-    form.extend(hint.map(|hint| ("token_type_hint", hint)));
-    let response = app.post_as("/revoke", by.into(), &form).await;
-    assert_revoke_refused(response, what).await;
-}
-
-/// §2.1: another client's valid token is refused (`invalid_grant`, RFC 6749 §5.2: "issued to
-/// another client"), not cacheable either.
-async fn assert_revoke_refused(response: reqwest::Response, what: &str) {
+    let response = revoke(app, by, token, hint).await;
     assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
     assert_eq!(error_400(response).await, "invalid_grant", "{what}");
 }
