@@ -66,34 +66,39 @@ where
     statuses
 }
 
-/// Finding 1, password grant: two sequential failures, then 40 parallel requests (39 wrong,
-/// the last right, 8 at a time). Before the fix all 40 reached Argon2 (and the right one got
-/// tokens); now the burst gets what sequential guesses would get.
-async fn a_password_grant_burst_gets_no_more_checks_than_sequential_guesses(backend: Backend) {
-    let app = Arc::new(
+/// A server whose Argon2 costs more than a store round trip, as with real parameters, so
+/// that a check-then-act limiter would let a burst through by a wide margin.
+async fn costly_argon2_app(backend: Backend) -> Arc<TestApp> {
+    Arc::new(
         harness::spawn_with(backend, |c| {
-            // Argon2 costs more than a store round trip, as with real parameters.
             c.password_hash.memory_kib = 8192;
             c.password_hash.iterations = 2;
             c.password_hash.max_concurrent = 8;
         })
         .await,
-    );
+    )
+}
+
+/// Finding 1, password grant: two sequential failures, then 40 parallel requests (39 wrong,
+/// the last right, 8 at a time). Before the fix all 40 reached Argon2 (and the right one got
+/// tokens); now the burst gets what sequential guesses would get.
+async fn a_password_grant_burst_gets_no_more_checks_than_sequential_guesses(backend: Backend) {
+    let app = costly_argon2_app(backend).await;
     app.create_contacts_api().await;
-    let Creds { id, secret } = app.create_password_client().await;
+    let client = app.create_password_client().await;
     create_alice(&app).await;
     let free = app.state.settings.login.user_free_failures;
     for _ in 0..2 {
-        let response = password_token(&app, (&id, &secret), "alice", "guess").await;
+        let response = app.password_grant(&client, "alice", "guess", None).await;
         assert_eq!(response.status(), 400);
     }
     let before = app.state.passwords.evaluations();
     let started = Instant::now();
     let statuses = burst(40, 8, |i| {
-        let (app, id, secret) = (app.clone(), id.clone(), secret.clone());
+        let (app, client) = (app.clone(), client.clone());
         async move {
             let password = if i == 39 { PASSWORD } else { "guess" };
-            password_token(&app, (&id, &secret), "alice", password)
+            app.password_grant(&client, "alice", password, None)
                 .await
                 .status()
                 .as_u16()
@@ -113,15 +118,7 @@ async fn a_password_grant_burst_gets_no_more_checks_than_sequential_guesses(back
 
 /// Finding 1, login page: the same with 15 parallel POSTs to /login.
 async fn a_login_page_burst_gets_no_more_checks_than_sequential_guesses(backend: Backend) {
-    let app = Arc::new(
-        harness::spawn_with(backend, |c| {
-            // Argon2 costs more than a store round trip, as with real parameters.
-            c.password_hash.memory_kib = 8192;
-            c.password_hash.iterations = 2;
-            c.password_hash.max_concurrent = 8;
-        })
-        .await,
-    );
+    let app = costly_argon2_app(backend).await;
     app.create_contacts_api().await;
     let page = login_page(&app).await;
     create_alice(&app).await;
@@ -427,18 +424,4 @@ async fn each_reservation_past_the_free_ones_doubles_the_lock_up_to_the_maximum(
     assert_eq!(admitted, 4 + locks.len(), "{locks:?}");
     assert_eq!(&locks[..8], [1, 2, 4, 8, 16, 32, 60, 60]);
     assert!(locks.iter().skip(6).all(|l| *l == 60), "{locks:?}");
-}
-
-/// `grant_type=password` for the Contacts API as `client` (HTTP Basic).
-async fn password_token(
-    app: &TestApp,
-    client: (&str, &str),
-    username: &str,
-    password: &str,
-) -> reqwest::Response {
-    let creds = Creds {
-        id: client.0.to_owned(),
-        secret: client.1.to_owned(),
-    };
-    app.password_grant(&creds, username, password, None).await
 }
