@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::core::{Core, Parts};
 use crate::crypto::SecretError;
+use crate::domain::{ScopeSet, UnixTime};
 use crate::http::pages::{PageLoadError, Pages};
 use crate::http::router::router;
 use crate::http::server::{ConnectionLimits, serve};
@@ -22,10 +23,11 @@ use crate::login::csrf::CsrfTokens;
 use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
 use crate::metrics::Metrics;
+use crate::oauth::metadata::USERINFO_PATH;
 use crate::oidc::discovery::Metadata;
 use crate::secret::{self, SecretSource};
 use crate::store::cache::Directory;
-use crate::store::{self, StoreError};
+use crate::store::{self, Api, StoreError};
 use crate::tokens::{KeyError, KeyRing};
 
 #[derive(Debug, thiserror::Error)]
@@ -187,8 +189,15 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
     let passwords = PasswordVerifier::new(&settings.password_hash)
         .await
         .map_err(|e| StartError::Passwords(e.to_string()))?;
+    let userinfo_api = Arc::new(Api {
+        identifier: settings.endpoint(USERINFO_PATH),
+        name: "your profile".into(),
+        scopes: ScopeSet::default(),
+        created_at: UnixTime(0),
+    });
     Ok(Core::new(Parts {
         limiter: LoginLimiter::new(store.clone(), settings.login, metrics.clone()),
+        userinfo_api,
         metrics,
         passwords,
         settings,

@@ -11,8 +11,8 @@ use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
 use crate::login::sign_in::SignIn;
 use crate::metrics::Metrics;
-use crate::store::SharedStore;
 use crate::store::cache::Directory;
+use crate::store::{Api, SharedStore};
 use crate::tokens::KeyRing;
 
 /// Cheap to clone: one reference count.
@@ -29,6 +29,9 @@ pub struct Parts {
     pub passwords: PasswordVerifier,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
+    /// The audience of sign-in-only access tokens (SPEC §5): the UserInfo endpoint URL, an
+    /// API with no scopes of its own that every client signing users in may use.
+    pub userinfo_api: Arc<Api>,
 }
 
 impl Core {

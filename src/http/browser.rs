@@ -165,7 +165,7 @@ pub async fn signed_in_for(
     now: UnixTime,
 ) -> Result<Option<(Session, User)>, PageError> {
     let found = signed_in(state, headers, now).await?;
-    Ok(found.filter(|(session, _)| request.accepts_sign_in(session.auth_time, now)))
+    Ok(found.filter(|(session, _)| request.accepts_sign_in(session, now)))
 }
 
 pub fn error_page(state: &AppState, error: PageError) -> Response {

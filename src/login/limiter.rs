@@ -102,8 +102,9 @@ impl LoginLimiter {
                 Ok(()) => Ok(()),
                 Err(until) => {
                     self.metrics.limiter_refusals.inc();
+                    // Locked through the second `until` (see the store's RESERVE_LOGIN).
                     Err(Locked {
-                        retry_after: u64::try_from(until.0 - now.0).unwrap_or(1).max(1),
+                        retry_after: u64::try_from(until.0 - now.0 + 1).unwrap_or(1).max(1),
                     })
                 }
             },

@@ -37,16 +37,22 @@ pub enum SessionError {
 }
 
 /// Start a session for a user who just signed in: a fresh id (never one the browser brought,
-/// so no session fixation), its hash stored.
+/// so no session fixation), its hash stored. The session the browser brought, if any, ends:
+/// one browser holds one session, so signing in as someone else (or again) leaves nothing
+/// behind that a later logout would miss.
 pub async fn start(
     store: &SharedStore,
     hasher: &SecretHasher,
     user_id: &str,
     now: UnixTime,
     ttl: Duration,
+    replacing: Option<&str>,
 ) -> Result<NewSession, SessionError> {
     let new = new_session(hasher, user_id, now, ttl)?;
     store.insert_session(&new.session).await?;
+    if let Some(earlier) = replacing {
+        end(store, hasher, earlier, now).await?;
+    }
     Ok(new)
 }
 

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     /// OpenID Connect Core §3.1.2.6, for `prompt=none`.
     LoginRequired,
     ConsentRequired,
+    /// OpenID Connect Core §3.1.2.6: request objects are not supported.
+    RequestNotSupported,
+    RequestUriNotSupported,
     UnsupportedResponseType,
     ServerError,
     TemporarilyUnavailable,
@@ -39,6 +42,8 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",

@@ -7,12 +7,19 @@ use std::sync::Arc;
 
 use super::{OAuthError, Params};
 use crate::core::Core;
-use crate::domain::{ScopeSet, printable};
-use crate::store::{Api, Client};
+use crate::domain::{GrantType, ScopeSet, printable};
+use crate::store::{Api, Client, StoreError};
 
 /// OpenID Connect scopes: no API defines them, a client may be allowed them, and they only
 /// make sense where there is a user.
-pub const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+pub const OPENID_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
 
 /// The `scope` parameter, parsed; `None` when the request named none.
 pub fn requested(params: &Params) -> Result<Option<ScopeSet>, OAuthError> {
@@ -44,18 +51,14 @@ impl TargetRequest {
     }
 
     /// The API identifier the request is for: `audience` (as Auth0 has it) or `resource`
-    /// (RFC 8707), else the configured default.
-    pub fn resolve(&self, default: Option<&str>) -> Result<String, OAuthError> {
+    /// (RFC 8707), else the configured default; `None` when there is neither.
+    pub fn resolve(&self, default: Option<&str>) -> Result<Option<String>, OAuthError> {
         match (self.audience.as_deref(), self.resource.as_deref()) {
             (Some(a), Some(r)) if a != r => Err(OAuthError::invalid_target(
                 "audience and resource name different APIs; send one of them",
             )),
-            (Some(named), _) | (None, Some(named)) => Ok(named.to_owned()),
-            (None, None) => default.map(str::to_owned).ok_or_else(|| {
-                OAuthError::invalid_request(
-                    "name the API the token is for with the `audience` or `resource` parameter",
-                )
-            }),
+            (Some(named), _) | (None, Some(named)) => Ok(Some(named.to_owned())),
+            (None, None) => Ok(default.map(str::to_owned)),
         }
     }
 }
@@ -64,6 +67,24 @@ impl TargetRequest {
 /// fragment.
 pub fn is_resource_indicator(text: &str) -> bool {
     url::Url::parse(text).is_ok_and(|url| url.fragment().is_none())
+}
+
+/// The API an audience names: the built-in UserInfo audience (SPEC §5) or one from the
+/// directory.
+pub async fn api(core: &Core, audience: &str) -> Result<Option<Arc<Api>>, StoreError> {
+    if audience == core.userinfo_api.identifier {
+        return Ok(Some(core.userinfo_api.clone()));
+    }
+    core.directory.api(audience).await
+}
+
+/// SPEC §5: a user grant that names no API and asks only for OpenID scopes is a sign-in; its
+/// access token is for the UserInfo endpoint alone.
+fn only_openid_scopes(requested: Option<&ScopeSet>, subject: Subject) -> bool {
+    subject == Subject::User
+        && requested.is_some_and(|scope| {
+            !scope.is_empty() && scope.iter().all(|s| OPENID_SCOPES.contains(&s))
+        })
 }
 
 /// The API that `audience` names, if this client may use it; `invalid_target` otherwise.
@@ -107,9 +128,24 @@ pub async fn resolve_target(
     requested: Option<&ScopeSet>,
     subject: Subject,
 ) -> Result<Target, OAuthError> {
-    let audience = target.resolve(core.settings.default_audience.as_deref())?;
-    let found = core.directory.api(&audience).await?;
-    let api = check_target(client, &audience, found)?;
+    let named = target.resolve(core.settings.default_audience.as_deref())?;
+    let api = match named {
+        Some(audience) => {
+            let found = api(core, &audience).await?;
+            if audience == core.userinfo_api.identifier {
+                // Every client that signs users in may read UserInfo.
+                found.ok_or_else(|| OAuthError::invalid_target("no UserInfo API"))?
+            } else {
+                check_target(client, &audience, found)?
+            }
+        }
+        None if only_openid_scopes(requested, subject) => core.userinfo_api.clone(),
+        None => {
+            return Err(OAuthError::invalid_request(
+                "name the API the token is for with the `audience` or `resource` parameter",
+            ));
+        }
+    };
     let scope = decide(&ScopeRequest {
         requested,
         client,
@@ -127,26 +163,49 @@ pub struct ScopeRequest<'a> {
     pub subject: Subject,
 }
 
-/// What this client may have for this API: every scope it may be granted here.
+/// What this client may have for this API: every scope it may be granted here. In a user
+/// grant that is also the OpenID scopes (SPEC §6), so a client registered with no scopes at
+/// all signs users in as a stock relying party expects; `offline_access` only where the
+/// client may use refresh tokens.
 pub fn permitted(client: &Client, api: &Api, subject: Subject) -> ScopeSet {
-    let mut tokens: Vec<&str> = client
-        .scope
-        .iter()
-        .filter(|s| api.scopes.contains(s))
-        .collect();
+    let mut tokens = api_scopes(client, api);
+    if subject == Subject::User {
+        let refresh = client.allows_grant(GrantType::RefreshToken);
+        tokens.extend(
+            OPENID_SCOPES
+                .iter()
+                .copied()
+                .filter(|s| *s != "offline_access" || refresh),
+        );
+    }
+    ScopeSet::from_tokens(tokens)
+}
+
+/// What a request that names no scope gets: the client's scopes for this API and, in a user
+/// grant, the OpenID scopes registered for the client (never more than it was given).
+fn unrequested(client: &Client, api: &Api, subject: Subject) -> ScopeSet {
+    let mut tokens = api_scopes(client, api);
     if subject == Subject::User {
         tokens.extend(client.scope.iter().filter(|s| OPENID_SCOPES.contains(s)));
     }
     ScopeSet::from_tokens(tokens)
 }
 
+fn api_scopes<'a>(client: &'a Client, api: &Api) -> Vec<&'a str> {
+    client
+        .scope
+        .iter()
+        .filter(|s| api.scopes.contains(s))
+        .collect()
+}
+
 /// Granted scope. A requested scope that is not permitted is `invalid_scope`, naming it; no
 /// scope requested means everything permitted.
 pub fn decide(request: &ScopeRequest<'_>) -> Result<ScopeSet, OAuthError> {
-    let permitted = permitted(request.client, request.api, request.subject);
     let Some(requested) = request.requested else {
-        return Ok(permitted);
+        return Ok(unrequested(request.client, request.api, request.subject));
     };
+    let permitted = permitted(request.client, request.api, request.subject);
     if let Some(refused) = requested.iter().find(|s| !permitted.contains(s)) {
         return Err(OAuthError::invalid_scope(refusal(refused, request)));
     }
@@ -157,6 +216,8 @@ fn refusal(scope: &str, request: &ScopeRequest<'_>) -> String {
     let scope = printable(scope);
     if OPENID_SCOPES.contains(&scope.as_str()) && request.subject == Subject::Client {
         format!("scope `{scope}` needs a user and cannot be granted to a client acting for itself")
+    } else if scope == "offline_access" {
+        "scope `offline_access` needs a client allowed the refresh_token grant".to_owned()
     } else if !request.client.scope.contains(&scope) {
         format!("scope `{scope}` is not allowed for this client")
     } else {
@@ -229,6 +290,13 @@ mod tests {
             decide_for("read:a openid", Some("openid"), Subject::User).unwrap(),
             "openid"
         );
+        // Asked for, the OpenID scopes need no registration; offline_access needs refresh.
+        assert_eq!(
+            decide_for("", Some("openid profile phone"), Subject::User).unwrap(),
+            "openid phone profile"
+        );
+        let e = decide_for("", Some("openid offline_access"), Subject::User).unwrap_err();
+        assert!(e.description.contains("refresh_token"), "{}", e.description);
     }
 
     #[test]
@@ -274,7 +342,7 @@ mod tests {
         }
     }
 
-    fn audience(params: &Params, default: Option<&str>) -> Result<String, OAuthError> {
+    fn audience(params: &Params, default: Option<&str>) -> Result<Option<String>, OAuthError> {
         TargetRequest::from_params(params)?.resolve(default)
     }
 
@@ -282,22 +350,24 @@ mod tests {
     fn audience_resolution() {
         let p = |s: &str| Params::parse(s.as_bytes()).unwrap();
         assert_eq!(
-            audience(&p("audience=https://a"), None).unwrap(),
-            "https://a"
+            audience(&p("audience=https://a"), None).unwrap().as_deref(),
+            Some("https://a")
         );
         assert_eq!(
-            audience(&p("resource=https://a"), None).unwrap(),
-            "https://a"
+            audience(&p("resource=https://a"), None).unwrap().as_deref(),
+            Some("https://a")
         );
         assert_eq!(
-            audience(&p("audience=https://a&resource=https://a"), None).unwrap(),
-            "https://a"
+            audience(&p("audience=https://a&resource=https://a"), None)
+                .unwrap()
+                .as_deref(),
+            Some("https://a")
         );
-        assert_eq!(audience(&p(""), Some("https://d")).unwrap(), "https://d");
         assert_eq!(
-            audience(&p(""), None).unwrap_err().code,
-            ErrorCode::InvalidRequest
+            audience(&p(""), Some("https://d")).unwrap().as_deref(),
+            Some("https://d")
         );
+        assert_eq!(audience(&p(""), None).unwrap(), None);
         let e = audience(&p("audience=https://a&resource=https://b"), None).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidTarget);
         let e = audience(&p("resource=relative/path"), None).unwrap_err();

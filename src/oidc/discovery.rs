@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::config::Settings;
 use crate::oauth::metadata::{USERINFO_PATH, oauth_document};
+use crate::oauth::scope::OPENID_SCOPES;
 use crate::tokens::id_token::{CLAIMS_SUPPORTED, ID_TOKEN_CLAIMS};
 
 /// Both documents, serialized once at startup.
@@ -34,6 +35,12 @@ fn openid_document(settings: &Settings, mut document: Value) -> Value {
         // Every algorithm `keys rotate --alg` can switch to; RS256 first (Discovery §3).
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "claims_supported": CLAIMS_SUPPORTED.iter().chain(&ID_TOKEN_CLAIMS).collect::<Vec<_>>(),
+        "scopes_supported": OPENID_SCOPES,
+        "prompt_values_supported": ["none", "login", "consent"],
+        // Their defaults are true and false; request objects are not supported (SPEC §9).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
     });
     if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
         document.extend(added);

@@ -169,6 +169,13 @@ pub trait Store: Send + Sync + 'static {
         id_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<PendingRequest>, StoreError>;
+    /// Replace the request a live pending request holds; false if it is gone.
+    async fn update_pending(
+        &self,
+        id_hash: &SecretHash,
+        request: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Remove and return a live pending request: of concurrent calls, one gets it.
     async fn take_pending(
         &self,
@@ -194,23 +201,8 @@ pub trait Store: Send + Sync + 'static {
     /// Insert or replace the consent for (user, client, audience).
     async fn save_consent(&self, consent: &Consent, now: UnixTime) -> Result<(), StoreError>;
 
-    /// Count a failed login against `key` in the window that started after `window_start`;
-    /// returns the failures in the current window.
-    async fn record_login_failure(
-        &self,
-        key: &str,
-        now: UnixTime,
-        window_start: UnixTime,
-    ) -> Result<i64, StoreError>;
-    /// Refuse logins for `key` until `until` (a lock only ever gets longer).
-    async fn lock_login(&self, key: &str, until: UnixTime) -> Result<(), StoreError>;
-    /// The later lock of two keys, if either is locked at `now`.
-    async fn login_locked_until(
-        &self,
-        user_key: &str,
-        address_key: &str,
-        now: UnixTime,
-    ) -> Result<Option<UnixTime>, StoreError>;
+    /// The failures counted against `key` in its current window (0 for an unknown key).
+    async fn login_failures(&self, key: &str) -> Result<i64, StoreError>;
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
     /// Reserve one login attempt against every key at once (SPEC §7), before the password is
     /// checked: in one transaction each key gets a conditional write that counts the attempt

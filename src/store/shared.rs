@@ -440,6 +440,21 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn update_pending(
+                &self,
+                id_hash: &SecretHash,
+                request: &str,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let updated = sqlx::query(sql::UPDATE_PENDING)
+                    .bind(id_hash.to_text())
+                    .bind(request)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(updated.rows_affected() == 1)
+            }
+
             async fn take_pending(
                 &self,
                 id_hash: &SecretHash,
@@ -527,44 +542,12 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn record_login_failure(
-                &self,
-                key: &str,
-                now: UnixTime,
-                window_start: UnixTime,
-            ) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar::<_, i64>(sql::RECORD_LOGIN_FAILURE)
+            async fn login_failures(&self, key: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(sql::LOGIN_FAILURES_OF)
                     .bind(key)
-                    .bind(now.0)
-                    .bind(window_start.0)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-
-            async fn lock_login(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
-                sqlx::query(sql::LOCK_LOGIN)
-                    .bind(key)
-                    .bind(until.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn login_locked_until(
-                &self,
-                user_key: &str,
-                address_key: &str,
-                now: UnixTime,
-            ) -> Result<Option<UnixTime>, StoreError> {
-                Ok(
-                    sqlx::query_scalar::<_, Option<i64>>(sql::LOGIN_LOCKED_UNTIL)
-                        .bind(user_key)
-                        .bind(address_key)
-                        .bind(now.0)
-                        .fetch_one(&self.pool)
-                        .await?
-                        .map(UnixTime),
-                )
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or(0))
             }
 
             async fn reserve_login(

@@ -150,6 +150,9 @@ pub const INSERT_PENDING: &str = "INSERT INTO pending_requests (id, client_id, r
      VALUES ($1, $2, $3, NULL, $4, $5)";
 pub const SELECT_PENDING: &str = "SELECT id, client_id, request, created_at, expires_at FROM pending_requests \
      WHERE id = $1 AND expires_at > $2";
+/// The request as it goes on (e.g. with the sign-in made for it), while it is live.
+pub const UPDATE_PENDING: &str =
+    "UPDATE pending_requests SET request = $2 WHERE id = $1 AND expires_at > $3";
 /// Completing a request deletes it in one conditional write: it can finish only once.
 pub const TAKE_PENDING: &str = "DELETE FROM pending_requests WHERE id = $1 AND expires_at > $2 \
      RETURNING id, client_id, request, created_at, expires_at";
@@ -167,18 +170,7 @@ pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, audi
      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id, client_id, audience) \
      DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at";
 
-/// One atomic count per limiter key: a failure outside the window starts a new window.
-/// `$2` is now, `$3` the start of the current window.
-pub const RECORD_LOGIN_FAILURE: &str = "INSERT INTO login_failures (limiter_key, failures, window_start, locked_until) \
-     VALUES ($1, 1, $2, 0) ON CONFLICT (limiter_key) DO UPDATE SET \
-     failures = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END, \
-     window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END \
-     RETURNING failures";
-/// Locks only ever get longer, whichever replica writes last.
-pub const LOCK_LOGIN: &str =
-    "UPDATE login_failures SET locked_until = $2 WHERE limiter_key = $1 AND locked_until < $2";
-pub const LOGIN_LOCKED_UNTIL: &str = "SELECT MAX(locked_until) FROM login_failures \
-     WHERE (limiter_key = $1 OR limiter_key = $2) AND locked_until > $3";
+pub const LOGIN_FAILURES_OF: &str = "SELECT failures FROM login_failures WHERE limiter_key = $1";
 pub const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_failures WHERE limiter_key = $1";
 
 /// The failures of a key after this attempt: a failure outside the window starts a new one.
@@ -193,7 +185,9 @@ macro_rules! reserved_failures {
 /// past the free ones the key is locked at once, in the same write, for 1 s doubling up to the
 /// maximum. So parallel attempts see each other's reservations, whatever replica runs them,
 /// and a request that dies mid-check leaves a failure that the window forgets. No row comes
-/// back while the key is locked. `$1` key, `$2` now, `$3` start of the current window,
+/// back while the key is locked. Times are whole seconds, so a key stays locked *through* the
+/// second `locked_until`: a lock of n s then lasts at least n s, however little of the current
+/// second is left when it starts. `$1` key, `$2` now, `$3` start of the current window,
 /// `$4` free failures, `$5` maximum lock in seconds (0: never lock).
 pub const RESERVE_LOGIN: &str = concat!(
     "INSERT INTO login_failures (limiter_key, failures, window_start, locked_until) \
@@ -210,7 +204,7 @@ pub const RESERVE_LOGIN: &str = concat!(
     " - $4 - 1 AS INTEGER)) > $5 THEN $5 ELSE (CAST(1 AS BIGINT) << CAST(",
     reserved_failures!(),
     " - $4 - 1 AS INTEGER)) END) ELSE login_failures.locked_until END \
-     WHERE login_failures.locked_until <= $2 \
+     WHERE login_failures.locked_until < $2 \
      RETURNING failures"
 );
 /// Give back a reservation whose password was right.

@@ -22,6 +22,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// How long a writer waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an idle SQLite connection stays open; the pool checks every this often, so an
+/// idle connection closes 3–6 s after its last use.
+const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// sqlx's default: a connection is replaced after this long, busy or not.
+const SQLITE_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 pub struct SqliteStore {
     pool: SqlitePool,
     /// `<database>.lock`, or `None` in memory: serializes creation and migration across
@@ -57,8 +63,20 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create the SQLite database: {e}"))
             })?;
         }
+        // A SQLite connection is an open file, a worker thread and a page cache: cheap to
+        // reopen, costly to keep. A burst opens up to `max`; closing them soon after gives
+        // that memory back (issue 11's flood benchmark), where sqlx's default would keep it
+        // for 10 minutes. An in-memory database lives only as long as its one connection, so
+        // that one is never closed.
+        let (idle_timeout, max_lifetime) = if in_memory {
+            (None, None)
+        } else {
+            (Some(SQLITE_IDLE_TIMEOUT), Some(SQLITE_MAX_LIFETIME))
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            .idle_timeout(idle_timeout)
+            .max_lifetime(max_lifetime)
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await?;

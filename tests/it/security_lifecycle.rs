@@ -25,6 +25,7 @@ store_tests!(
     failed_client_authentication_looks_the_same_for_every_id,
     the_redirect_mismatch_page_shows_only_what_was_sent,
     unredeemed_codes_leave_no_grant_rows,
+    signing_in_again_ends_the_browsers_earlier_session,
 );
 backend_tests!(
     retired_keys_stay_published_while_id_tokens_live,
@@ -616,4 +617,50 @@ async fn cookies_carry_the_host_prefix_on_an_https_issuer(backend: Backend) {
         .await
         .unwrap();
     assert!(path(location(&response)).starts_with("/login"));
+}
+
+/// A browser holds one session: signing in again (here as someone else, after
+/// `prompt=login`) ends the session its cookie named, so the earlier cookie signs nobody in.
+async fn signing_in_again_ends_the_browsers_earlier_session(mut app: TestApp) {
+    app.create_contacts_api().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let client = code_client(&app, "web", CALLBACK).await;
+    app.http = new_browser();
+    let pkce = Pkce::new();
+    let mut params = code_params(&client, &pkce);
+
+    let alices = session_of_sign_in(&app, &params, "alice").await;
+    params.push(("prompt", "login"));
+    let bobs = session_of_sign_in(&app, &params, "bob").await;
+    params.pop();
+
+    let cookieless = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let next_with = |session: String| {
+        let request = cookieless
+            .get(app.url("/authorize"))
+            .query(&params)
+            .header("cookie", format!("valet_session={session}"));
+        async move { location(&request.send().await.unwrap()) }
+    };
+    assert!(
+        next_with(alices).await.starts_with("/login"),
+        "alice's session ended when bob signed in in the same browser"
+    );
+    assert!(
+        next_with(bobs).await.starts_with("/consent"),
+        "bob's session is live"
+    );
+}
+
+/// `/authorize` → login as `username`; the session cookie the login set.
+async fn session_of_sign_in(app: &TestApp, params: &[(&str, &str)], username: &str) -> String {
+    let response = app.authorize(params).await;
+    let login = app.follow_to_page(response, "/login").await;
+    let response = app.sign_in(&login, username, PASSWORD).await;
+    assert_eq!(response.status(), 303, "{username} signed in");
+    cookie_named(&response, "valet_session").0
 }

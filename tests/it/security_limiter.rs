@@ -211,8 +211,17 @@ async fn parallel_reservations_of_one_key_admit_only_the_free_attempts_and_one_m
         }
     }
     assert_eq!(admitted, 6, "5 free attempts and the one that locks");
+    // Locked through the second `until`, so a 1 s lock lasts at least 1 s whenever in the
+    // second it starts.
+    assert!(
+        core.store
+            .reserve_login(&[user_key(5)], UnixTime(now.0 + 1), window_start)
+            .await
+            .unwrap()
+            .is_err()
+    );
     // The lock ends on the clock; the next attempt doubles it.
-    let later = UnixTime(now.0 + 1);
+    let later = UnixTime(now.0 + 2);
     assert_eq!(
         core.store
             .reserve_login(&[user_key(5)], later, window_start)
@@ -416,7 +425,7 @@ async fn each_reservation_past_the_free_ones_doubles_the_lock_up_to_the_maximum(
             // Locked: the refusal counts nothing; the lock ends on the clock.
             Err(until) => {
                 locks.push(until.0 - now.0);
-                now = until;
+                now = UnixTime(until.0 + 1);
             }
         }
     }

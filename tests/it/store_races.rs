@@ -466,8 +466,6 @@ async fn parallel_ends_of_one_session_have_one_winner(backend: Backend) {
 backend_tests!(
     a_hash_upgrade_after_a_set_password_changes_nothing,
     hash_upgrades_racing_a_set_password_never_undo_it,
-    parallel_login_failures_are_each_counted,
-    parallel_locks_keep_the_longest,
     parallel_inserts_of_one_username_have_one_winner,
 );
 
@@ -536,52 +534,6 @@ async fn hash_upgrades_racing_a_set_password_never_undo_it(backend: Backend) {
         let stored = core.store.user_by_id(&user.id).await.unwrap().unwrap();
         assert_eq!(stored.password_hash, "hash-set", "{}", user.username);
     }
-}
-
-async fn parallel_login_failures_are_each_counted(backend: Backend) {
-    let core = test_core(backend).await;
-    let now = core.clock.now();
-    let window_start = UnixTime(now.0 - 900);
-
-    let mut counts = race(TASKS, |_| {
-        let store = core.store.clone();
-        async move {
-            store
-                .record_login_failure("user:alice", now, window_start)
-                .await
-                .unwrap()
-        }
-    })
-    .await;
-
-    counts.sort_unstable();
-    let expected: Vec<i64> = (1..=TASKS as i64).collect();
-    assert_eq!(counts, expected, "each failure counted once, none lost");
-}
-
-async fn parallel_locks_keep_the_longest(backend: Backend) {
-    let core = test_core(backend).await;
-    let now = core.clock.now();
-    let key = "user:alice";
-    core.store
-        .record_login_failure(key, now, UnixTime(now.0 - 900))
-        .await
-        .unwrap();
-
-    race(TASKS, |i| {
-        let store = core.store.clone();
-        // Lengths 1..=TASKS s in a scrambled order (7 and TASKS share no factor).
-        let until = now.plus(Duration::from_secs((i * 7 % TASKS + 1) as u64));
-        async move { store.lock_login(key, until).await.unwrap() }
-    })
-    .await;
-
-    let locked = core
-        .store
-        .login_locked_until(key, "addr:192.0.2.1", now)
-        .await
-        .unwrap();
-    assert_eq!(locked, Some(now.plus(Duration::from_secs(TASKS as u64))));
 }
 
 async fn parallel_inserts_of_one_username_have_one_winner(backend: Backend) {

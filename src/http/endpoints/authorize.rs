@@ -47,7 +47,7 @@ async fn handle(
         // Unparsed, nothing is known good yet: say so on a page.
         Err(error) => return browser::error_page(state, PageError::malformed(&error)),
     };
-    let (client, request) = match authorize::validate(state, &params, now).await {
+    let (client, request) = match authorize::validate(state, &params).await {
         Ok(valid) => valid,
         Err(Rejection::Page(page)) => return browser::error_page(state, page.into()),
         Err(Rejection::Redirect(error)) => {

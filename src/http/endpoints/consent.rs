@@ -15,7 +15,7 @@ use crate::http::pages::{ConsentView, Page, ScopeView};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::oauth::authorize::{self, Pending};
-use crate::oauth::scope::OPENID_SCOPES;
+use crate::oauth::scope::{self, OPENID_SCOPES};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::{Session, User};
 
@@ -125,9 +125,7 @@ async fn consent_view(
     user: &User,
     csrf_cookie: &str,
 ) -> Result<ConsentView, PageError> {
-    let api = state
-        .directory
-        .api(&pending.request.audience)
+    let api = scope::api(&state.core, &pending.request.audience)
         .await
         .map_err(PageError::from_store)?;
     let scopes = pending
@@ -156,11 +154,13 @@ async fn consent_view(
 }
 
 fn openid_description(scope: &str) -> Option<&'static str> {
-    debug_assert!(OPENID_SCOPES.len() == 4);
+    debug_assert!(OPENID_SCOPES.len() == 6);
     match scope {
         "openid" => Some("Know who you are"),
-        "profile" => Some("See your name"),
+        "profile" => Some("See your name and profile"),
         "email" => Some("See your email address"),
+        "address" => Some("See your postal address"),
+        "phone" => Some("See your phone number"),
         "offline_access" => Some("Stay connected when you are not using it"),
         _ => None,
     }

@@ -18,7 +18,7 @@ use crate::http::pages::{LoginView, Page};
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::login::limiter::Attempt;
-use crate::login::session;
+use crate::login::session::{self, session_cookie_name};
 use crate::login::sign_in::{self, Outcome};
 use crate::oauth::authorize::{self, Pending};
 
@@ -62,7 +62,7 @@ pub async fn login_post(
         let posted = browser::posted_form(&state, &headers, body, FormPurpose::Login).await?;
         let (form, cookie) = (posted.fields, posted.csrf_cookie);
         let request_id = form.get("request");
-        let pending = authorize::load_pending(&state, request_id, now).await?;
+        let mut pending = authorize::load_pending(&state, request_id, now).await?;
         let username = form.get("username").unwrap_or("").to_owned();
         let again = |status, message: &str| {
             login_page(
@@ -126,14 +126,17 @@ pub async fn login_post(
             .record_success(&attempt)
             .await
             .map_err(PageError::from_store)?;
+        let earlier = browser::cookie(&headers, session_cookie_name(state.settings.https()));
         let new = session::start(
             &state.store,
             &state.server_keys.hasher,
             &user.id,
             now,
             state.settings.login.session_ttl,
+            earlier.as_deref(),
         )
         .await?;
+        authorize::record_sign_in(&state, &mut pending, &new.session, now).await?;
         audit::login_success(&user.id, &pending.client.client_id);
         let mut response = proceed(&state, &pending, &new.session, &user, now).await;
         response.headers_mut().append(

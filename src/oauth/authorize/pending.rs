@@ -12,7 +12,7 @@ use crate::crypto::random_token;
 use crate::domain::UnixTime;
 use crate::oauth::redirect;
 use crate::oauth::response_mode::RedirectTarget;
-use crate::store::{Client, PendingRequest};
+use crate::store::{Client, PendingRequest, Session};
 
 /// Keep a validated request in the store; the returned id continues it on any replica.
 pub async fn create_pending(
@@ -55,6 +55,24 @@ impl Pending {
             state: self.request.state.clone(),
         })
     }
+}
+
+/// Mark `session` as the sign-in made for this request (see
+/// [`AuthorizationRequest::accepts_sign_in`]), here and in the store, so the consent step on
+/// any replica knows it.
+pub async fn record_sign_in(
+    core: &Core,
+    pending: &mut Pending,
+    session: &Session,
+    now: UnixTime,
+) -> Result<(), AuthorizeRejection> {
+    pending.request.signed_in_session = Some(session.id_hash.to_text());
+    let json = serde_json::to_string(&pending.request).map_err(AuthorizeRejection::internal)?;
+    let id_hash = core.server_keys.hasher.hash(&pending.id);
+    if !core.store.update_pending(&id_hash, &json, now).await? {
+        return Err(AuthorizeRejection::RequestGone);
+    }
+    Ok(())
 }
 
 /// Parse a pending-request id from a page URL or form and load it.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{GrantType, ScopeSet, UnixTime};
 use crate::oauth::prompt::Prompt;
 use crate::oauth::response_mode::ResponseMode;
+use crate::store::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,29 +111,37 @@ pub struct AuthorizationRequest {
     /// OpenID Connect `login_hint`: the username to fill in on the login page.
     #[serde(default)]
     pub login_hint: Option<String>,
-    /// When the request arrived: `prompt=login` wants a sign-in after it.
+    /// The session (its stored hash, as text) signed in on the login page for this very
+    /// request, if one was: it satisfies `prompt=login` and `max_age` however quickly it
+    /// followed an earlier sign-in and however long consent then takes.
     #[serde(default)]
-    pub requested_at: i64,
+    pub signed_in_session: Option<String>,
 }
 
 impl AuthorizationRequest {
-    /// Whether a sign-in at `auth_time` is recent enough for this request (`prompt=login`,
-    /// `max_age`); if not, the person signs in again.
-    /// A sign-in made for this request (at or after it arrived) satisfies `max_age` however
-    /// long the person then takes to consent: it is as fresh as the request could ask.
-    pub fn accepts_sign_in(&self, auth_time: UnixTime, now: UnixTime) -> bool {
-        let for_this_request = self.requested_at > 0 && auth_time.0 >= self.requested_at;
+    /// Whether `session` is a recent enough sign-in for this request (`prompt=login`,
+    /// `max_age`); if not, the person signs in again. The sign-in made for this request
+    /// always is: it is as fresh as the request could ask. `max_age=0` asks for exactly that,
+    /// as `prompt=login` does (OpenID Connect Core §3.1.2.1).
+    pub fn accepts_sign_in(&self, session: &Session, now: UnixTime) -> bool {
+        let for_this_request = self
+            .signed_in_session
+            .as_deref()
+            .is_some_and(|marked| marked == session.id_hash.to_text());
+        if for_this_request {
+            return true;
+        }
         let young_enough = self
             .max_age
-            .is_none_or(|max| for_this_request || now.0 - auth_time.0 <= max);
-        let after_request = !self.prompt.login || auth_time.0 >= self.requested_at;
-        young_enough && after_request
+            .is_none_or(|max| max > 0 && now.0 - session.auth_time.0 <= max);
+        young_enough && !self.prompt.login
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::SecretHash;
     use crate::domain::UnixTime;
     use crate::oauth::prompt::Prompt;
     use crate::oauth::response_mode::ResponseMode;
@@ -155,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sign_in_must_be_young_enough_and_after_a_login_prompt() {
+    fn a_sign_in_must_be_young_enough_or_made_for_the_request() {
         let request = |prompt: Prompt, max_age| AuthorizationRequest {
             client_id: "c".into(),
             redirect_uri: "https://app.example/cb".into(),
@@ -171,32 +180,47 @@ mod tests {
             prompt,
             max_age,
             login_hint: None,
-            requested_at: 1_000,
+            signed_in_session: None,
+        };
+        let session = |id: u8, auth_time| Session {
+            id_hash: SecretHash(vec![id; 32]),
+            user_id: "u".into(),
+            auth_time: UnixTime(auth_time),
+            created_at: UnixTime(auth_time),
+            expires_at: UnixTime(auth_time + 3_600),
         };
         let now = UnixTime(1_100);
         let plain = request(Prompt::default(), None);
-        assert!(plain.accepts_sign_in(UnixTime(0), now));
-        let login = request(
+        assert!(plain.accepts_sign_in(&session(1, 0), now));
+
+        let mut login = request(
             Prompt {
                 login: true,
                 ..Prompt::default()
             },
             None,
         );
-        assert!(!login.accepts_sign_in(UnixTime(999), now));
-        assert!(login.accepts_sign_in(UnixTime(1_050), now));
+        // Even a sign-in in this very second was not made for the request.
+        assert!(!login.accepts_sign_in(&session(1, 1_100), now));
+        login.signed_in_session = Some(session(2, 1_100).id_hash.to_text());
+        assert!(!login.accepts_sign_in(&session(1, 1_100), now));
+        assert!(login.accepts_sign_in(&session(2, 1_100), now));
+
         let max_age = request(Prompt::default(), Some(60));
-        // A session from before the request: at most 60 s old now.
-        assert!(max_age.accepts_sign_in(UnixTime(990), UnixTime(1_050)));
-        assert!(!max_age.accepts_sign_in(UnixTime(989), UnixTime(1_050)));
-        assert!(!max_age.accepts_sign_in(UnixTime(999), now));
-        // A sign-in for this request satisfies max_age however long consent then takes.
-        assert!(max_age.accepts_sign_in(UnixTime(1_000), now));
-        assert!(max_age.accepts_sign_in(UnixTime(1_001), UnixTime(5_000)));
-        // A request kept by an older version has no arrival time: only age counts.
-        let mut legacy = request(Prompt::default(), Some(60));
-        legacy.requested_at = 0;
-        assert!(!legacy.accepts_sign_in(UnixTime(1_039), now));
+        assert!(max_age.accepts_sign_in(&session(1, 1_040), now));
+        assert!(!max_age.accepts_sign_in(&session(1, 1_039), now));
+        // The sign-in for this request satisfies max_age however long consent then takes.
+        let mut slow = request(Prompt::default(), Some(1));
+        slow.signed_in_session = Some(session(3, 1_000).id_hash.to_text());
+        assert!(slow.accepts_sign_in(&session(3, 1_000), UnixTime(5_000)));
+
+        let mut zero = request(Prompt::default(), Some(0));
+        assert!(
+            !zero.accepts_sign_in(&session(1, 1_100), now),
+            "max_age=0 is prompt=login"
+        );
+        zero.signed_in_session = Some(session(4, 1_100).id_hash.to_text());
+        assert!(zero.accepts_sign_in(&session(4, 1_100), UnixTime(1_101)));
     }
 
     #[test]

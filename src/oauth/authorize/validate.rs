@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::rejection::{AuthorizeError, AuthorizeRejection, Rejection};
 use super::request::{AuthorizationRequest, ResponseType};
 use crate::core::Core;
-use crate::domain::{ScopeSet, UnixTime, is_valid_client_id, printable};
+use crate::domain::{ScopeSet, is_valid_client_id, printable};
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::prompt::{self, Prompt};
 use crate::oauth::redirect::{self, RedirectMismatch};
@@ -26,7 +26,6 @@ pub const MAX_PARAMETER_BYTES: usize = 2048;
 pub async fn validate(
     core: &Core,
     params: &Params,
-    now: UnixTime,
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
     let client = known_client(core, params.get("client_id")).await?;
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
@@ -81,6 +80,17 @@ pub async fn validate(
         }
         target.mode = mode;
     }
+    // Request objects (Core §6) are not supported; saying so beats running the request
+    // without the parameters the object may carry.
+    for (name, code) in [
+        ("request", ErrorCode::RequestNotSupported),
+        ("request_uri", ErrorCode::RequestUriNotSupported),
+    ] {
+        if params.get(name).is_some() {
+            let error = OAuthError::new(code, format!("the `{name}` parameter is not supported"));
+            return Err(fail(&target, error));
+        }
+    }
     let checked = check(core, params, &client, response_type)
         .await
         .map_err(|error| fail(&target, error))?;
@@ -103,7 +113,7 @@ pub async fn validate(
         prompt: checked.prompt,
         max_age: checked.max_age,
         login_hint: checked.login_hint,
-        requested_at: now.0,
+        signed_in_session: None,
     };
     Ok((client, request))
 }

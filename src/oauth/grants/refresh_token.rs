@@ -120,10 +120,9 @@ pub fn parse(params: &Params) -> Result<Request, OAuthError> {
 /// token is for, but only one the grant covers; anything else is `invalid_target`. Naming
 /// none keeps the grant's.
 fn check_target(target: &TargetRequest, current: &RefreshToken) -> Result<(), OAuthError> {
-    if target.audience.is_none() && target.resource.is_none() {
+    let Some(named) = target.resolve(None)? else {
         return Ok(());
-    }
-    let named = target.resolve(None)?;
+    };
     if named == current.audience {
         Ok(())
     } else {
@@ -265,10 +264,7 @@ async fn narrowed(
             printable(wider)
         )));
     }
-    let api = cx
-        .core
-        .directory
-        .api(&current.audience)
+    let api = scope::api(cx.core, &current.audience)
         .await?
         .ok_or_else(|| {
             OAuthError::invalid_grant("the API of this refresh token no longer exists")

@@ -1,0 +1,234 @@
+//! OpenID Provider conformance (issue 12), one test per module of the OpenID Foundation's OP
+//! test plans, named after it. Each drives Valet as a stock relying party does: nothing but
+//! `client_id`, `redirect_uri`, `response_type`, `scope` (OpenID scopes only), `state` and
+//! `nonce`, from a client registered with no scopes and no APIs. Every ID token is checked
+//! as the suite checks it (signature against the JWKS, exact `iss`, `aud`, `nonce`, times).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use valet::domain::GrantType;
+
+use crate::harness::fixtures::{CALLBACK, NewClient, PASSWORD, STATE, ok_json, verify_with_jwks};
+use crate::harness::flow::{WebClient, location, redirect_params};
+use crate::harness::{CONTACTS, TestApp};
+use crate::store_tests;
+
+store_tests!(
+    oidcc_server,
+    oidcc_prompt_login,
+    oidcc_max_age_0_is_prompt_login,
+    oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported,
+    oidcc_config,
+    an_api_scope_without_an_audience_is_still_refused,
+);
+
+const NONCE: &str = "n-0S6_WzA2Mj";
+
+/// A confidential client as an operator registers a stock app: a name, a redirect URI,
+/// nothing else (the CLI's defaults: the code grant, no scopes, no APIs).
+async fn stock_client(app: &TestApp) -> WebClient {
+    let client = NewClient::web(CALLBACK, "")
+        .without_audience()
+        .grants(&[GrantType::AuthorizationCode, GrantType::RefreshToken]);
+    app.create_web_client(client).await
+}
+
+/// What a stock relying party sends for a sign-in, plus `extra`.
+fn stock_params<'a>(
+    client: &'a WebClient,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("scope", "openid profile email"),
+        ("state", STATE),
+        ("nonce", NONCE),
+    ];
+    params.extend_from_slice(extra);
+    params
+}
+
+/// `/authorize` through the login and consent pages as alice; the redirect's parameters.
+async fn sign_in(app: &TestApp, params: &[(&str, &str)]) -> HashMap<String, String> {
+    let response = app.authorize(params).await;
+    let mut response = if location(&response).starts_with("/login") {
+        let login = app.follow_to_page(response, "/login").await;
+        app.sign_in(&login, "alice", PASSWORD).await
+    } else {
+        response
+    };
+    if location(&response).starts_with("/consent") {
+        let consent = app.follow_to_page(response, "/consent").await;
+        response = app.decide(&consent, "allow").await;
+    }
+    let next = location(&response);
+    assert!(next.starts_with(CALLBACK), "back to the client, got {next}");
+    redirect_params(&next)
+}
+
+/// The ID token of a token response, verified as a relying party verifies it.
+async fn verified_id_token(app: &TestApp, client: &WebClient, body: &Value) -> Value {
+    let id_token = body["id_token"].as_str().expect("an id_token");
+    let (_, claims) = verify_with_jwks(app, id_token, &client.client_id).await;
+    assert_eq!(claims["iss"], app.base);
+    assert_eq!(claims["aud"], client.client_id.as_str());
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert!(iat < exp, "{claims}");
+    assert!(claims["auth_time"].as_i64().unwrap() <= iat, "{claims}");
+    claims
+}
+
+/// oidcc-server: the plain code flow of a stock client. The access token is for the UserInfo
+/// endpoint alone (SPEC §5): it reads the claims there, and an API's client that introspects
+/// it learns nothing.
+async fn oidcc_server(app: TestApp) {
+    let alice = app.create_alice().await;
+    app.create_contacts_api().await;
+    let client = stock_client(&app).await;
+    let redirect = sign_in(&app, &stock_params(&client, &[])).await;
+    assert_eq!(redirect["state"], STATE);
+    assert_eq!(redirect["iss"], app.base);
+    let body = ok_json(app.redeem(&client, &redirect["code"], None).await).await;
+
+    let claims = verified_id_token(&app, &client, &body).await;
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["nonce"], NONCE);
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(body["scope"], "email openid profile");
+
+    let access_token = body["access_token"].as_str().unwrap();
+    let userinfo = app.url("/userinfo");
+    let (_, access) = verify_with_jwks(&app, access_token, &userinfo).await;
+    assert_eq!(access["aud"], userinfo.as_str(), "{access}");
+    let response = app
+        .http
+        .get(&userinfo)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    let profile = ok_json(response).await;
+    assert_eq!(profile["sub"], alice.as_str());
+    assert_eq!(profile["email"], "alice@example.com");
+    let contacts = app.create_service_client("read:contacts").await;
+    app.assert_inactive(&contacts, access_token, "a UserInfo token, asked by an API")
+        .await;
+}
+
+/// oidcc-prompt-login: `prompt=login` always shows the login page, even right after a
+/// sign-in in the same second, and the new sign-in then completes the request.
+async fn oidcc_prompt_login(app: TestApp) {
+    app.create_alice().await;
+    let client = stock_client(&app).await;
+    sign_in(&app, &stock_params(&client, &[])).await;
+    let params = stock_params(&client, &[("prompt", "login")]);
+    let response = app.authorize(&params).await;
+    assert!(
+        location(&response).starts_with("/login"),
+        "asked to sign in again"
+    );
+    let redirect = sign_in(&app, &params).await;
+    let body = ok_json(app.redeem(&client, &redirect["code"], None).await).await;
+    verified_id_token(&app, &client, &body).await;
+}
+
+/// `max_age=0` is `prompt=login` (Core §3.1.2.1, errata): no sign-in made before the request,
+/// however recent, satisfies it.
+async fn oidcc_max_age_0_is_prompt_login(app: TestApp) {
+    app.create_alice().await;
+    let client = stock_client(&app).await;
+    sign_in(&app, &stock_params(&client, &[])).await;
+    let params = stock_params(&client, &[("max_age", "0")]);
+    let response = app.authorize(&params).await;
+    assert!(
+        location(&response).starts_with("/login"),
+        "max_age=0 asks again"
+    );
+    let redirect = sign_in(&app, &params).await;
+    assert!(redirect.contains_key("code"), "{redirect:?}");
+}
+
+/// oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported: request
+/// objects are refused with the codes Core §3.1.2.6 names, back at the client with `state`,
+/// before any page is shown.
+async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(
+    app: TestApp,
+) {
+    let client = stock_client(&app).await;
+    for (name, value, error) in [
+        (
+            "request",
+            "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.",
+            "request_not_supported",
+        ),
+        ("request_uri", "urn:example:x", "request_uri_not_supported"),
+    ] {
+        let response = app
+            .authorize(&stock_params(&client, &[(name, value)]))
+            .await;
+        assert_eq!(response.status(), 303, "{name}");
+        let next = location(&response);
+        assert!(next.starts_with(CALLBACK), "{name}: {next}");
+        let redirect = redirect_params(&next);
+        assert_eq!(redirect["error"], error);
+        assert_eq!(redirect["state"], STATE);
+    }
+}
+
+/// oidcc-config: discovery says what Valet supports, including what it does not (request
+/// objects), so that a relying party does not have to guess from defaults.
+async fn oidcc_config(app: TestApp) {
+    let discovery = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["issuer"], app.base);
+    let scopes: Vec<&str> = discovery["scopes_supported"]
+        .as_array()
+        .expect("scopes_supported")
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for scope in [
+        "openid",
+        "profile",
+        "email",
+        "address",
+        "phone",
+        "offline_access",
+    ] {
+        assert!(scopes.contains(&scope), "{scope} in {scopes:?}");
+    }
+    assert_eq!(discovery["request_parameter_supported"], false);
+    assert_eq!(discovery["request_uri_parameter_supported"], false);
+    assert_eq!(discovery["userinfo_endpoint"], app.url("/userinfo"));
+    for field in [
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "claims_supported",
+    ] {
+        assert!(discovery[field].is_array(), "{field}: {discovery}");
+    }
+}
+
+/// The UserInfo audience is for sign-ins only: an API scope with no API named is refused as
+/// before, and naming an API still works for a client allowed it.
+async fn an_api_scope_without_an_audience_is_still_refused(app: TestApp) {
+    app.create_alice().await;
+    app.create_contacts_api().await;
+    let client = app
+        .create_web_client(NewClient::web(CALLBACK, "read:contacts"))
+        .await;
+    let params = stock_params(&client, &[]);
+    let mut params: Vec<_> = params.into_iter().filter(|(k, _)| *k != "scope").collect();
+    params.push(("scope", "openid read:contacts"));
+    let response = app.authorize(&params).await;
+    let redirect = redirect_params(&location(&response));
+    assert_eq!(redirect["error"], "invalid_request", "{redirect:?}");
+    params.push(("audience", CONTACTS));
+    let redirect = sign_in(&app, &params).await;
+    assert!(redirect.contains_key("code"), "{redirect:?}");
+}
