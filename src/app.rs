@@ -28,6 +28,7 @@ use crate::oidc::discovery::Metadata;
 use crate::secret::{self, SecretSource};
 use crate::store::cache::Directory;
 use crate::store::{self, Api, StoreError};
+use crate::tokens::keys::JWKS_MAX_AGE;
 use crate::tokens::{KeyError, KeyRing};
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +177,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
     let store = store::connect(&settings).await?;
     store.migrate().await?;
     log_secret_source(&source);
+    warn_if_keys_activate_too_soon(&settings);
     let keys = KeyRing::open(
         store.clone(),
         server_keys.sealer.clone(),
@@ -207,6 +209,21 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
         directory,
         clock,
     }))
+}
+
+/// SPEC §3: a rotated key must be in every replica's JWKS, and then in every verifier's cached
+/// copy, before it signs; a shorter delay is allowed (tests, a single replica) but said.
+fn warn_if_keys_activate_too_soon(settings: &Settings) {
+    let keys = &settings.keys;
+    let needed = keys.reload_interval + JWKS_MAX_AGE;
+    if keys.activation_delay < needed {
+        tracing::warn!(
+            activation_delay = ?keys.activation_delay,
+            needed = ?needed,
+            "keys.activation_delay is shorter than keys.reload_interval + the JWKS max-age: \
+             verifiers may see tokens signed by a rotated key before they have the key"
+        );
+    }
 }
 
 /// A retired key stays in the JWKS while a token it signed may be alive (SPEC §5): replicas

@@ -16,11 +16,16 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make a new current key; the old one stays published until its tokens expire
+    /// Publish a new key that signs after keys.activation_delay; the old one stays
+    /// published until its tokens expire
     Rotate {
         /// Algorithm of the new key [default: tokens.signing_alg]
         #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
         alg: Option<String>,
+        /// Make the new key current at once (the old one may be compromised); verifiers
+        /// that cached the JWKS refetch it on the unknown kid
+        #[arg(long)]
+        now: bool,
         #[arg(long)]
         json: bool,
     },
@@ -41,26 +46,37 @@ pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
                             k.alg.clone(),
                             k.status.as_str().into(),
                             k.created_at.to_rfc3339(),
+                            k.activates_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                         ]
                     })
                     .collect();
-                output::table(&["KID", "ALG", "STATUS", "CREATED"], &table);
+                output::table(&["KID", "ALG", "STATUS", "CREATED", "ACTIVATES"], &table);
             }
             Ok(())
         }
-        KeysCommand::Rotate { alg, json } => {
+        KeysCommand::Rotate { alg, now, json } => {
             let alg = match alg {
                 Some(text) => SigningAlg::parse(&text)
                     .ok_or_else(|| CliError::invalid(format!("unknown --alg {text}")))?,
                 None => cx.settings.tokens.signing_alg,
             };
             let server_keys = cx.server_keys()?;
-            let key = keys::rotate(&cx.store, &server_keys.sealer, alg, super::now())
+            let started = super::now();
+            let activates_at = (!now).then(|| started.plus(cx.settings.keys.activation_delay));
+            let key = keys::rotate(&cx.store, &server_keys.sealer, alg, started, activates_at)
                 .await
                 .map_err(|e| CliError::Other(e.to_string()))?;
             audit::key_rotated(&key.kid, &key.alg);
             if json {
                 output::json(&key_json(&key));
+            } else if let Some(at) = key.activates_at {
+                println!(
+                    "new key {} ({}) published now; it signs from {} (servers publish it \
+                     within keys.reload_interval)",
+                    key.kid,
+                    key.alg,
+                    at.to_rfc3339()
+                );
             } else {
                 println!(
                     "new current key {} ({}); servers pick it up within keys.reload_interval",
@@ -73,10 +89,14 @@ pub async fn run(cx: &Context, command: KeysCommand) -> Result<(), CliError> {
 }
 
 fn key_json(key: &StoredKey) -> Value {
-    json!({
+    let mut object = json!({
         "kid": key.kid,
         "alg": key.alg,
         "status": key.status.as_str(),
         "created_at": key.created_at.to_rfc3339(),
-    })
+    });
+    if let (Some(at), Value::Object(map)) = (key.activates_at, &mut object) {
+        map.insert("activates_at".into(), json!(at.to_rfc3339()));
+    }
+    object
 }

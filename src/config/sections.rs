@@ -48,12 +48,14 @@ impl Default for TokensConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct KeysConfig {
     pub reload_interval: ConfigDuration,
+    pub activation_delay: ConfigDuration,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             reload_interval: ConfigDuration::secs(30),
+            activation_delay: ConfigDuration::secs(300),
         }
     }
 }

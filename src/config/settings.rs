@@ -87,6 +87,8 @@ pub struct TokenSettings {
 pub struct KeySettings {
     /// Longer than 0s.
     pub reload_interval: Duration,
+    /// How long a key from `keys rotate` is published before it signs (SPEC §2).
+    pub activation_delay: Duration,
 }
 
 /// `[clients]`.

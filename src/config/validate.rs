@@ -102,6 +102,7 @@ impl Config {
             tokens: self.tokens.settings(),
             keys: KeySettings {
                 reload_interval: self.keys.reload_interval.0,
+                activation_delay: self.keys.activation_delay.0,
             },
             clients: ClientSettings {
                 cache_ttl: self.clients.cache_ttl.0,

@@ -121,8 +121,12 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Insert the first current key; `Conflict` if another process got there first.
     async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
-    /// Retire the current key and make `key` current, atomically.
+    /// Add `key` in one transaction: a `current` key retires the current one; either kind
+    /// retires a `next` key still waiting (a newer rotation replaces it).
     async fn rotate_signing_key(&self, key: &StoredKey, now: UnixTime) -> Result<(), StoreError>;
+    /// Make the latest due `next` key current and retire the current one, atomically; true
+    /// if this call did (false when none is due or another replica did it first).
+    async fn activate_due_signing_key(&self, now: UnixTime) -> Result<bool, StoreError>;
 
     /// A user's authorization of a client: codes, refresh families and tokens carry its id.
     async fn insert_grant(

@@ -86,6 +86,8 @@ pub struct Api {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
+    /// Published, not yet signing: it becomes current at its `activates_at`.
+    Next,
     Current,
     Retired,
 }
@@ -93,6 +95,7 @@ pub enum KeyStatus {
 impl KeyStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            KeyStatus::Next => "next",
             KeyStatus::Current => "current",
             KeyStatus::Retired => "retired",
         }
@@ -109,6 +112,8 @@ pub struct StoredKey {
     pub public_jwk: String,
     pub created_at: UnixTime,
     pub retired_at: Option<UnixTime>,
+    /// When a `next` key becomes current.
+    pub activates_at: Option<UnixTime>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -239,6 +244,7 @@ pub(super) struct KeyRow {
     pub public_jwk: String,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+    pub activates_at: Option<i64>,
 }
 
 impl TryFrom<KeyRow> for StoredKey {
@@ -246,6 +252,7 @@ impl TryFrom<KeyRow> for StoredKey {
 
     fn try_from(row: KeyRow) -> Result<Self, StoreError> {
         let status = match row.status.as_str() {
+            "next" => KeyStatus::Next,
             "current" => KeyStatus::Current,
             "retired" => KeyStatus::Retired,
             other => {
@@ -262,6 +269,7 @@ impl TryFrom<KeyRow> for StoredKey {
             public_jwk: row.public_jwk,
             created_at: UnixTime(row.created_at),
             retired_at: row.retired_at.map(UnixTime),
+            activates_at: row.activates_at.map(UnixTime),
         })
     }
 }

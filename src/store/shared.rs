@@ -282,15 +282,48 @@ macro_rules! impl_store {
                 now: UnixTime,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                sqlx::query(sql::RETIRE_CURRENT_KEY)
+                sqlx::query(sql::RETIRE_NEXT_KEYS)
                     .bind(now.0)
                     .execute(&mut *tx)
                     .await?;
+                if key.status == KeyStatus::Current {
+                    sqlx::query(sql::RETIRE_CURRENT_KEY)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 bind_key(sqlx::query(sql::INSERT_KEY), key)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn activate_due_signing_key(&self, now: UnixTime) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let due = sqlx::query_scalar::<_, String>(sql::DUE_NEXT_KEY)
+                    .bind(now.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(kid) = due else {
+                    return Ok(false);
+                };
+                sqlx::query(sql::RETIRE_CURRENT_KEY)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let promoted = sqlx::query(sql::PROMOTE_KEY)
+                    .bind(&kid)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !promoted {
+                    // Another replica promoted it first; its transaction stands.
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn insert_grant(
@@ -801,6 +834,7 @@ macro_rules! impl_store {
                 .bind(&key.public_jwk)
                 .bind(key.created_at.0)
                 .bind(key.retired_at.map(|t| t.0))
+                .bind(key.activates_at.map(|t| t.0))
         }
     };
 }

@@ -99,12 +99,22 @@ pub const SELECT_APIS: &str =
     "SELECT identifier, name, scopes, created_at FROM apis ORDER BY identifier";
 pub const DELETE_API: &str = "DELETE FROM apis WHERE identifier = $1";
 
-pub const SELECT_KEYS: &str = "SELECT kid, alg, status, private_key, public_jwk, created_at, retired_at FROM signing_keys \
-     ORDER BY CASE status WHEN 'current' THEN 0 ELSE 1 END, created_at DESC, kid";
-pub const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, alg, status, private_key, public_jwk, created_at, retired_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const SELECT_KEYS: &str = "SELECT kid, alg, status, private_key, public_jwk, created_at, retired_at, activates_at \
+     FROM signing_keys ORDER BY CASE status WHEN 'current' THEN 0 WHEN 'next' THEN 1 ELSE 2 END, created_at DESC, kid";
+pub const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, alg, status, private_key, public_jwk, created_at, retired_at, activates_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub const RETIRE_CURRENT_KEY: &str =
     "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'current'";
+/// A `next` key that a newer rotation replaces never signed anything; it is retired (and
+/// stays published a while, harmlessly) rather than deleted from under a cached JWKS.
+pub const RETIRE_NEXT_KEYS: &str =
+    "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE status = 'next'";
+/// The latest `next` key that is due; `$1` is now.
+pub const DUE_NEXT_KEY: &str = "SELECT kid FROM signing_keys WHERE status = 'next' AND activates_at <= $1 \
+     ORDER BY activates_at DESC, kid LIMIT 1";
+/// Promote a due `next` key; conditional, so of two replicas promoting at once one does.
+pub const PROMOTE_KEY: &str =
+    "UPDATE signing_keys SET status = 'current' WHERE kid = $1 AND status = 'next'";
 
 macro_rules! code_columns {
     () => {

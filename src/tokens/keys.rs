@@ -4,6 +4,12 @@
 //! Keys are parsed once into aws-lc-rs key pairs and held: rebuilding a key object for every
 //! signature costs about three times as much on RSA. Nothing on a request path reads the store
 //! for keys; a background task reloads them every `keys.reload_interval`.
+//!
+//! A rotation publishes its key before it signs (SPEC §2): `keys rotate` stores a `next` key,
+//! which every replica puts in the JWKS at its next reload, and the first reload after its
+//! `activates_at` makes it current (one conditional write in the store, whichever replica
+//! gets there first). Resource servers that cache the JWKS thus hold the key before the first
+//! token signed with it arrives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +29,10 @@ use crate::crypto::KeySealer;
 use crate::crypto::aead::SealError;
 use crate::domain::{SigningAlg, UnixTime};
 use crate::store::{KeyStatus, SharedStore, StoreError, StoredKey};
+
+/// How long verifiers may cache the JWKS (its `Cache-Control: max-age`). A key must be
+/// published at least this long, plus a reload, before it signs: see `keys.activation_delay`.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -246,6 +256,7 @@ impl KeyRing {
         now: UnixTime,
     ) -> Result<Self, KeyError> {
         ensure_current_key(&store, &sealer, alg, now).await?;
+        store.activate_due_signing_key(now).await?;
         let loader = KeyLoader {
             sealer,
             publish_retired_for,
@@ -267,8 +278,11 @@ impl KeyRing {
         }
     }
 
-    /// Re-read the store; cheap when nothing changed.
+    /// Activate a due `next` key, then re-read the store; cheap when nothing changed.
     pub async fn reload(&self, now: UnixTime) -> Result<(), KeyError> {
+        if self.store.activate_due_signing_key(now).await? {
+            tracing::info!("a published next signing key is now current");
+        }
         let rows = self.store.signing_keys().await?;
         let live = self.loader.live(&rows, now);
         if self.current().fingerprint == fingerprint(&live) {
@@ -288,7 +302,8 @@ fn fingerprint(live: &[&StoredKey]) -> Vec<(String, KeyStatus)> {
 }
 
 impl KeyLoader {
-    /// The rows whose keys are published now: the current key and recently retired ones.
+    /// The rows whose keys are published now: the current key, a next one, and recently
+    /// retired ones.
     fn live<'a>(&self, rows: &'a [StoredKey], now: UnixTime) -> Vec<&'a StoredKey> {
         rows.iter()
             .filter(|r| self.still_published(r, now))
@@ -327,7 +342,7 @@ impl KeyLoader {
 
     fn still_published(&self, row: &StoredKey, now: UnixTime) -> bool {
         match (row.status, row.retired_at) {
-            (KeyStatus::Current, _) => true,
+            (KeyStatus::Current | KeyStatus::Next, _) => true,
             (KeyStatus::Retired, Some(retired)) => retired.plus(self.publish_retired_for) > now,
             (KeyStatus::Retired, None) => false,
         }
@@ -401,6 +416,7 @@ pub fn new_stored_key(
         public_jwk: key.public_jwk().to_string(),
         created_at: now,
         retired_at: None,
+        activates_at: None,
     })
 }
 
@@ -427,14 +443,21 @@ pub async fn ensure_current_key(
     }
 }
 
-/// `valet keys rotate`: a new current key; the old one is retired but stays published.
+/// `valet keys rotate`: a new key, current at `activates_at` (published as `next` until then)
+/// or at once when that is `None` (`--now`, for a compromised key). The key it replaces is
+/// retired and stays published while tokens it signed may live.
 pub async fn rotate(
     store: &SharedStore,
     sealer: &KeySealer,
     alg: SigningAlg,
     now: UnixTime,
+    activates_at: Option<UnixTime>,
 ) -> Result<StoredKey, KeyError> {
-    let key = new_stored_key(sealer, alg, now)?;
+    let mut key = new_stored_key(sealer, alg, now)?;
+    if let Some(at) = activates_at.filter(|at| *at > now) {
+        key.status = KeyStatus::Next;
+        key.activates_at = Some(at);
+    }
     store.rotate_signing_key(&key, now).await?;
     Ok(key)
 }
@@ -483,8 +506,10 @@ mod tests {
             public_jwk: "{}".into(),
             created_at: UnixTime(0),
             retired_at,
+            activates_at: None,
         };
         assert!(loader.still_published(&row(KeyStatus::Current, None), UnixTime(1_000_000)));
+        assert!(loader.still_published(&row(KeyStatus::Next, None), UnixTime(0)));
         let retired = row(KeyStatus::Retired, Some(UnixTime(1000)));
         assert!(
             loader.still_published(&retired, UnixTime(1099)),

@@ -8,9 +8,79 @@ use crate::store_tests;
 
 store_tests!(
     rotation_keeps_old_tokens_verifiable,
+    rotation_publishes_the_next_key_before_it_signs,
     keys_are_sealed_at_rest
 );
 
+/// The kids of the published JWKS.
+async fn published(app: &TestApp) -> Vec<String> {
+    let jwks: serde_json::Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// SPEC §2: `keys rotate` publishes a `next` key at once and signs with it only from
+/// `activates_at` (now + `keys.activation_delay`), so a verifier that cached the JWKS in
+/// between already holds it; meanwhile tokens are signed with the old key.
+async fn rotation_publishes_the_next_key_before_it_signs(app: TestApp) {
+    app.create_contacts_api().await;
+    let service = app.create_service_client("read:contacts").await;
+    let old_kid = kid(&app.service_token(&service, CONTACTS).await);
+
+    let rotated = app.cli_json(&["keys", "rotate", "--json"]).await;
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["status"], "next");
+    let activates_at = rotated["activates_at"].as_str().expect("activates_at");
+    assert!(activates_at.ends_with('Z'), "{activates_at}");
+    app.state.keys.reload(app.clock.now()).await.unwrap();
+
+    // Published before use: a verifier that fetches the JWKS now has both keys...
+    let jwks = published(&app).await;
+    assert!(
+        jwks.contains(&old_kid) && jwks.contains(&new_kid),
+        "{jwks:?}"
+    );
+    // ...and the tokens it sees are still signed with the old one.
+    let token = app.service_token(&service, CONTACTS).await;
+    assert_eq!(kid(&token), old_kid, "the next key does not sign yet");
+    let listed = app.cli_json(&["keys", "list", "--json"]).await;
+    let statuses: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [(old_kid.as_str(), "current"), (new_kid.as_str(), "next")]
+    );
+
+    // At activates_at (the default delay, 5 minutes) the next reload makes it current.
+    app.advance(Duration::from_secs(301));
+    app.state.keys.reload(app.clock.now()).await.unwrap();
+    let token = app.service_token(&service, CONTACTS).await;
+    assert_eq!(kid(&token), new_kid, "the new key signs from activates_at");
+    verify_with_jwks(&app, &token, CONTACTS).await;
+    assert!(
+        published(&app).await.contains(&old_kid),
+        "the old key stays published"
+    );
+    let listed = app.cli_json(&["keys", "list", "--json"]).await;
+    assert_eq!(listed[0]["kid"], new_kid.as_str());
+    assert_eq!(listed[0]["status"], "current");
+    assert_eq!(listed[1]["status"], "retired");
+}
+
+/// `keys rotate --now` (a compromised key): the new key signs at once.
 async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     app.create_contacts_api().await;
     let service = app.create_service_client("read:contacts").await;
@@ -18,7 +88,7 @@ async fn rotation_keeps_old_tokens_verifiable(app: TestApp) {
     let old_kid = kid(&before);
 
     let rotated = app
-        .cli_json(&["keys", "rotate", "--alg", "ES256", "--json"])
+        .cli_json(&["keys", "rotate", "--now", "--alg", "ES256", "--json"])
         .await;
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, old_kid);

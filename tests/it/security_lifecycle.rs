@@ -490,7 +490,7 @@ async fn retired_keys_stay_published_while_id_tokens_live(backend: Backend) {
     };
     let old = kids().await;
     assert_eq!(old.len(), 1);
-    app.cli_ok(&["keys", "rotate"]).await;
+    app.cli_ok(&["keys", "rotate", "--now"]).await;
     reload().await;
     assert_eq!(kids().await.len(), 2);
 

@@ -575,6 +575,7 @@ backend_tests!(
     parallel_consent_saves_never_conflict,
     parallel_revocations_of_one_access_token_never_conflict,
     parallel_key_rotations_leave_one_current_key,
+    parallel_activations_promote_the_next_key_once,
 );
 
 async fn parallel_consent_saves_never_conflict(backend: Backend) {
@@ -664,4 +665,35 @@ async fn parallel_key_rotations_leave_one_current_key(backend: Backend) {
         .filter(|k| k.status == KeyStatus::Current)
         .count();
     assert_eq!(current, 1);
+}
+
+/// Every replica's key reload tries to promote a due `next` key: of many at once, exactly one
+/// does, and exactly one key is current afterwards (the promoted one).
+async fn parallel_activations_promote_the_next_key_once(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let alg = core.settings.tokens.signing_alg;
+    let mut next = valet::tokens::keys::new_stored_key(&core.server_keys.sealer, alg, now).unwrap();
+    next.status = KeyStatus::Next;
+    next.activates_at = Some(now);
+    core.store.rotate_signing_key(&next, now).await.unwrap();
+
+    let activations = race(TASKS, |_| {
+        let store = core.store.clone();
+        async move { store.activate_due_signing_key(now).await.unwrap() }
+    })
+    .await;
+
+    assert_eq!(
+        activations.iter().filter(|a| **a).count(),
+        1,
+        "{activations:?}"
+    );
+    let keys = core.store.signing_keys().await.unwrap();
+    let current: Vec<_> = keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Current)
+        .map(|k| k.kid.as_str())
+        .collect();
+    assert_eq!(current, [next.kid.as_str()]);
 }

@@ -236,7 +236,7 @@ pub async fn create_service_client(core: &Core, scope: &str) -> Creds {
 /// kid. Servers sign with it from their next key reload.
 pub async fn rotate_signing_key(core: &Core, alg: SigningAlg) -> String {
     let sealer = &core.server_keys.sealer;
-    let key = valet::tokens::keys::rotate(&core.store, sealer, alg, core.clock.now()).await;
+    let key = valet::tokens::keys::rotate(&core.store, sealer, alg, core.clock.now(), None).await;
     key.expect("rotate the signing key").kid
 }
 
