@@ -24,6 +24,7 @@ use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
 use crate::metrics::Metrics;
 use crate::oauth::metadata::USERINFO_PATH;
+use crate::oidc::backchannel;
 use crate::oidc::discovery::Metadata;
 use crate::secret::{self, SecretSource};
 use crate::store::cache::Directory;
@@ -113,6 +114,10 @@ impl App {
             state.settings.clone(),
             state.clock.clone(),
         ));
+        let logouts = tokio::spawn(backchannel::run(
+            state.core.clone(),
+            BACKCHANNEL_POLL_INTERVAL,
+        ));
         self.announce().await;
         let router = router(state.clone());
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
@@ -147,6 +152,7 @@ impl App {
         }
         reloader.abort();
         janitor.abort();
+        logouts.abort();
         Ok(())
     }
 
@@ -210,6 +216,10 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
         clock,
     }))
 }
+
+/// How often each replica looks for logout tokens to deliver: a session's clients hear of
+/// its end within about this long.
+const BACKCHANNEL_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// SPEC §3: a rotated key must be in every replica's JWKS, and then in every verifier's cached
 /// copy, before it signs; a shorter delay is allowed (tests, a single replica) but said.

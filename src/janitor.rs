@@ -56,6 +56,7 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
         Purge::LoginFailures => before(settings.login.failure_window),
         Purge::PendingRequests
         | Purge::Sessions
+        | Purge::SessionClients
         | Purge::RefreshTokens
         | Purge::RevokedAccessTokens => now,
     }

@@ -8,7 +8,7 @@ use crate::audit;
 use crate::crypto::random_token;
 use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType, is_valid_client_id};
 use crate::oauth::redirect;
-use crate::store::{Client, StoreError};
+use crate::store::{Client, ClientLogout, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -93,6 +93,18 @@ pub struct ClientFields {
     /// JavaScript (CORS; repeat or comma-separate)
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Where the end-session endpoint may send the browser after sign-out, matched exactly
+    /// (RP-Initiated Logout; repeat or comma-separate)
+    #[arg(
+        long = "post-logout-redirect-uri",
+        value_name = "URI",
+        value_delimiter = ','
+    )]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Where logout tokens are posted when a session this client signed in through ends
+    /// (Back-Channel Logout; https, or http on a loopback host; "" removes it)
+    #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
     /// A public client (no secret, PKCE required): a browser or mobile app
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     public: Option<bool>,
@@ -173,6 +185,7 @@ async fn create(
         audiences: vec![],
         allowed_origins: vec![],
         first_party: false,
+        logout: ClientLogout::default(),
         created_at: now,
         updated_at: now,
     };
@@ -307,6 +320,22 @@ async fn apply(
         }
         client.allowed_origins = origins;
     }
+    if let Some(uris) = fields.post_logout_redirect_uris {
+        let uris: Vec<String> = uris.into_iter().filter(|u| !u.is_empty()).collect();
+        for uri in &uris {
+            redirect::validate_registration(uri)
+                .map_err(|e| CliError::invalid(format!("--post-logout-redirect-uri: {e}")))?;
+        }
+        client.logout.post_logout_redirect_uris = uris;
+    }
+    if let Some(uri) = fields.backchannel_logout_uri {
+        if !uri.is_empty() && !is_backchannel_uri(&uri) {
+            return Err(CliError::invalid(format!(
+                "--backchannel-logout-uri `{uri}` must be an absolute https URI without a fragment (http only on a loopback host)"
+            )));
+        }
+        client.logout.backchannel_logout_uri = Some(uri).filter(|u| !u.is_empty());
+    }
     if let Some(first_party) = fields.first_party {
         client.first_party = first_party;
     }
@@ -314,6 +343,18 @@ async fn apply(
         client.secret_hash = None;
     }
     Ok(fields.public)
+}
+
+/// Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, reached server to server
+/// with the logout token in it, so https (plain http only to this machine).
+fn is_backchannel_uri(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
+        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
 }
 
 /// Rules that involve several fields at once.
@@ -357,7 +398,13 @@ pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
         "audiences": client.audiences,
         "allowed_origins": client.allowed_origins,
         "first_party": client.first_party,
+        "post_logout_redirect_uris": client.logout.post_logout_redirect_uris,
     });
+    if let (Some(uri), Value::Object(map)) = (&client.logout.backchannel_logout_uri, &mut value) {
+        map.insert("backchannel_logout_uri".into(), json!(uri));
+        // Back-Channel Logout 1.0 §2.2: Valet's logout tokens always carry `sid`.
+        map.insert("backchannel_logout_session_required".into(), json!(true));
+    }
     if let (Some(secret), Value::Object(map)) = (secret, &mut value) {
         map.insert("client_secret".into(), json!(secret));
         // RFC 7591: 0 means the secret does not expire.
@@ -395,6 +442,18 @@ fn print_client(client: &Client, secret: Option<&str>, json: bool) {
             },
         ),
         ("audiences", output::list(&client.audiences)),
+        (
+            "post-logout uris",
+            output::list(&client.logout.post_logout_redirect_uris),
+        ),
+        (
+            "backchannel logout",
+            client
+                .logout
+                .backchannel_logout_uri
+                .clone()
+                .unwrap_or_else(|| "-".into()),
+        ),
         (
             "first party",
             if client.first_party {

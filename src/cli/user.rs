@@ -157,7 +157,10 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
             Ok(())
         }
         UserCommand::Delete { username } => {
-            found(cx.store.delete_user(&username).await?, &username)?;
+            found(
+                cx.store.delete_user(&username, super::now()).await?,
+                &username,
+            )?;
             println!("deleted {username}");
             Ok(())
         }

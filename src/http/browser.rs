@@ -123,6 +123,16 @@ pub async fn posted_form(
     let fields = extract::oauth_form(headers, body, state.settings.http.body_limit)
         .await
         .map_err(|_| PageError::bad_form())?;
+    checked_form(state, headers, fields, purpose)
+}
+
+/// [`posted_form`] for fields already read.
+pub fn checked_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: Params,
+    purpose: FormPurpose,
+) -> Result<PostedForm, PageError> {
     let csrf_cookie = cookie(headers, csrf_cookie_name(state.settings.https())).unwrap_or_default();
     let binding = fields.get("request").unwrap_or("");
     let posted = fields.get("csrf").unwrap_or("");

@@ -8,6 +8,7 @@ use crate::login::sign_in::SignInError;
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizeRejection;
 use crate::oauth::redirect::RedirectMismatch;
+use crate::oidc::end_session::EndSessionError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,18 @@ impl PageError {
             "Something went wrong",
             "The service hit an unexpected error. Please try again later.",
         )
+    }
+}
+
+/// An app's sign-out request that is refused: shown, never redirected.
+impl From<EndSessionError> for PageError {
+    fn from(error: EndSessionError) -> Self {
+        PageError::new(
+            400,
+            "The app's sign-out request is not valid",
+            "The app that sent you here asked to sign you out in a way this service does not accept. You have not been signed out.",
+        )
+        .detail(error.to_string())
     }
 }
 

@@ -145,6 +145,10 @@ pub struct LogoutView {
     pub csrf: String,
     /// `None` when nobody is signed in.
     pub username: Option<String>,
+    /// The app that asked for the sign-out (RP-Initiated Logout), if one did.
+    pub client_name: Option<String>,
+    /// Its request, carried through the form unchanged (the CSRF token is bound to it).
+    pub request: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -457,10 +461,14 @@ fn sample_pages() -> Vec<Page> {
         Page::Logout(LogoutView {
             csrf: text("csrf"),
             username: Some(text("alice")),
+            client_name: None,
+            request: String::new(),
         }),
         Page::Logout(LogoutView {
             csrf: text("csrf"),
             username: None,
+            client_name: None,
+            request: String::new(),
         }),
         Page::SignedOut,
         Page::Error(ErrorView {
@@ -534,6 +542,8 @@ mod tests {
             Page::Logout(LogoutView {
                 csrf: "csrf-1".into(),
                 username: Some("alice".into()),
+                client_name: None,
+                request: String::new(),
             }),
             Page::SignedOut,
             Page::Error(ErrorView {
@@ -725,6 +735,8 @@ mod tests {
             let page = Page::Logout(LogoutView {
                 csrf: "csrf-9".into(),
                 username: username.map(str::to_owned),
+                client_name: None,
+                request: String::new(),
             });
             let (_, _, body) = render(&pages, page).await;
             let forms = tags(&body, "form");

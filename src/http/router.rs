@@ -12,7 +12,8 @@ use super::endpoints::{
 use super::{cors, middleware};
 use crate::http::state::AppState;
 use crate::oauth::metadata::{
-    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    AUTHORIZE_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH,
+    USERINFO_PATH,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -52,7 +53,10 @@ pub fn router(state: AppState) -> Router {
             "/consent",
             get(consent::consent_get).post(consent::consent_post),
         )
-        .route("/logout", get(logout::logout_get).post(logout::logout_post))
+        .route(
+            END_SESSION_PATH,
+            get(logout::logout_get).post(logout::logout_post),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::crypto::{SecretError, SecretHasher, random_token};
+use crate::crypto::{SecretError, SecretHash, SecretHasher, random_token};
 use crate::domain::UnixTime;
 use crate::store::{Session, SharedStore, StoreError, User};
 
@@ -64,6 +64,13 @@ pub async fn end(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     store.end_session(&hasher.hash(cookie_value), now).await
+}
+
+/// The `sid` of ID and logout tokens for the session whose stored hash is `hash`: derived
+/// with the server key, so it names the session without revealing anything that opens it,
+/// and every replica computes the same one.
+pub fn sid(hasher: &SecretHasher, hash: &SecretHash) -> String {
+    hasher.hash(&format!("sid:{}", hash.to_text())).to_text()
 }
 
 fn new_session(

@@ -4,11 +4,13 @@
 use serde::Serialize;
 
 use crate::core::Core;
+use crate::crypto::SecretHash;
 use crate::domain::{ScopeSet, UnixTime};
+use crate::login::session;
 use crate::oauth::OAuthError;
-use crate::store::Client;
+use crate::store::{Client, SessionClient};
 use crate::tokens::access::{self, Bearer, IssuedAccessToken};
-use crate::tokens::id_token::{self, Authentication, IdTokenGrant};
+use crate::tokens::id_token::{self, Authentication, IdTokenGrant, SessionId};
 
 /// What every grant's `exchange` may read.
 pub struct TokenContext<'a> {
@@ -51,6 +53,14 @@ impl TokenResponse {
     }
 }
 
+/// The session an ID token names, from its stored hash.
+pub fn session_id<'a>(core: &Core, hash: Option<&'a SecretHash>) -> Option<SessionId<'a>> {
+    hash.map(|hash| SessionId {
+        hash,
+        sid: session::sid(&core.server_keys.hasher, hash),
+    })
+}
+
 /// Sign an access token with the current in-memory key: the last step of every grant.
 pub fn sign_access_token(
     core: &Core,
@@ -69,17 +79,31 @@ pub fn sign_access_token(
 }
 
 /// Sign an ID token for `client_id` with the current key and `tokens.id_token_ttl`.
-pub fn sign_id_token(
+pub async fn sign_id_token(
     core: &Core,
-    client_id: &str,
+    client: &Client,
     access_token: Option<&str>,
     signed_in: Authentication<'_>,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
+    if let (Some(session), Some(_)) = (&signed_in.session, &client.logout.backchannel_logout_uri) {
+        // Back-Channel Logout: this client is to hear when the session ends.
+        let entry = SessionClient {
+            session_hash: session.hash.clone(),
+            client_id: client.client_id.clone(),
+            sid: session.sid.clone(),
+            user_id: signed_in.user.id.clone(),
+            expires_at: signed_in
+                .auth_time
+                .plus(core.settings.login.session_ttl)
+                .max(now),
+        };
+        core.store.insert_session_client(&entry).await?;
+    }
     let keys = core.keys.current();
     let grant = IdTokenGrant {
         issuer: core.settings.issuer_str(),
-        client_id,
+        client_id: &client.client_id,
         ttl: core.settings.tokens.id_token_ttl,
         access_token,
     };

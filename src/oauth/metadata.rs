@@ -15,6 +15,8 @@ pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 pub const USERINFO_PATH: &str = "/userinfo";
+/// The end-session endpoint (RP-Initiated Logout) is the sign-out page itself.
+pub const END_SESSION_PATH: &str = "/logout";
 
 /// RFC 8414 §2; OpenID Connect adds its part in `oidc::discovery`.
 pub fn oauth_document(settings: &Settings) -> Value {

@@ -245,6 +245,7 @@ mod tests {
             audiences: vec!["https://api".into()],
             allowed_origins: vec![],
             first_party: false,
+            logout: Default::default(),
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
         }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::config::Settings;
-use crate::oauth::metadata::{USERINFO_PATH, oauth_document};
+use crate::oauth::metadata::{END_SESSION_PATH, USERINFO_PATH, oauth_document};
 use crate::oauth::scope::OPENID_SCOPES;
 use crate::tokens::id_token::{CLAIMS_SUPPORTED, ID_TOKEN_CLAIMS};
 
@@ -41,6 +41,9 @@ fn openid_document(settings: &Settings, mut document: Value) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
+        "end_session_endpoint": settings.endpoint(END_SESSION_PATH),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     if let (Some(document), Value::Object(added)) = (document.as_object_mut(), added) {
         document.extend(added);

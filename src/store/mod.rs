@@ -19,8 +19,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
 pub use records::{
-    Api, AuthorizationCode, Client, Consent, KeyStatus, PendingRequest, Redeemed, RefreshToken,
-    Session, StoredKey, User,
+    Api, AuthorizationCode, Client, ClientLogout, Consent, KeyStatus, LogoutDelivery,
+    PendingRequest, Redeemed, RefreshToken, Session, SessionClient, StoredKey, User,
 };
 pub use sqlite::SqliteStore;
 
@@ -109,8 +109,9 @@ pub trait Store: Send + Sync + 'static {
         disabled: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
-    /// Delete the user with their sessions, consents, grants, codes and refresh tokens.
-    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// Delete the user with their sessions, consents, grants, codes and refresh tokens,
+    /// queueing the back-channel logouts of the sessions.
+    async fn delete_user(&self, username: &str, now: UnixTime) -> Result<bool, StoreError>;
 
     async fn insert_api(&self, api: &Api) -> Result<(), StoreError>;
     async fn api(&self, identifier: &str) -> Result<Option<Api>, StoreError>;
@@ -195,6 +196,26 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<Option<Session>, StoreError>;
     async fn end_session(&self, id_hash: &SecretHash, now: UnixTime) -> Result<bool, StoreError>;
+    /// Remember that `entry.client_id` got an ID token in a session, so that it is sent a
+    /// logout token when the session ends (see `end_session`).
+    async fn insert_session_client(&self, entry: &SessionClient) -> Result<(), StoreError>;
+    /// Logout tokens due for delivery at `now`, at most `limit`.
+    async fn due_logout_deliveries(
+        &self,
+        now: UnixTime,
+        limit: i64,
+    ) -> Result<Vec<LogoutDelivery>, StoreError>;
+    /// Take a due delivery until `lease_until`, counting the attempt; false if another
+    /// replica took it first.
+    async fn claim_logout_delivery(
+        &self,
+        id: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn retry_logout_delivery(&self, id: &str, at: UnixTime) -> Result<(), StoreError>;
+    /// Delivered, or given up on.
+    async fn delete_logout_delivery(&self, id: &str) -> Result<(), StoreError>;
 
     async fn consent(
         &self,
@@ -278,10 +299,11 @@ pub enum Purge {
     Grants,
     RevokedAccessTokens,
     LoginFailures,
+    SessionClients,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 7] = [
+    pub const ALL: [Purge; 8] = [
         Purge::AuthorizationCodes,
         Purge::PendingRequests,
         Purge::Sessions,
@@ -289,6 +311,7 @@ impl Purge {
         Purge::Grants,
         Purge::RevokedAccessTokens,
         Purge::LoginFailures,
+        Purge::SessionClients,
     ];
 
     pub fn table(self) -> &'static str {
@@ -300,6 +323,7 @@ impl Purge {
             Purge::Grants => "grants",
             Purge::RevokedAccessTokens => "revoked_access_tokens",
             Purge::LoginFailures => "login_failures",
+            Purge::SessionClients => "session_clients",
         }
     }
 }

@@ -21,8 +21,18 @@ pub struct Client {
     pub audiences: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub first_party: bool,
+    pub logout: ClientLogout,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+}
+
+/// Where a client hears of sign-outs (OpenID Connect RP-Initiated and Back-Channel Logout).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientLogout {
+    /// Where `end_session_endpoint` may send the browser back to; matched exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are posted when a session the client got an ID token in ends.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -138,6 +148,8 @@ pub(super) struct ClientRow {
     pub first_party: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub post_logout_redirect_uris: String,
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -155,6 +167,13 @@ impl TryFrom<ClientRow> for Client {
             audiences: from_json("audiences", &row.audiences)?,
             allowed_origins: from_json("allowed_origins", &row.allowed_origins)?,
             first_party: row.first_party,
+            logout: ClientLogout {
+                post_logout_redirect_uris: from_json(
+                    "post_logout_redirect_uris",
+                    &row.post_logout_redirect_uris,
+                )?,
+                backchannel_logout_uri: row.backchannel_logout_uri,
+            },
             created_at: UnixTime(row.created_at),
             updated_at: UnixTime(row.updated_at),
         })
@@ -168,6 +187,7 @@ pub(super) struct ClientColumns {
     pub scope: String,
     pub audiences: String,
     pub allowed_origins: String,
+    pub post_logout_redirect_uris: String,
 }
 
 impl From<&Client> for ClientColumns {
@@ -178,6 +198,7 @@ impl From<&Client> for ClientColumns {
             scope: client.scope.to_string(),
             audiences: to_json(&client.audiences),
             allowed_origins: to_json(&client.allowed_origins),
+            post_logout_redirect_uris: to_json(&client.logout.post_logout_redirect_uris),
         }
     }
 }
@@ -451,6 +472,10 @@ pub struct RefreshToken {
     pub audience: String,
     /// The code the family came from, for the authorization code grant.
     pub code_hash: Option<SecretHash>,
+    /// The browser session the family was signed in through, and when: a refresh issues its
+    /// ID token with them (`None` for the password grant, which has no session).
+    pub session_hash: Option<SecretHash>,
+    pub auth_time: Option<UnixTime>,
     pub issued_at: UnixTime,
     /// Idle expiry of this token.
     pub expires_at: UnixTime,
@@ -473,6 +498,8 @@ pub(super) struct RefreshRow {
     pub scope: String,
     pub audience: Option<String>,
     pub code_hash: Option<Vec<u8>>,
+    pub session_hash: Option<Vec<u8>>,
+    pub auth_time: Option<i64>,
     pub issued_at: i64,
     pub expires_at: i64,
     pub family_expires_at: i64,
@@ -496,6 +523,8 @@ impl TryFrom<RefreshRow> for RefreshToken {
                 .map_err(|e| StoreError::Internal(format!("corrupt scope: {e}")))?,
             audience: row.audience.unwrap_or_default(),
             code_hash: row.code_hash.map(SecretHash),
+            session_hash: row.session_hash.map(SecretHash),
+            auth_time: row.auth_time.map(UnixTime),
             issued_at: UnixTime(row.issued_at),
             expires_at: UnixTime(row.expires_at),
             family_expires_at: UnixTime(row.family_expires_at),
@@ -504,4 +533,26 @@ impl TryFrom<RefreshRow> for RefreshToken {
             grant_revoked: row.grant_revoked,
         })
     }
+}
+
+/// A client that got an ID token in a session, to be told when the session ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionClient {
+    pub session_hash: SecretHash,
+    pub client_id: String,
+    /// The `sid` of its ID tokens.
+    pub sid: String,
+    pub user_id: String,
+    pub expires_at: UnixTime,
+}
+
+/// A logout token waiting to be posted (Back-Channel Logout 1.0 §2.5).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LogoutDelivery {
+    pub id: String,
+    pub client_id: String,
+    pub uri: String,
+    pub sid: String,
+    pub user_id: String,
+    pub attempts: i64,
 }

@@ -204,11 +204,12 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
-            async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+            async fn delete_user(&self, username: &str, now: UnixTime) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let Some(user_id) = user_id_in(&mut tx, username).await? else {
                     return Ok(false);
                 };
+                queue_user_logouts(&mut tx, &user_id, now).await?;
                 sqlx::query(sql::DELETE_USER)
                     .bind(username)
                     .execute(&mut *tx)
@@ -532,12 +533,85 @@ macro_rules! impl_store {
                 id_hash: &SecretHash,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(sql::QUEUE_SESSION_LOGOUTS)
+                    .bind(id_hash.0.as_slice())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::FORGET_SESSION_CLIENTS)
+                    .bind(id_hash.0.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query(sql::END_SESSION)
                     .bind(id_hash.0.as_slice())
                     .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_session_client(&self, entry: &SessionClient) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_SESSION_CLIENT)
+                    .bind(entry.session_hash.0.as_slice())
+                    .bind(&entry.client_id)
+                    .bind(&entry.sid)
+                    .bind(&entry.user_id)
+                    .bind(entry.expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn due_logout_deliveries(
+                &self,
+                now: UnixTime,
+                limit: i64,
+            ) -> Result<Vec<LogoutDelivery>, StoreError> {
+                Ok(
+                    sqlx::query_as::<_, LogoutDelivery>(sql::DUE_LOGOUT_DELIVERIES)
+                        .bind(now.0)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn claim_logout_delivery(
+                &self,
+                id: &str,
+                now: UnixTime,
+                lease_until: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::CLAIM_LOGOUT_DELIVERY)
+                    .bind(id)
+                    .bind(now.0)
+                    .bind(lease_until.0)
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn retry_logout_delivery(
+                &self,
+                id: &str,
+                at: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::RETRY_LOGOUT_DELIVERY)
+                    .bind(id)
+                    .bind(at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_logout_delivery(&self, id: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::DELETE_LOGOUT_DELIVERY)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn consent(
@@ -753,6 +827,7 @@ macro_rules! impl_store {
             user_id: &str,
             now: UnixTime,
         ) -> Result<(), StoreError> {
+            queue_user_logouts(tx, user_id, now).await?;
             for statement in sql::END_USER_ACCESS {
                 sqlx::query(statement)
                     .bind(user_id)
@@ -761,6 +836,25 @@ macro_rules! impl_store {
                     .await?;
             }
             sqlx::query(sql::DELETE_UNREDEEMED_USER_CODES)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        /// Queue a logout token for each client told of one of the user's sessions, and forget
+        /// them, inside the caller's transaction (the sessions are ending).
+        async fn queue_user_logouts(
+            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            user_id: &str,
+            now: UnixTime,
+        ) -> Result<(), StoreError> {
+            sqlx::query(sql::QUEUE_USER_LOGOUTS)
+                .bind(user_id)
+                .bind(now.0)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(sql::FORGET_USER_SESSION_CLIENTS)
                 .bind(user_id)
                 .execute(&mut **tx)
                 .await?;
@@ -806,6 +900,8 @@ macro_rules! impl_store {
                 .bind(&cols.audiences)
                 .bind(&cols.allowed_origins)
                 .bind(client.first_party)
+                .bind(&cols.post_logout_redirect_uris)
+                .bind(client.logout.backchannel_logout_uri.as_deref())
         }
 
         /// `$1`..`$12` of `INSERT_REFRESH`.
@@ -823,6 +919,8 @@ macro_rules! impl_store {
                 .bind(token.issued_at.0)
                 .bind(token.expires_at.0)
                 .bind(token.family_expires_at.0)
+                .bind(token.session_hash.as_ref().map(|h| h.0.as_slice()))
+                .bind(token.auth_time.map(|t| t.0))
         }
 
         fn bind_key<'q>(query: EngineQuery<'q>, key: &'q StoredKey) -> EngineQuery<'q> {

@@ -6,19 +6,21 @@ pub const PING: &str = "SELECT 1";
 macro_rules! client_columns {
     () => {
         "client_id, client_name, secret_hash, grant_types, redirect_uris, scope, audiences, allowed_origins, \
-         first_party, created_at, updated_at"
+         first_party, created_at, updated_at, post_logout_redirect_uris, backchannel_logout_uri"
     };
 }
 
 pub const UPDATE_CLIENT: &str = "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
      grant_types = $5, redirect_uris = $6, scope = $7, audiences = $8, allowed_origins = $9, first_party = $10, \
-     updated_at = $11 WHERE client_id = $1";
+     post_logout_redirect_uris = $11, backchannel_logout_uri = $12, updated_at = $13 WHERE client_id = $1";
 
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 /// What a client leaves behind, deleted with it in one transaction (`$1` the client id): a
 /// client registered again under the same id starts with no consent and no live token.
-pub const DELETE_CLIENT_REMAINS: [&str; 5] = [
+pub const DELETE_CLIENT_REMAINS: [&str; 7] = [
     "DELETE FROM consents WHERE client_id = $1",
+    "DELETE FROM session_clients WHERE client_id = $1",
+    "DELETE FROM logout_deliveries WHERE client_id = $1",
     "DELETE FROM authorization_codes WHERE client_id = $1",
     "DELETE FROM refresh_tokens WHERE client_id = $1",
     "DELETE FROM grants WHERE client_id = $1",
@@ -27,8 +29,9 @@ pub const DELETE_CLIENT_REMAINS: [&str; 5] = [
 /// A client id may not be a user id (RFC 9068 §2.2, RFC 9700 §4.15): a client-credentials
 /// token's `sub` must never name a user. One conditional write; zero rows is a conflict.
 pub const INSERT_CLIENT_UNLESS_USER: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
-     grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, created_at, updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+     grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, post_logout_redirect_uris, \
+     backchannel_logout_uri, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 pub const COUNT_CLIENTS: &str = "SELECT COUNT(*) FROM clients";
 
@@ -225,14 +228,14 @@ pub const LOGIN_LOCK_OF: &str = "SELECT locked_until FROM login_failures WHERE l
 macro_rules! refresh_columns {
     () => {
         "token_hash, family_id, parent_hash, grant_id, client_id, user_id, scope, audience, code_hash, \
-         issued_at, expires_at, family_expires_at, rotated_at, revoked_at"
+         issued_at, expires_at, family_expires_at, session_hash, auth_time, rotated_at, revoked_at"
     };
 }
 
 pub const INSERT_REFRESH: &str = concat!(
     "INSERT INTO refresh_tokens (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL)"
 );
 /// The token with whether its grant was revoked: a code replay revokes the grant, and that
 /// must kill tokens however the two writes interleave.
@@ -290,8 +293,47 @@ pub fn purge(purge: super::Purge) -> &'static str {
             "DELETE FROM login_failures WHERE limiter_key IN \
              (SELECT limiter_key FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT $2)"
         }
+        Purge::SessionClients => {
+            "DELETE FROM session_clients WHERE (session_hash, client_id) IN \
+             (SELECT session_hash, client_id FROM session_clients WHERE expires_at < $1 LIMIT $2)"
+        }
     }
 }
 
 pub const CLIENT_ORIGINS: &str =
     "SELECT allowed_origins FROM clients WHERE allowed_origins <> '[]'";
+
+/// Record a client that got an ID token in a session (again: nothing changes).
+pub const INSERT_SESSION_CLIENT: &str = "INSERT INTO session_clients (session_hash, client_id, sid, user_id, expires_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_hash, client_id) DO NOTHING";
+
+macro_rules! queue_logouts {
+    ($where:literal) => {
+        concat!(
+            "INSERT INTO logout_deliveries (id, client_id, uri, sid, user_id, attempts, next_attempt_at, created_at) \
+             SELECT sc.sid || ' ' || sc.client_id, sc.client_id, c.backchannel_logout_uri, sc.sid, sc.user_id, 0, $2, $2 \
+             FROM session_clients sc JOIN clients c ON c.client_id = sc.client_id \
+             WHERE c.backchannel_logout_uri IS NOT NULL AND ",
+            $where,
+            " ON CONFLICT (id) DO NOTHING"
+        )
+    };
+}
+/// A session ends (`$1` its hash, `$2` now): queue a logout token for each client told of it,
+/// then forget them, in the transaction that ends it.
+pub const QUEUE_SESSION_LOGOUTS: &str = queue_logouts!("sc.session_hash = $1");
+pub const FORGET_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE session_hash = $1";
+/// All of a user's sessions end (`$1` the user id, `$2` now): the same for each.
+pub const QUEUE_USER_LOGOUTS: &str = queue_logouts!("sc.user_id = $1");
+pub const FORGET_USER_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE user_id = $1";
+
+/// Deliveries due at `$1`, oldest first, at most `$2`.
+pub const DUE_LOGOUT_DELIVERIES: &str = "SELECT id, client_id, uri, sid, user_id, attempts FROM logout_deliveries \
+     WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
+/// Claim a due delivery until `$3` (its lease), counting the attempt; zero rows: another
+/// replica has it.
+pub const CLAIM_LOGOUT_DELIVERY: &str = "UPDATE logout_deliveries SET next_attempt_at = $3, attempts = attempts + 1 \
+     WHERE id = $1 AND next_attempt_at <= $2";
+pub const RETRY_LOGOUT_DELIVERY: &str =
+    "UPDATE logout_deliveries SET next_attempt_at = $2 WHERE id = $1";
+pub const DELETE_LOGOUT_DELIVERY: &str = "DELETE FROM logout_deliveries WHERE id = $1";

@@ -7,14 +7,26 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use crate::crypto::SecretHash;
 use crate::domain::{ScopeSet, SigningAlg, UnixTime};
 use crate::store::User;
-use crate::tokens::keys::{KeyError, SigningKey};
+use crate::tokens::keys::{KeyError, KeySet, SigningKey};
 use crate::tokens::signer::sign_jwt;
 
 /// The claims an ID token may carry beyond the user's (§2, §3.1.3.6).
-pub const ID_TOKEN_CLAIMS: [&str; 7] =
-    ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"];
+pub const ID_TOKEN_CLAIMS: [&str; 8] = [
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
+];
+
+/// The `typ` of ID tokens: plain `JWT`, as relying parties expect (Core §2 sets none).
+const ID_TOKEN_TYP: &str = "JWT";
 
 #[derive(Debug, Serialize)]
 struct IdTokenClaims<'a> {
@@ -29,6 +41,9 @@ struct IdTokenClaims<'a> {
     nonce: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     at_hash: Option<String>,
+    /// The browser session (Front- and Back-Channel Logout 1.0): none for the password grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     /// `sub` and the claims `profile` and `email` release, as `/userinfo` gives them.
     #[serde(flatten)]
     user: UserInfo,
@@ -77,6 +92,16 @@ pub struct Authentication<'a> {
     pub auth_time: UnixTime,
     /// The `nonce` of the authorization request, echoed unchanged (§3.1.2.1).
     pub nonce: Option<&'a str>,
+    /// The browser session signed in through; `None` for the password grant.
+    pub session: Option<SessionId<'a>>,
+}
+
+/// A login session as an ID token names it.
+pub struct SessionId<'a> {
+    /// The stored hash of the session cookie: never leaves the server.
+    pub hash: &'a SecretHash,
+    /// The public `sid` claim, derived from the hash (see `login::session::sid`).
+    pub sid: String,
 }
 
 pub struct IdTokenGrant<'a> {
@@ -101,9 +126,43 @@ pub fn issue(
         auth_time: signed_in.auth_time.0,
         nonce: signed_in.nonce,
         at_hash: grant.access_token.map(|token| token_hash(key.alg(), token)),
+        sid: signed_in.session.as_ref().map(|s| s.sid.as_str()),
         user: UserInfo::for_scope(signed_in.user, signed_in.scope.iter()),
     };
-    sign_jwt(key, "JWT", &claims)
+    sign_jwt(key, ID_TOKEN_TYP, &claims)
+}
+
+/// What an `id_token_hint` tells (RP-Initiated Logout 1.0 §2): whom, for which client, in
+/// which session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Hint {
+    pub sub: String,
+    pub aud: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// Verify an ID token Valet issued, as a hint: `typ`, a published `kid`, the signature with
+/// that key's algorithm only, and `iss`. Its expiry is not checked: a relying party may
+/// well send the ID token of a sign-in that has outlived it (§2, "even when the exp time
+/// has passed").
+pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str) -> Option<Hint> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.typ.as_deref() != Some(ID_TOKEN_TYP) {
+        return None;
+    }
+    let (key, alg) = keys.verifier(header.kid.as_deref()?)?;
+    if header.alg != *alg {
+        return None;
+    }
+    let mut validation = jsonwebtoken::Validation::new(*alg);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    jsonwebtoken::decode::<Hint>(token, key, &validation)
+        .ok()
+        .map(|data| data.claims)
 }
 
 /// `at_hash` (§3.1.3.6): the left half of the hash of the token's ASCII octets, with the hash

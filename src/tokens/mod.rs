@@ -3,6 +3,7 @@
 pub mod access;
 pub mod id_token;
 pub mod keys;
+pub mod logout_token;
 pub mod signer;
 
 pub use keys::{KeyError, KeyRing, SigningKey};

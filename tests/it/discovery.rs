@@ -39,12 +39,14 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
             assert!(methods.iter().any(|m| m == method), "{path} lacks {method}");
         }
         assert!(doc["response_types_supported"].is_array(), "{path}");
-        // Nothing is advertised that does not exist yet.
-        assert!(doc.get("end_session_endpoint").is_none(), "{path}");
-        // UserInfo is OpenID Connect's: in its document only.
-        let userinfo = path
-            .ends_with("openid-configuration")
-            .then(|| app.url("/userinfo"));
+        // UserInfo and logout are OpenID Connect's: in its document only.
+        let openid = path.ends_with("openid-configuration");
+        assert_eq!(
+            doc.get("end_session_endpoint").cloned(),
+            openid.then(|| Value::from(app.url("/logout"))),
+            "{path}"
+        );
+        let userinfo = openid.then(|| app.url("/userinfo"));
         assert_eq!(
             doc.get("userinfo_endpoint").cloned(),
             userinfo.map(Value::from),

@@ -123,6 +123,7 @@ fn confidential(core: &Core, client_id: &str, grants: &[GrantType], scope: &str)
         audiences: vec![CONTACTS.into()],
         allowed_origins: vec![],
         first_party: false,
+        logout: Default::default(),
         created_at: now,
         updated_at: now,
     }

@@ -114,7 +114,8 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
     assert!(later.get("nonce").is_none(), "none was sent");
     assert!(later.get("email").is_none(), "email was not asked for");
 
-    // A refresh answers without a new ID token (Core §12.2 allows it).
+    // A refresh answers with a new ID token for the same sign-in (Core §12.2): same sub and
+    // auth_time, the session's sid, no nonce, at_hash of the new access token.
     let refreshed = app
         .refresh(
             &client.creds(),
@@ -124,7 +125,20 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
         .await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
-    assert!(refreshed.get("id_token").is_none(), "{refreshed}");
+    let renewed = refreshed["id_token"]
+        .as_str()
+        .expect("an ID token on refresh");
+    let (_, renewed) = verify_with_jwks(&app, renewed, &client.client_id).await;
+    assert_eq!(renewed["sub"], alice.as_str());
+    assert_eq!(renewed["auth_time"], auth_time);
+    assert_eq!(renewed["sid"], claims["sid"], "{renewed}");
+    assert!(claims["sid"].is_string(), "{claims}");
+    assert!(renewed.get("nonce").is_none(), "{renewed}");
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(
+        renewed["at_hash"],
+        expected_at_hash(&digest::SHA256, access)
+    );
 }
 
 async fn no_openid_no_id_token(app: TestApp) {

@@ -53,6 +53,8 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
             scope: ScopeSet::default(),
             audience: "a".into(),
             code_hash: None,
+            session_hash: None,
+            auth_time: None,
             issued_at: now,
             expires_at,
             family_expires_at: expires_at,

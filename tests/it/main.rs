@@ -21,6 +21,7 @@ mod layers;
 mod login;
 mod logs;
 mod metrics;
+mod oidc_logout;
 mod oidc_provider;
 mod password;
 mod prompt;

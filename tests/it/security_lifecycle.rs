@@ -196,6 +196,7 @@ async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
         audiences: vec![],
         allowed_origins: vec![],
         first_party: false,
+        logout: Default::default(),
         created_at: now,
         updated_at: now,
     };

@@ -113,6 +113,8 @@ fn first_refresh(grant_id: &str, now: UnixTime) -> RefreshToken {
         scope: ScopeSet::parse("read:contacts").unwrap(),
         audience: CONTACTS.into(),
         code_hash: None,
+        session_hash: None,
+        auth_time: None,
         issued_at: now,
         expires_at: hour_after(now),
         family_expires_at: hour_after(now),

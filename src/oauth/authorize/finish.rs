@@ -27,7 +27,7 @@ pub async fn approve(
             authorization_code::issue_code(core, &pending.request, user, session, now).await
         }
         ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
-            implicit::issue(core, &pending.request, user, session, now).await
+            implicit::issue(core, &pending.client, &pending.request, user, session, now).await
         }
     };
     Ok(match issued {

@@ -10,7 +10,9 @@ use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::{GrantId, UnixTime};
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token, sign_id_token};
+use crate::oauth::issue::{
+    TokenContext, TokenResponse, session_id, sign_access_token, sign_id_token,
+};
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::redirect;
 use crate::oauth::{OAuthError, Params};
@@ -131,9 +133,13 @@ pub async fn exchange(
         grant_id: Some(&code.grant_id),
     };
     let issued = sign_access_token(core, &bearer, cx.now)?;
+    let origin = refresh_token::Origin {
+        code_hash: Some(&code.code_hash),
+        session_hash: code.session_hash.as_ref(),
+        auth_time: code.auth_time,
+    };
     let refresh_token =
-        refresh_token::issue_if_allowed(core, cx.client, &bearer, Some(&code.code_hash), cx.now)
-            .await?;
+        refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
     if refresh_token.is_some() {
         // Redeemed: the grant now lives as long as the refresh family it carries. (Access
         // tokens need no more: the janitor keeps a grant `access_token_ttl` past its expiry.)
@@ -149,16 +155,11 @@ pub async fn exchange(
             scope: &code.scope,
             auth_time: code.auth_time,
             nonce: code.nonce.as_deref(),
+            session: session_id(core, code.session_hash.as_ref()),
         };
         let access_token = Some(response.access_token.as_str());
-        let client_id = &cx.client.client_id;
-        response.id_token = Some(sign_id_token(
-            core,
-            client_id,
-            access_token,
-            signed_in,
-            cx.now,
-        )?);
+        response.id_token =
+            Some(sign_id_token(core, cx.client, access_token, signed_in, cx.now).await?);
     }
     Ok(response)
 }

@@ -5,8 +5,8 @@ use crate::core::Core;
 use crate::domain::{GrantId, ScopeSet, UnixTime};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::issue::{sign_access_token, sign_id_token};
-use crate::store::{Session, User};
+use crate::oauth::issue::{session_id, sign_access_token, sign_id_token};
+use crate::store::{Client, Session, User};
 use crate::tokens::access::Bearer;
 use crate::tokens::access::IssuedAccessToken;
 use crate::tokens::id_token::Authentication;
@@ -15,6 +15,7 @@ use crate::tokens::id_token::Authentication;
 /// access token, Core §3.2.2.5 for an ID token.
 pub async fn issue(
     core: &Core,
+    client: &Client,
     request: &AuthorizationRequest,
     user: &User,
     session: &Session,
@@ -41,9 +42,10 @@ pub async fn issue(
             scope,
             auth_time: session.auth_time,
             nonce: request.nonce.as_deref(),
+            session: session_id(core, Some(&session.id_hash)),
         };
         let bound_to = access.as_ref().map(|issued| issued.token.as_str());
-        let id_token = sign_id_token(core, &request.client_id, bound_to, signed_in, now)?;
+        let id_token = sign_id_token(core, client, bound_to, signed_in, now).await?;
         params.push(("id_token", id_token));
     }
     Ok(params)

@@ -102,7 +102,12 @@ pub async fn exchange(
         grant_id: Some(&grant_id),
     };
     let issued = sign_access_token(core, &bearer, cx.now)?;
+    let origin = refresh_token::Origin {
+        code_hash: None,
+        session_hash: None,
+        auth_time: cx.now,
+    };
     let refresh_token =
-        refresh_token::issue_if_allowed(core, cx.client, &bearer, None, cx.now).await?;
+        refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
     Ok(TokenResponse::new(issued, &granted, refresh_token))
 }

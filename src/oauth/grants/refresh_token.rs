@@ -10,11 +10,14 @@ use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime, printable};
-use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::issue::{
+    TokenContext, TokenResponse, session_id, sign_access_token, sign_id_token,
+};
 use crate::oauth::scope::{self, Subject, TargetRequest};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
 use crate::tokens::access::Bearer;
+use crate::tokens::id_token::Authentication;
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -26,14 +29,22 @@ pub fn should_issue(core: &Core, client: &Client, scope: &ScopeSet) -> bool {
         && (!core.settings.tokens.refresh_requires_offline_access || scope.contains(OFFLINE_ACCESS))
 }
 
+/// Where a family comes from: the code it was redeemed from (for replay revocation), and the
+/// sign-in behind it (for the ID tokens of its refreshes).
+pub struct Origin<'a> {
+    pub code_hash: Option<&'a SecretHash>,
+    /// The browser session; `None` for the password grant.
+    pub session_hash: Option<&'a SecretHash>,
+    pub auth_time: UnixTime,
+}
+
 /// The first token of a new family if the client gets refresh tokens (see [`should_issue`]).
 /// Refresh tokens belong to user grants only: a `bearer` without a grant id gets none.
-/// `code_hash` ties the family to the code it came from, for replay revocation.
 pub async fn issue_if_allowed(
     core: &Core,
     client: &Client,
     bearer: &Bearer<'_>,
-    code_hash: Option<&SecretHash>,
+    origin: Origin<'_>,
     now: UnixTime,
 ) -> Result<Option<String>, OAuthError> {
     match bearer.grant_id {
@@ -41,7 +52,9 @@ pub async fn issue_if_allowed(
             let family = Family {
                 bearer,
                 grant_id,
-                code_hash,
+                code_hash: origin.code_hash,
+                session_hash: origin.session_hash,
+                auth_time: Some(origin.auth_time),
             };
             Ok(Some(issue_first(core, &family, now).await?))
         }
@@ -54,6 +67,8 @@ struct Family<'a> {
     bearer: &'a Bearer<'a>,
     grant_id: &'a GrantId,
     code_hash: Option<&'a SecretHash>,
+    session_hash: Option<&'a SecretHash>,
+    auth_time: Option<UnixTime>,
 }
 
 /// The first token of a new family; returns the token to hand out.
@@ -91,6 +106,8 @@ fn mint(
         scope: family.bearer.scope.clone(),
         audience: family.bearer.audience.to_owned(),
         code_hash: family.code_hash.cloned(),
+        session_hash: family.session_hash.cloned(),
+        auth_time: family.auth_time,
         issued_at: now,
         expires_at: idle.min(family_expires_at),
         family_expires_at,
@@ -192,6 +209,8 @@ pub async fn exchange(
         },
         grant_id: &current.grant_id,
         code_hash: current.code_hash.as_ref(),
+        session_hash: current.session_hash.as_ref(),
+        auth_time: current.auth_time,
     };
     let (token, successor) = mint(
         core,
@@ -219,7 +238,23 @@ pub async fn exchange(
         },
         cx.now,
     )?;
-    Ok(TokenResponse::new(issued, &access_scope, Some(token)))
+    let mut response = TokenResponse::new(issued, &access_scope, Some(token));
+    // OpenID Connect Core §12.2: a new ID token for the same sign-in (same `sub`, the
+    // original `auth_time`, no `nonce`). Families from before Valet kept the sign-in time
+    // have none to state, so they get no ID token.
+    if let (true, Some(auth_time)) = (access_scope.contains("openid"), current.auth_time) {
+        let signed_in = Authentication {
+            user,
+            scope: &access_scope,
+            auth_time,
+            nonce: None,
+            session: session_id(core, current.session_hash.as_ref()),
+        };
+        let access_token = Some(response.access_token.as_str());
+        response.id_token =
+            Some(sign_id_token(core, cx.client, access_token, signed_in, cx.now).await?);
+    }
+    Ok(response)
 }
 
 /// Rotate, or within the reuse grace period replace the unused successor of a token that was

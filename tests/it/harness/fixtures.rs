@@ -105,6 +105,7 @@ pub struct NewClient {
     allowed_origins: Vec<String>,
     public: bool,
     first_party: bool,
+    logout: valet::store::ClientLogout,
 }
 
 impl NewClient {
@@ -126,7 +127,20 @@ impl NewClient {
             allowed_origins: Vec::new(),
             public: false,
             first_party: false,
+            logout: Default::default(),
         }
+    }
+
+    /// A URI the end-session endpoint may send the browser back to.
+    pub fn post_logout_redirect_uri(mut self, uri: &str) -> Self {
+        self.logout.post_logout_redirect_uris.push(uri.to_owned());
+        self
+    }
+
+    /// Where logout tokens are posted (Back-Channel Logout).
+    pub fn backchannel_logout_uri(mut self, uri: &str) -> Self {
+        self.logout.backchannel_logout_uri = Some(uri.to_owned());
+        self
     }
 
     /// No secret: authenticates with its client_id alone and must use PKCE.
@@ -192,6 +206,7 @@ async fn register(core: &Core, new: &NewClient) -> (String, Option<String>) {
         audiences: new.audiences.clone(),
         allowed_origins: new.allowed_origins.clone(),
         first_party: new.first_party,
+        logout: new.logout.clone(),
         created_at: now,
         updated_at: now,
     };
@@ -338,7 +353,11 @@ impl TestApp {
 
     /// As `valet user delete`.
     pub async fn delete_user(&self, username: &str) {
-        let deleted = self.state.store.delete_user(username).await;
+        let deleted = self
+            .state
+            .store
+            .delete_user(username, self.clock.now())
+            .await;
         assert!(deleted.expect("delete the user"), "no user {username}");
     }
 
