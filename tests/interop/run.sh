@@ -4,8 +4,7 @@
 #
 #   tests/interop/run.sh [VALET_BIN]     (or VALET_BIN=...; default target/debug/valet)
 #
-# INTEROP_LOGOUT=1 also runs the RP-initiated logout check (not implemented in Valet yet; it
-# needs `valet client create --post-logout-redirect-uri`). INTEROP_KEEP=1 keeps the temp dir.
+# INTEROP_KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -98,16 +97,7 @@ web_client() {
   "$bin" client create --name "Interop Web" --redirect-uri "$web_redirect" \
     --grant-type authorization_code --grant-type refresh_token "$@" --json 2>>"$tmp/cli.log"
 }
-if [ "${INTEROP_LOGOUT:-0}" = 1 ]; then
-  # Until Valet has the flag, register without it and let the logout check report why it fails.
-  if ! web="$(web_client --post-logout-redirect-uri "$web_logout_redirect")"; then
-    INTEROP_LOGOUT_SETUP_ERROR="$(grep -m1 -i error "$tmp/cli.log" || echo 'client create failed')"
-    export INTEROP_LOGOUT_SETUP_ERROR
-    web="$(web_client)"
-  fi
-else
-  web="$(web_client)"
-fi
+web="$(web_client --post-logout-redirect-uri "$web_logout_redirect")"
 
 spa_redirect="http://127.0.0.1:$rp_port/spa/cb"
 spa="$("$bin" client create --name "Interop SPA" --public --redirect-uri "$spa_redirect" --json 2>>"$tmp/cli.log")"
