@@ -22,6 +22,7 @@ mod login;
 mod logs;
 mod metrics;
 mod oidc_provider;
+mod oidc_scopes;
 mod password;
 mod prompt;
 mod readme;
