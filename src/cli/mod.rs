@@ -2,6 +2,7 @@
 //! `main` turns into a one-line message and exit code 1.
 
 mod api;
+mod claims;
 mod client;
 mod docs;
 mod health;

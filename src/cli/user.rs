@@ -5,9 +5,10 @@ use std::io::BufRead;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::claims::ClaimFlags;
 use super::{CliError, Context, output};
 use crate::login::password;
-use crate::store::{StoreError, User};
+use crate::store::{ClaimEdit, StoreError, User, UserProfile};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -16,13 +17,21 @@ pub enum UserCommand {
         /// Unique login name
         #[arg(long)]
         username: String,
-        #[arg(long)]
-        email: Option<String>,
-        /// Full name
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        claims: Box<ClaimFlags>,
         #[command(flatten)]
         password: PasswordInput,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's OpenID claims: each option given replaces that claim (an empty value
+    /// clears it)
+    Update {
+        /// The user's login name
+        #[arg(allow_hyphen_values = true)]
+        username: String,
+        #[command(flatten)]
+        claims: Box<ClaimFlags>,
         #[arg(long)]
         json: bool,
     },
@@ -97,23 +106,33 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
     match command {
         UserCommand::Create {
             username,
-            email,
-            name,
+            claims,
             password,
             json,
         } => {
             check_username(&username)?;
+            // Every flag is checked before the password is read or anything is written.
+            let edits = claims.edits()?;
+            if edits.contains(&ClaimEdit::EmailVerified(true))
+                && !edits.iter().any(|e| matches!(e, ClaimEdit::Email(Some(_))))
+            {
+                return Err(CliError::invalid(
+                    "--email-verified true needs the --email it is about",
+                ));
+            }
             let hash = hash(cx, password.read()?).await?;
-            let user = User {
+            let mut user = User {
                 id: new_user_id(cx).await?,
                 username,
-                email,
-                name,
+                email: None,
+                name: None,
+                profile: UserProfile::default(),
                 password_hash: hash,
                 disabled: false,
                 created_at: now,
                 updated_at: now,
             };
+            ClaimEdit::apply_all(&edits, &mut user);
             match cx.store.insert_user(&user).await {
                 Err(StoreError::Conflict) => {
                     return Err(CliError::Conflict(format!(
@@ -124,6 +143,21 @@ pub async fn run(cx: &Context, command: UserCommand) -> Result<(), CliError> {
                 other => other?,
             }
             print_user(&user, json);
+            Ok(())
+        }
+        UserCommand::Update {
+            username,
+            claims,
+            json,
+        } => {
+            let edits = claims.edits()?;
+            if edits.is_empty() {
+                return Err(CliError::invalid(
+                    "nothing to change: give at least one claim option (see `valet user update --help`)",
+                ));
+            }
+            let updated = cx.store.update_user_claims(&username, &edits, now).await?;
+            print_user(&updated.ok_or_else(|| not_found(&username))?, json);
             Ok(())
         }
         UserCommand::List { json } => list(cx, json).await,
@@ -217,13 +251,25 @@ async fn find(cx: &Context, username: &str) -> Result<User, CliError> {
         .ok_or_else(|| not_found(username))
 }
 
+/// A user under the OpenID claim names; an unset claim is `null`, and so is an address
+/// with no member (the address object has only the members that are set).
 fn user_json(user: &User) -> Value {
+    let claims = &user.profile;
     json!({
         "id": user.id,
         "username": user.username,
         "email": user.email,
+        "email_verified": claims.email_verified,
         "name": user.name,
+        "given_name": claims.given_name,
+        "family_name": claims.family_name,
+        "picture": claims.picture,
+        "locale": claims.locale,
+        "phone_number": claims.phone_number,
+        "address": claims.address,
         "disabled": user.disabled,
+        "created_at": user.created_at.to_rfc3339(),
+        "updated_at": user.updated_at.to_rfc3339(),
     })
 }
 
@@ -232,21 +278,50 @@ fn print_user(user: &User, json: bool) {
         output::json(&user_json(user));
         return;
     }
+    let claims = &user.profile;
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    let yes_no = |yes: bool| if yes { "yes" } else { "no" }.to_owned();
     output::fields(&[
         ("id", user.id.clone()),
         ("username", user.username.clone()),
-        ("email", user.email.clone().unwrap_or_else(|| "-".into())),
-        ("name", user.name.clone().unwrap_or_else(|| "-".into())),
+        ("email", or_dash(&user.email)),
         (
-            "disabled",
-            if user.disabled {
-                "yes".into()
-            } else {
-                "no".into()
-            },
+            "email verified",
+            claims.email_verified.map_or_else(|| "-".into(), yes_no),
         ),
+        ("name", or_dash(&user.name)),
+        ("given name", or_dash(&claims.given_name)),
+        ("family name", or_dash(&claims.family_name)),
+        ("picture", or_dash(&claims.picture)),
+        ("locale", or_dash(&claims.locale)),
+        ("phone", or_dash(&claims.phone_number)),
+        ("address", address_line(user)),
+        ("disabled", yes_no(user.disabled)),
         ("created", user.created_at.to_rfc3339()),
+        ("updated", user.updated_at.to_rfc3339()),
     ]);
+}
+
+/// The address on one line: its formatted form if set, else its members.
+fn address_line(user: &User) -> String {
+    let Some(address) = &user.profile.address else {
+        return "-".into();
+    };
+    let parts: Vec<&str> = match &address.formatted {
+        Some(formatted) => vec![formatted],
+        None => [
+            &address.street_address,
+            &address.locality,
+            &address.region,
+            &address.postal_code,
+            &address.country,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect(),
+    };
+    parts.join(", ").replace('\n', ", ")
 }
 
 async fn list(cx: &Context, json: bool) -> Result<(), CliError> {

@@ -16,8 +16,8 @@ pub enum Outcome {
     Rejected,
     /// The password is right. The user may still be disabled: the caller decides, and calls
     /// `LoginLimiter::record_success` when it lets the user in (until then the attempt stays
-    /// counted as a failure).
-    Accepted(User),
+    /// counted as a failure). Boxed: a user with all their claims dwarfs the other outcomes.
+    Accepted(Box<User>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ pub async fn check_password(
                     user.password_hash = upgraded;
                 }
             }
-            Ok(Outcome::Accepted(user))
+            Ok(Outcome::Accepted(Box::new(user)))
         }
         _ => {
             sign_in.limiter.record_failure();

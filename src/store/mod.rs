@@ -19,8 +19,9 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
 pub use records::{
-    Api, AuthorizationCode, Client, ClientLogout, Consent, KeyStatus, LogoutDelivery,
-    PendingRequest, Redeemed, RefreshToken, Session, SessionClient, StoredKey, User,
+    Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientLogout, Consent,
+    KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session, SessionClient,
+    StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -86,6 +87,15 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Apply `edits` to the user's claims, setting `updated_at` to `now` if anything changed,
+    /// in one transaction that holds the user's row from the read to the write (concurrent
+    /// updates of different claims all land). The user as it is now; `None` for no such user.
+    async fn update_user_claims(
+        &self,
+        username: &str,
+        edits: &[ClaimEdit],
+        now: UnixTime,
+    ) -> Result<Option<User>, StoreError>;
     /// Set the hash and, in the same transaction, end the user's sessions, revoke their
     /// grants and refresh families and drop their unredeemed codes.
     async fn set_user_password(

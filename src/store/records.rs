@@ -1,7 +1,7 @@
 //! What the store holds, as the rest of Valet sees it, and the row types both engines decode.
 //! Lists are JSON text in the store so that one column type serves both engines.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::StoreError;
 use crate::crypto::SecretHash;
@@ -78,11 +78,137 @@ pub struct User {
     pub username: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// The other standard claims (OpenID Connect Core §5.1), one JSON column.
+    pub profile: UserProfile,
     /// Argon2id in PHC string format.
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: UnixTime,
+    /// When the user's record last changed: the `updated_at` claim.
     pub updated_at: UnixTime,
+}
+
+/// The standard claims of a user beyond `email` and `name` (OpenID Connect Core §5.1), under
+/// their claim names; unset ones are left out of the stored JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserProfile {
+    /// As the operator says: Valet itself verifies nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    /// An http(s) URL of a picture of the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    /// A BCP 47 language tag, e.g. `en-US`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+/// The `address` claim (OpenID Connect Core §5.1.1), members left out when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Address {
+    /// The full mailing address, formatted for display; may hold several lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    /// House number, street and the like; may hold several lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    /// City or locality.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// State, province, prefecture or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl Address {
+    pub fn is_empty(&self) -> bool {
+        self == &Address::default()
+    }
+}
+
+/// A member of [`Address`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressPart {
+    Formatted,
+    StreetAddress,
+    Locality,
+    Region,
+    PostalCode,
+    Country,
+}
+
+/// One change to a user's claims: `None` clears the claim. The CLI validates the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimEdit {
+    Email(Option<String>),
+    EmailVerified(bool),
+    Name(Option<String>),
+    GivenName(Option<String>),
+    FamilyName(Option<String>),
+    Picture(Option<String>),
+    Locale(Option<String>),
+    PhoneNumber(Option<String>),
+    Address(AddressPart, Option<String>),
+}
+
+impl ClaimEdit {
+    /// Apply `edits` to `user`; true if anything changed. A new email address is not the one
+    /// that was verified: it drops `email_verified` unless the same edits set it again.
+    pub fn apply_all(edits: &[ClaimEdit], user: &mut User) -> bool {
+        let before = user.clone();
+        for edit in edits {
+            edit.apply(user);
+        }
+        let verified_given = edits
+            .iter()
+            .any(|e| matches!(e, ClaimEdit::EmailVerified(_)));
+        if user.email != before.email && !verified_given {
+            user.profile.email_verified = None;
+        }
+        *user != before
+    }
+
+    fn apply(&self, user: &mut User) {
+        let profile = &mut user.profile;
+        match self.clone() {
+            ClaimEdit::Email(value) => user.email = value,
+            ClaimEdit::EmailVerified(value) => profile.email_verified = Some(value),
+            ClaimEdit::Name(value) => user.name = value,
+            ClaimEdit::GivenName(value) => profile.given_name = value,
+            ClaimEdit::FamilyName(value) => profile.family_name = value,
+            ClaimEdit::Picture(value) => profile.picture = value,
+            ClaimEdit::Locale(value) => profile.locale = value,
+            ClaimEdit::PhoneNumber(value) => profile.phone_number = value,
+            ClaimEdit::Address(part, value) => {
+                let mut address = profile.address.take().unwrap_or_default();
+                let member = match part {
+                    AddressPart::Formatted => &mut address.formatted,
+                    AddressPart::StreetAddress => &mut address.street_address,
+                    AddressPart::Locality => &mut address.locality,
+                    AddressPart::Region => &mut address.region,
+                    AddressPart::PostalCode => &mut address.postal_code,
+                    AddressPart::Country => &mut address.country,
+                };
+                *member = value;
+                // An address with no member left is no address (never `"address": {}`).
+                profile.address = (!address.is_empty()).then_some(address);
+            }
+        }
+    }
 }
 
 /// A resource server: its identifier is the `aud` of tokens for it.
@@ -209,25 +335,33 @@ pub(super) struct UserRow {
     pub username: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    pub profile: String,
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
             id: row.id,
             username: row.username,
             email: row.email,
             name: row.name,
+            profile: from_json("profile", &row.profile)?,
             password_hash: row.password_hash,
             disabled: row.disabled,
             created_at: UnixTime(row.created_at),
             updated_at: UnixTime(row.updated_at),
-        }
+        })
     }
+}
+
+pub(super) fn user_profile_json(user: &User) -> String {
+    serde_json::to_string(&user.profile).unwrap_or_else(|_| "{}".into())
 }
 
 #[derive(sqlx::FromRow)]
@@ -555,4 +689,73 @@ pub struct LogoutDelivery {
     pub sid: String,
     pub user_id: String,
     pub attempts: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bob() -> User {
+        User {
+            id: "u1".into(),
+            username: "bob".into(),
+            email: Some("bob@example.com".into()),
+            name: None,
+            profile: UserProfile {
+                email_verified: Some(true),
+                ..UserProfile::default()
+            },
+            password_hash: "hash".into(),
+            disabled: false,
+            created_at: UnixTime(1),
+            updated_at: UnixTime(1),
+        }
+    }
+
+    #[test]
+    fn a_new_email_address_is_not_verified_unless_said_again() {
+        let mut user = bob();
+        let changed =
+            ClaimEdit::apply_all(&[ClaimEdit::Email(Some("b@x.example".into()))], &mut user);
+        assert!(changed);
+        assert_eq!(user.profile.email_verified, None);
+
+        let mut user = bob();
+        let edits = [
+            ClaimEdit::EmailVerified(true),
+            ClaimEdit::Email(Some("b@x.example".into())),
+        ];
+        ClaimEdit::apply_all(&edits, &mut user);
+        assert_eq!(user.profile.email_verified, Some(true), "in any order");
+
+        let mut user = bob();
+        let same = [ClaimEdit::Email(Some("bob@example.com".into()))];
+        assert!(!ClaimEdit::apply_all(&same, &mut user), "the same address");
+        assert_eq!(user, bob());
+    }
+
+    #[test]
+    fn an_address_with_no_member_left_is_no_address() {
+        let mut user = bob();
+        let city = |value: Option<&str>| {
+            ClaimEdit::Address(AddressPart::Locality, value.map(str::to_owned))
+        };
+        ClaimEdit::apply_all(&[city(Some("Oxford"))], &mut user);
+        let address = user.profile.address.clone().expect("an address");
+        assert_eq!(address.locality.as_deref(), Some("Oxford"));
+        ClaimEdit::apply_all(&[city(None)], &mut user);
+        assert_eq!(user.profile.address, None);
+    }
+
+    #[test]
+    fn the_profile_column_leaves_unset_claims_out() {
+        let mut user = bob();
+        user.profile.locale = Some("en-GB".into());
+        assert_eq!(
+            user_profile_json(&user),
+            r#"{"email_verified":true,"locale":"en-GB"}"#
+        );
+        let read: UserProfile = from_json("profile", "{}").unwrap();
+        assert_eq!(read, UserProfile::default());
+    }
 }

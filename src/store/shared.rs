@@ -109,6 +109,7 @@ macro_rules! impl_store {
                     .bind(&user.username)
                     .bind(&user.email)
                     .bind(&user.name)
+                    .bind(user_profile_json(user))
                     .bind(&user.password_hash)
                     .bind(user.disabled)
                     .bind(user.created_at.0)
@@ -127,7 +128,7 @@ macro_rules! impl_store {
                     .bind(username)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.map(User::from))
+                row.map(User::try_from).transpose()
             }
 
             async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -135,14 +136,50 @@ macro_rules! impl_store {
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.map(User::from))
+                row.map(User::try_from).transpose()
             }
 
             async fn users(&self) -> Result<Vec<User>, StoreError> {
                 let rows = sqlx::query_as::<_, UserRow>(sql::SELECT_USERS)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows.into_iter().map(User::from).collect())
+                rows.into_iter().map(User::try_from).collect()
+            }
+
+            async fn update_user_claims(
+                &self,
+                username: &str,
+                edits: &[ClaimEdit],
+                now: UnixTime,
+            ) -> Result<Option<User>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let locked = sqlx::query(sql::LOCK_USER)
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let row = sqlx::query_as::<_, UserRow>(sql::SELECT_USER_BY_USERNAME)
+                    .bind(username)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut user = User::try_from(row)?;
+                if !ClaimEdit::apply_all(edits, &mut user) {
+                    // Nothing changed, so `updated_at` stays; the no-op lock write rolls back.
+                    return Ok(Some(user));
+                }
+                user.updated_at = now;
+                sqlx::query(sql::UPDATE_USER_CLAIMS)
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.name)
+                    .bind(user_profile_json(&user))
+                    .bind(user.updated_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(user))
             }
 
             async fn set_user_password(

@@ -48,7 +48,7 @@ pub const SELECT_CLIENTS: &str = concat!(
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, password_hash, disabled, created_at, updated_at"
+        "id, username, email, name, profile, password_hash, disabled, created_at, updated_at"
     };
 }
 
@@ -62,8 +62,14 @@ pub const UPGRADE_PASSWORD_HASH: &str =
     "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
 /// A user id may not be a client id either (see `INSERT_CLIENT_UNLESS_USER`).
-pub const INSERT_USER_UNLESS_CLIENT: &str = "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at, updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)";
+pub const INSERT_USER_UNLESS_CLIENT: &str = "INSERT INTO users (id, username, email, name, profile, password_hash, disabled, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)";
+/// The first statement of a claims update: a write that changes nothing but takes the row's
+/// lock (PostgreSQL; SQLite's `BEGIN IMMEDIATE` holds the database's), so that a concurrent
+/// update waits until this one has read, changed and written the row. Zero rows: no such user.
+pub const LOCK_USER: &str = "UPDATE users SET updated_at = updated_at WHERE username = $1";
+pub const UPDATE_USER_CLAIMS: &str =
+    "UPDATE users SET email = $2, name = $3, profile = $4, updated_at = $5 WHERE id = $1";
 pub const USER_ID_BY_USERNAME: &str = "SELECT id FROM users WHERE username = $1";
 /// Ending everything a user holds (`$1` the user id, `$2` now), in the transaction that
 /// changes the password or disables the user: sessions end, grants and their refresh

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::crypto::SecretHash;
 use crate::domain::{ScopeSet, SigningAlg, UnixTime};
-use crate::store::User;
+use crate::store::{Address, User};
 use crate::tokens::keys::{KeyError, KeySet, SigningKey};
 use crate::tokens::signer::sign_jwt;
 
@@ -44,12 +44,13 @@ struct IdTokenClaims<'a> {
     /// The browser session (Front- and Back-Channel Logout 1.0): none for the password grant.
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
-    /// `sub` and the claims `profile` and `email` release, as `/userinfo` gives them.
+    /// `sub` and the claims the granted scopes release, as `/userinfo` gives them.
     #[serde(flatten)]
     user: UserInfo,
 }
 
-/// The claims Valet can state about a user; `None` ones are left out of the response.
+/// The claims Valet can state about a user; `None` ones are left out of the response, never
+/// `null` (Core §5.3.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserInfo {
     /// The same `sub` as the access token's (§5.3.2 requires they match).
@@ -57,30 +58,70 @@ pub struct UserInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// When the user's record last changed, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
 }
 
-/// The claims `supported` lists in the discovery document.
-pub const CLAIMS_SUPPORTED: [&str; 5] =
-    ["sub", "name", "preferred_username", "updated_at", "email"];
+/// The claims `supported` lists in the discovery document: `sub` and those of §5.4's scopes
+/// that Valet stores.
+pub const CLAIMS_SUPPORTED: [&str; 12] = [
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "picture",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "address",
+    "phone_number",
+];
 
 impl UserInfo {
-    /// `profile` releases the name claims, `email` the address; `sub` is always there.
-    /// (`email_verified` is never claimed: Valet does not verify addresses.)
+    /// The claims of §5.4's scopes: `profile` the name claims, `picture`, `locale` and
+    /// `updated_at`; `email` the address and whether it was verified; `address` the postal
+    /// address; `phone` the number. `sub` is always there; a claim the user has no value
+    /// for is left out. (`email_verified` is the operator's statement, set with
+    /// `valet user update --email-verified`, and goes only with an address.)
     pub fn for_scope<'a>(user: User, scope: impl Iterator<Item = &'a str> + Clone) -> Self {
         let has = |wanted: &str| scope.clone().any(|s| s == wanted);
         let (profile, email) = (has("profile"), has("email"));
+        let (address, phone) = (has("address"), has("phone"));
+        let claims = user.profile;
+        let email_address = user.email.filter(|_| email);
         Self {
             sub: user.id,
             name: user.name.filter(|_| profile),
+            given_name: claims.given_name.filter(|_| profile),
+            family_name: claims.family_name.filter(|_| profile),
             preferred_username: profile.then_some(user.username),
+            picture: claims.picture.filter(|_| profile),
+            locale: claims.locale.filter(|_| profile),
             updated_at: profile.then_some(user.updated_at.0),
-            email: user.email.filter(|_| email),
+            email_verified: claims.email_verified.filter(|_| email_address.is_some()),
+            email: email_address,
+            address: claims.address.filter(|_| address),
+            phone_number: claims.phone_number.filter(|_| phone),
         }
     }
 }
@@ -181,6 +222,7 @@ fn token_hash(alg: SigningAlg, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::UserProfile;
 
     fn alice() -> User {
         User {
@@ -188,6 +230,7 @@ mod tests {
             username: "alice".into(),
             email: Some("alice@example.com".into()),
             name: Some("Alice Liddell".into()),
+            profile: UserProfile::default(),
             password_hash: "$argon2id$…".into(),
             disabled: false,
             created_at: UnixTime(1),
@@ -214,6 +257,66 @@ mod tests {
         assert_eq!(
             claims("email openid"),
             serde_json::json!({"sub": "u1", "email": "alice@example.com"})
+        );
+    }
+
+    /// alice with every claim Valet stores.
+    fn full_alice() -> User {
+        User {
+            profile: UserProfile {
+                email_verified: Some(true),
+                given_name: Some("Alice".into()),
+                family_name: Some("Liddell".into()),
+                picture: Some("https://example.com/alice.png".into()),
+                locale: Some("en-GB".into()),
+                phone_number: Some("+44 1865 270000".into()),
+                address: Some(Address {
+                    locality: Some("Oxford".into()),
+                    country: Some("GB".into()),
+                    ..Address::default()
+                }),
+            },
+            ..alice()
+        }
+    }
+
+    fn full_claims(scope: &str) -> serde_json::Value {
+        serde_json::to_value(UserInfo::for_scope(full_alice(), scope.split(' '))).unwrap()
+    }
+
+    #[test]
+    fn each_scope_releases_exactly_its_claims() {
+        assert_eq!(full_claims("openid"), serde_json::json!({"sub": "u1"}));
+        assert_eq!(
+            full_claims("openid profile"),
+            serde_json::json!({"sub": "u1", "name": "Alice Liddell", "given_name": "Alice",
+                "family_name": "Liddell", "preferred_username": "alice",
+                "picture": "https://example.com/alice.png", "locale": "en-GB", "updated_at": 2})
+        );
+        assert_eq!(
+            full_claims("openid email"),
+            serde_json::json!({"sub": "u1", "email": "alice@example.com", "email_verified": true})
+        );
+        assert_eq!(
+            full_claims("openid address"),
+            serde_json::json!({"sub": "u1", "address": {"locality": "Oxford", "country": "GB"}})
+        );
+        assert_eq!(
+            full_claims("openid phone"),
+            serde_json::json!({"sub": "u1", "phone_number": "+44 1865 270000"})
+        );
+        let all = full_claims("openid profile email address phone");
+        assert_eq!(all.as_object().unwrap().len(), 12, "{all}");
+    }
+
+    #[test]
+    fn email_verified_goes_only_with_an_address() {
+        let mut user = full_alice();
+        user.email = None;
+        let claims = UserInfo::for_scope(user, "openid email".split(' '));
+        assert_eq!(
+            serde_json::to_value(claims).unwrap(),
+            serde_json::json!({"sub": "u1"})
         );
     }
 

@@ -8,6 +8,8 @@ use crate::store_tests;
 store_tests!(
     client_commands,
     user_commands,
+    user_update_sets_the_openid_claims,
+    user_claims_refuse_bad_input_and_change_nothing,
     api_commands,
     bad_input_exits_1_with_a_message,
     human_output_is_tables,
@@ -211,6 +213,231 @@ async fn user_commands(app: TestApp) {
         "already exists",
     )
     .await;
+}
+
+/// `valet user create|update` with the OpenID claims (SPEC §2): each option replaces its
+/// claim and leaves the others, an empty value clears one, `--json` shows them under their
+/// claim names with `null` for unset ones.
+async fn user_update_sets_the_openid_claims(app: TestApp) {
+    let created = app
+        .cli_json(&[
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--password",
+            "x",
+            "--email",
+            "alice@example.com",
+            "--given-name",
+            "Alice",
+            "--locale",
+            "en-GB",
+            "--json",
+        ])
+        .await;
+    assert_eq!(created["given_name"], "Alice");
+    assert_eq!(created["locale"], "en-GB");
+    for unset in [
+        "email_verified",
+        "name",
+        "family_name",
+        "picture",
+        "phone_number",
+        "address",
+    ] {
+        assert_eq!(created[unset], Value::Null, "{unset}: {created}");
+    }
+
+    let updated = app
+        .cli_json(&[
+            "user",
+            "update",
+            "alice",
+            "--email-verified",
+            "true",
+            "--name",
+            "Alice Liddell",
+            "--given-name",
+            "",
+            "--family-name",
+            "Liddell",
+            "--picture",
+            "https://images.example.com/alice.png",
+            "--phone",
+            "+44 1865 270000",
+            "--address-street",
+            "Christ Church\nSt Aldates",
+            "--address-locality",
+            "Oxford",
+            "--address-country",
+            "United Kingdom",
+            "--json",
+        ])
+        .await;
+    let expected = serde_json::json!({
+        "id": created["id"],
+        "username": "alice",
+        "email": "alice@example.com",
+        "email_verified": true,
+        "name": "Alice Liddell",
+        "given_name": null,
+        "family_name": "Liddell",
+        "picture": "https://images.example.com/alice.png",
+        "locale": "en-GB",
+        "phone_number": "+44 1865 270000",
+        "address": {
+            "street_address": "Christ Church\nSt Aldates",
+            "locality": "Oxford",
+            "country": "United Kingdom",
+        },
+        "disabled": false,
+        "created_at": created["created_at"],
+        "updated_at": updated["updated_at"],
+    });
+    assert_eq!(updated, expected);
+    assert!(updated["updated_at"].as_str() >= created["updated_at"].as_str());
+    assert_eq!(
+        app.cli_json(&["user", "show", "alice", "--json"]).await,
+        expected
+    );
+    let stored = app.stored_user("alice").await;
+    assert_eq!(stored.profile.family_name.as_deref(), Some("Liddell"));
+
+    // A new address is not the verified one: it drops email_verified unless given again.
+    let moved = [
+        "user",
+        "update",
+        "alice",
+        "--email",
+        "alice@wonderland.example",
+    ];
+    let moved = app.cli_json(&[&moved[..], &["--json"]].concat()).await;
+    assert_eq!(moved["email"], "alice@wonderland.example");
+    assert_eq!(moved["email_verified"], Value::Null);
+    let args = ["user", "update", "alice", "--email", "a@wonderland.example"];
+    let verified = [&args[..], &["--email-verified", "true", "--json"]].concat();
+    assert_eq!(app.cli_json(&verified).await["email_verified"], true);
+
+    // Clearing every member of the address clears the address.
+    let cleared = app
+        .cli_json(&[
+            "user",
+            "update",
+            "alice",
+            "--address-street",
+            "",
+            "--address-locality",
+            "",
+            "--address-country",
+            "",
+            "--json",
+        ])
+        .await;
+    assert_eq!(cleared["address"], Value::Null);
+    assert_eq!(cleared["phone_number"], "+44 1865 270000", "the rest stays");
+
+    // For people: one line per claim.
+    let out = app.cli_ok(&["user", "show", "alice"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Liddell") && text.contains("+44 1865 270000"),
+        "{text}"
+    );
+}
+
+/// Bad claim values, an unknown user, a password option or no option at all: exit 1 with one
+/// line on stderr, and nothing written, not even the valid options given alongside.
+async fn user_claims_refuse_bad_input_and_change_nothing(app: TestApp) {
+    app.cli_ok(&[
+        "user",
+        "create",
+        "--username",
+        "alice",
+        "--password",
+        "x",
+        "--email",
+        "alice@example.com",
+        "--given-name",
+        "Alice",
+    ])
+    .await;
+    let before = app.stored_user("alice").await;
+    let update = |bad: &[&'static str]| {
+        let args: &[&str] = &["user", "update", "alice", "--given-name", "Mallory"];
+        [args, bad].concat()
+    };
+    // (the command line, a phrase its one-line message must contain)
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (update(&["--picture", "not a url"]), "--picture"),
+        (
+            update(&["--picture", "ftp://example.com/a.png"]),
+            "--picture",
+        ),
+        (
+            update(&["--email", "alice.example.com"]),
+            "not an email address",
+        ),
+        (
+            update(&["--email-verified", "yes"]),
+            "--email-verified takes true or false",
+        ),
+        (update(&["--locale", "en_US"]), "--locale"),
+        (update(&["--phone", "call me"]), "--phone"),
+        (update(&["--name", "Alice\u{7}"]), "control characters"),
+        (
+            update(&["--address-locality", "Ox\nford"]),
+            "control characters",
+        ),
+        (
+            vec!["user", "update", "ghost", "--name", "Ghost"],
+            "no user `ghost`",
+        ),
+        (vec!["user", "update", "alice"], "nothing to change"),
+        (
+            vec![
+                "user",
+                "create",
+                "--username",
+                "carol",
+                "--password",
+                "x",
+                "--picture",
+                "carol.png",
+            ],
+            "--picture",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--username",
+                "carol",
+                "--password",
+                "x",
+                "--email-verified",
+                "true",
+            ],
+            "--email-verified true needs the --email",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = app.cli(&args).await;
+        assert_eq!(out.status.code(), Some(1), "valet {args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "valet {args:?}: {stderr:?}");
+        assert!(
+            stderr.contains(needle),
+            "valet {args:?}: {stderr:?} lacks {needle:?}"
+        );
+        assert!(out.stdout.is_empty(), "valet {args:?}: nothing on stdout");
+    }
+    // No password options on update (a usage error, so clap's own message).
+    fails(&app, &update(&["--password", "x"]), "--password").await;
+
+    assert_eq!(app.stored_user("alice").await, before, "alice is unchanged");
+    let users = app.cli_json(&["user", "list", "--json"]).await;
+    assert_eq!(users.as_array().unwrap().len(), 1, "no carol: {users}");
 }
 
 async fn api_commands(app: TestApp) {

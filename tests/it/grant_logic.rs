@@ -199,6 +199,7 @@ async fn insert_user_with_hash(core: &Core, username: &str, password_hash: Strin
         username: username.into(),
         email: Some(format!("{username}@example.com")),
         name: None,
+        profile: Default::default(),
         password_hash,
         disabled: false,
         created_at: now,

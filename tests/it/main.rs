@@ -23,6 +23,7 @@ mod logs;
 mod metrics;
 mod oidc_logout;
 mod oidc_provider;
+mod oidc_scopes;
 mod password;
 mod prompt;
 mod readme;

@@ -23,11 +23,11 @@ store_tests!(
     an_api_scope_without_an_audience_is_still_refused,
 );
 
-const NONCE: &str = "n-0S6_WzA2Mj";
+pub(crate) const NONCE: &str = "n-0S6_WzA2Mj";
 
 /// A confidential client as an operator registers a stock app: a name, a redirect URI,
 /// nothing else (the CLI's defaults: the code grant, no scopes, no APIs).
-async fn stock_client(app: &TestApp) -> WebClient {
+pub(crate) async fn stock_client(app: &TestApp) -> WebClient {
     let client = NewClient::web(CALLBACK, "")
         .without_audience()
         .grants(&[GrantType::AuthorizationCode, GrantType::RefreshToken]);
@@ -35,7 +35,7 @@ async fn stock_client(app: &TestApp) -> WebClient {
 }
 
 /// What a stock relying party sends for a sign-in, plus `extra`.
-fn stock_params<'a>(
+pub(crate) fn stock_params<'a>(
     client: &'a WebClient,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
@@ -52,7 +52,7 @@ fn stock_params<'a>(
 }
 
 /// `/authorize` through the login and consent pages as alice; the redirect's parameters.
-async fn sign_in(app: &TestApp, params: &[(&str, &str)]) -> HashMap<String, String> {
+pub(crate) async fn sign_in(app: &TestApp, params: &[(&str, &str)]) -> HashMap<String, String> {
     let response = app.authorize(params).await;
     let mut response = if location(&response).starts_with("/login") {
         let login = app.follow_to_page(response, "/login").await;
@@ -70,7 +70,7 @@ async fn sign_in(app: &TestApp, params: &[(&str, &str)]) -> HashMap<String, Stri
 }
 
 /// The ID token of a token response, verified as a relying party verifies it.
-async fn verified_id_token(app: &TestApp, client: &WebClient, body: &Value) -> Value {
+pub(crate) async fn verified_id_token(app: &TestApp, client: &WebClient, body: &Value) -> Value {
     let id_token = body["id_token"].as_str().expect("an id_token");
     let (_, claims) = verify_with_jwks(app, id_token, &client.client_id).await;
     assert_eq!(claims["iss"], app.base);

@@ -210,6 +210,7 @@ async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
         username: "mallory".into(),
         email: None,
         name: None,
+        profile: Default::default(),
         password_hash: "x".into(),
         disabled: false,
         created_at: now,

@@ -12,8 +12,8 @@ use tokio::sync::Barrier;
 use valet::crypto::SecretHash;
 use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{
-    AuthorizationCode, Consent, KeyStatus, PendingRequest, Redeemed, RefreshToken, Session,
-    StoreError, User,
+    AddressPart, AuthorizationCode, ClaimEdit, Consent, KeyStatus, PendingRequest, Redeemed,
+    RefreshToken, Session, StoreError, User,
 };
 
 use crate::backend_tests;
@@ -163,6 +163,7 @@ async fn insert_user(core: &TestCore, username: &str, password_hash: &str) -> Us
         username: username.into(),
         email: None,
         name: None,
+        profile: Default::default(),
         password_hash: password_hash.into(),
         disabled: false,
         created_at: now,
@@ -469,6 +470,7 @@ backend_tests!(
     a_hash_upgrade_after_a_set_password_changes_nothing,
     hash_upgrades_racing_a_set_password_never_undo_it,
     parallel_inserts_of_one_username_have_one_winner,
+    parallel_claim_updates_all_land,
 );
 
 async fn a_hash_upgrade_after_a_set_password_changes_nothing(backend: Backend) {
@@ -549,6 +551,7 @@ async fn parallel_inserts_of_one_username_have_one_winner(backend: Backend) {
             username: "alice".into(),
             email: None,
             name: None,
+            profile: Default::default(),
             password_hash: "hash".into(),
             disabled: false,
             created_at: now,
@@ -568,6 +571,69 @@ async fn parallel_inserts_of_one_username_have_one_winner(backend: Backend) {
     }
     assert_eq!(winners, 1);
     assert_eq!(core.store.users().await.unwrap().len(), 1);
+}
+
+/// `valet user update`s of different claims at once, with a set-password among them: each
+/// holds the row from its read to its write, so every claim lands and the password stays.
+/// Applying them all again changes nothing, not even `updated_at`.
+async fn parallel_claim_updates_all_land(backend: Backend) {
+    let core = test_core(backend).await;
+    insert_user(&core, "alice", "hash-old").await;
+    let value = |i: usize| Some(format!("value {i}"));
+    let edit = |i: usize| match i {
+        0 => ClaimEdit::Name(value(i)),
+        1 => ClaimEdit::GivenName(value(i)),
+        2 => ClaimEdit::FamilyName(value(i)),
+        3 => ClaimEdit::Picture(value(i)),
+        4 => ClaimEdit::Locale(value(i)),
+        5 => ClaimEdit::PhoneNumber(value(i)),
+        6 => ClaimEdit::Address(AddressPart::Formatted, value(i)),
+        7 => ClaimEdit::Address(AddressPart::StreetAddress, value(i)),
+        8 => ClaimEdit::Address(AddressPart::Locality, value(i)),
+        9 => ClaimEdit::Address(AddressPart::Region, value(i)),
+        10 => ClaimEdit::Address(AddressPart::PostalCode, value(i)),
+        11 => ClaimEdit::Address(AddressPart::Country, value(i)),
+        _ => ClaimEdit::EmailVerified(true),
+    };
+    const EDITS: usize = 13;
+    let now = core.clock.now().plus(Duration::from_secs(60));
+
+    race(EDITS + 1, |i| {
+        let store = core.store.clone();
+        let edit = edit(i);
+        async move {
+            if i == EDITS {
+                assert!(
+                    store
+                        .set_user_password("alice", "hash-new", now)
+                        .await
+                        .unwrap()
+                );
+            } else {
+                let updated = store.update_user_claims("alice", &[edit], now).await;
+                assert!(updated.unwrap().is_some());
+            }
+        }
+    })
+    .await;
+
+    let all: Vec<ClaimEdit> = (0..EDITS).map(edit).collect();
+    let stored = core.store.user_by_username("alice").await.unwrap().unwrap();
+    let mut expected = User {
+        name: None,
+        profile: Default::default(),
+        ..stored.clone()
+    };
+    ClaimEdit::apply_all(&all, &mut expected);
+    assert_eq!(stored, expected, "every claim landed");
+    assert_eq!(stored.password_hash, "hash-new");
+    assert_eq!(stored.updated_at, now);
+
+    let later = now.plus(Duration::from_secs(60));
+    let again = core.store.update_user_claims("alice", &all, later).await;
+    assert_eq!(again.unwrap(), Some(stored.clone()), "nothing to change");
+    let missing = core.store.update_user_claims("ghost", &all, later).await;
+    assert_eq!(missing.unwrap(), None);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ pub async fn login_post(
         let outcome =
             sign_in::check_password(&state.sign_in(), &attempt, password.to_owned(), now).await?;
         let user = match outcome {
-            Outcome::Accepted(user) => user,
+            Outcome::Accepted(user) => *user,
             Outcome::Locked(locked) => {
                 audit::login_refused(&pending.client.client_id, locked.retry_after);
                 let message = format!(

@@ -64,7 +64,7 @@ pub async fn exchange(
     let outcome =
         sign_in::check_password(&core.sign_in(), &attempt, request.password, cx.now).await?;
     let user = match outcome {
-        Outcome::Accepted(user) => user,
+        Outcome::Accepted(user) => *user,
         Outcome::Locked(locked) => {
             return Err(OAuthError::invalid_grant(format!(
                 "too many failed sign-in attempts; retry in {} seconds",

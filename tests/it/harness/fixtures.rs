@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use valet::core::Core;
 use valet::crypto::SecretHash;
 use valet::domain::{GrantId, GrantType, ScopeSet, SigningAlg, UnixTime};
-use valet::store::{Api, AuthorizationCode, Client, User};
+use valet::store::{Api, AuthorizationCode, ClaimEdit, Client, User};
 
 use super::flow::{Pkce, WebClient};
 use super::{CONTACTS, TestApp, test_config};
@@ -81,6 +81,7 @@ async fn insert_user(
         username: username.to_owned(),
         email: email.map(str::to_owned),
         name: name.map(str::to_owned),
+        profile: Default::default(),
         password_hash,
         disabled: false,
         created_at: now,
@@ -339,6 +340,14 @@ impl TestApp {
     /// The id of `username`, the `sub` of their tokens.
     pub async fn user_id(&self, username: &str) -> String {
         self.stored_user(username).await.id
+    }
+
+    /// As `valet user update`: apply `edits` to `username`'s claims; the user as stored now.
+    pub async fn update_claims(&self, username: &str, edits: &[ClaimEdit]) -> User {
+        let store = &self.state.store;
+        let updated = store.update_user_claims(username, edits, self.clock.now());
+        let updated = updated.await.expect("update the user's claims");
+        updated.unwrap_or_else(|| panic!("no user {username}"))
     }
 
     /// As `valet user disable` / `valet user enable`.
