@@ -10,7 +10,7 @@ use crate::login::session;
 use crate::oauth::OAuthError;
 use crate::store::{Client, SessionClient};
 use crate::tokens::access::{self, Bearer, IssuedAccessToken};
-use crate::tokens::id_token::{self, Authentication, IdTokenGrant, SessionId};
+use crate::tokens::id_token::{self, Authentication, Bound, IdTokenGrant, SessionId};
 
 /// What every grant's `exchange` may read.
 pub struct TokenContext<'a> {
@@ -82,7 +82,7 @@ pub fn sign_access_token(
 pub async fn sign_id_token(
     core: &Core,
     client: &Client,
-    access_token: Option<&str>,
+    bound: Bound<'_>,
     signed_in: Authentication<'_>,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
@@ -105,7 +105,7 @@ pub async fn sign_id_token(
         issuer: core.settings.issuer_str(),
         client_id: &client.client_id,
         ttl: core.settings.tokens.id_token_ttl,
-        access_token,
+        bound,
     };
     id_token::issue(keys.current(), &grant, signed_in, now)
         .map_err(|e| OAuthError::server_error(e.to_string()))

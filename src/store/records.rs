@@ -58,13 +58,19 @@ impl Client {
     }
 
     /// RFC 7591 `response_types`, derived from the grant types.
+    /// The hybrid ones need both grants (SPEC §9).
     pub fn response_types(&self) -> Vec<&'static str> {
+        let code = self.allows_grant(GrantType::AuthorizationCode);
+        let implicit = self.allows_grant(GrantType::Implicit);
         let mut types = Vec::new();
-        if self.allows_grant(GrantType::AuthorizationCode) {
+        if code {
             types.push("code");
         }
-        if self.allows_grant(GrantType::Implicit) {
-            types.push("token");
+        if implicit {
+            types.extend(["token", "id_token", "id_token token"]);
+        }
+        if code && implicit {
+            types.extend(["code id_token", "code token", "code id_token token"]);
         }
         types
     }

@@ -14,7 +14,7 @@ use crate::tokens::keys::{KeyError, KeySet, SigningKey};
 use crate::tokens::signer::sign_jwt;
 
 /// The claims an ID token may carry beyond the user's (§2, §3.1.3.6).
-pub const ID_TOKEN_CLAIMS: [&str; 8] = [
+pub const ID_TOKEN_CLAIMS: [&str; 9] = [
     "iss",
     "aud",
     "exp",
@@ -22,6 +22,7 @@ pub const ID_TOKEN_CLAIMS: [&str; 8] = [
     "auth_time",
     "nonce",
     "at_hash",
+    "c_hash",
     "sid",
 ];
 
@@ -41,6 +42,8 @@ struct IdTokenClaims<'a> {
     nonce: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     at_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c_hash: Option<String>,
     /// The browser session (Front- and Back-Channel Logout 1.0): none for the password grant.
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
@@ -149,8 +152,16 @@ pub struct IdTokenGrant<'a> {
     pub issuer: &'a str,
     pub client_id: &'a str,
     pub ttl: std::time::Duration,
-    /// The access token issued with it, if any, bound by `at_hash`.
+    pub bound: Bound<'a>,
+}
+
+/// What was issued with an ID token and is bound into it by hash (Core §3.3.2.11).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bound<'a> {
+    /// Bound by `at_hash`.
     pub access_token: Option<&'a str>,
+    /// The code of a hybrid response, bound by `c_hash`.
+    pub code: Option<&'a str>,
 }
 
 pub fn issue(
@@ -166,7 +177,11 @@ pub fn issue(
         iat: now.0,
         auth_time: signed_in.auth_time.0,
         nonce: signed_in.nonce,
-        at_hash: grant.access_token.map(|token| token_hash(key.alg(), token)),
+        at_hash: grant
+            .bound
+            .access_token
+            .map(|token| token_hash(key.alg(), token)),
+        c_hash: grant.bound.code.map(|code| token_hash(key.alg(), code)),
         sid: signed_in.session.as_ref().map(|s| s.sid.as_str()),
         user: UserInfo::for_scope(signed_in.user, signed_in.scope.iter()),
     };
@@ -206,7 +221,7 @@ pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str) -> Option<Hint> {
         .map(|data| data.claims)
 }
 
-/// `at_hash` (§3.1.3.6): the left half of the hash of the token's ASCII octets, with the hash
+/// `at_hash` (§3.1.3.6) and `c_hash` (§3.3.2.11): the left half of the hash of the token's ASCII octets, with the hash
 /// of the signature algorithm: SHA-256 for RS256 and ES256, SHA-512 for EdDSA (Ed25519 signs
 /// with SHA-512), base64url.
 fn token_hash(alg: SigningAlg, token: &str) -> String {

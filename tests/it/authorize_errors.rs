@@ -130,7 +130,7 @@ async fn later_errors_are_redirected_with_state_and_iss(app: TestApp) {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (base(&[]), "invalid_request"),
         (
-            base(&[("response_type", "code id_token")]),
+            base(&[("response_type", "code code")]),
             "unsupported_response_type",
         ),
         (base(&[("response_type", "token")]), "unauthorized_client"),
@@ -292,7 +292,15 @@ async fn discovery_lists_the_authorization_endpoint(backend: Backend) {
     assert_eq!(doc["authorization_endpoint"], app.url("/authorize"));
     assert_eq!(
         doc["response_types_supported"],
-        serde_json::json!(["code", "token", "id_token", "id_token token"])
+        serde_json::json!([
+            "code",
+            "token",
+            "id_token",
+            "id_token token",
+            "code id_token",
+            "code token",
+            "code id_token token"
+        ])
     );
     assert_eq!(
         doc["response_modes_supported"],

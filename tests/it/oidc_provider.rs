@@ -21,6 +21,10 @@ store_tests!(
     oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported,
     oidcc_config,
     an_api_scope_without_an_audience_is_still_refused,
+    oidcc_hybrid_code_id_token,
+    oidcc_hybrid_code_token,
+    oidcc_hybrid_code_id_token_token,
+    hybrid_types_need_both_grants,
 );
 
 pub(crate) const NONCE: &str = "n-0S6_WzA2Mj";
@@ -231,4 +235,126 @@ async fn an_api_scope_without_an_audience_is_still_refused(app: TestApp) {
     params.push(("audience", CONTACTS));
     let redirect = sign_in(&app, &params).await;
     assert!(redirect.contains_key("code"), "{redirect:?}");
+}
+
+/// The left half of SHA-256 of `value`, base64url: `at_hash` and `c_hash` for RS256.
+fn half_hash(value: &str) -> String {
+    use base64::Engine;
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])
+}
+
+/// A stock client allowed the hybrid response types (both grants, SPEC §9).
+async fn hybrid_client(app: &TestApp) -> WebClient {
+    let client = NewClient::web(CALLBACK, "")
+        .without_audience()
+        .grants(&[GrantType::AuthorizationCode, GrantType::Implicit]);
+    app.create_web_client(client).await
+}
+
+/// A hybrid sign-in (Core §3.3): the code and the tokens `response_type` asks for arrive in
+/// the fragment; a front-channel ID token binds the code (`c_hash`) and an access token
+/// (`at_hash`); the code then redeems as in the code flow, for the same user.
+async fn hybrid(app: &TestApp, response_type: &str) {
+    let alice = app.create_alice().await;
+    let client = hybrid_client(app).await;
+    let params = stock_params(&client, &[]);
+    let mut params: Vec<_> = params
+        .into_iter()
+        .filter(|(k, _)| *k != "response_type")
+        .collect();
+    params.push(("response_type", response_type));
+    let response = app.authorize(&params).await;
+    let login = app.follow_to_page(response, "/login").await;
+    let response = app.sign_in(&login, "alice", PASSWORD).await;
+    let consent = app.follow_to_page(response, "/consent").await;
+    let response = app.decide(&consent, "allow").await;
+    let next = location(&response);
+    assert!(
+        next.starts_with(&format!("{CALLBACK}#")),
+        "in the fragment: {next}"
+    );
+    let front = redirect_params(&next);
+    assert_eq!(front["state"], STATE);
+    let code = front.get("code").expect("a code").clone();
+    let wants = |part: &str| response_type.split(' ').any(|p| p == part);
+    assert_eq!(
+        front.contains_key("access_token"),
+        wants("token"),
+        "{front:?}"
+    );
+    assert_eq!(
+        front.contains_key("id_token"),
+        wants("id_token"),
+        "{front:?}"
+    );
+    if let Some(id_token) = front.get("id_token") {
+        let (_, claims) = verify_with_jwks(app, id_token, &client.client_id).await;
+        assert_eq!(claims["iss"], app.base);
+        assert_eq!(claims["sub"], alice.as_str());
+        assert_eq!(claims["nonce"], NONCE);
+        assert_eq!(claims["c_hash"], half_hash(&code), "{claims}");
+        match front.get("access_token") {
+            Some(token) => assert_eq!(claims["at_hash"], half_hash(token)),
+            None => assert!(claims.get("at_hash").is_none(), "{claims}"),
+        }
+    }
+    if let Some(token) = front.get("access_token") {
+        assert_eq!(front["token_type"], "Bearer");
+        let response = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        assert_eq!(ok_json(response.unwrap()).await["sub"], alice.as_str());
+    }
+    let body = ok_json(app.redeem(&client, &code, None).await).await;
+    let claims = verified_id_token(app, &client, &body).await;
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["nonce"], NONCE);
+    assert!(
+        claims.get("c_hash").is_none(),
+        "no code in a token response"
+    );
+}
+
+/// oidcc-server in the hybrid plan, `code id_token`.
+async fn oidcc_hybrid_code_id_token(app: TestApp) {
+    hybrid(&app, "code id_token").await;
+}
+
+/// oidcc-server in the hybrid plan, `code token`.
+async fn oidcc_hybrid_code_token(app: TestApp) {
+    hybrid(&app, "code token").await;
+}
+
+/// oidcc-server in the hybrid plan, `code id_token token` (sent in another order).
+async fn oidcc_hybrid_code_id_token_token(app: TestApp) {
+    hybrid(&app, "id_token code token").await;
+}
+
+/// A client with only the code grant may not use the hybrid types (`unauthorized_client`),
+/// and discovery lists all seven response types.
+async fn hybrid_types_need_both_grants(app: TestApp) {
+    let client = stock_client(&app).await;
+    let params = stock_params(&client, &[]);
+    let mut params: Vec<_> = params
+        .into_iter()
+        .filter(|(k, _)| *k != "response_type")
+        .collect();
+    params.push(("response_type", "code id_token"));
+    let response = app.authorize(&params).await;
+    let redirect = redirect_params(&location(&response));
+    assert_eq!(redirect["error"], "unauthorized_client", "{redirect:?}");
+    let discovery = app.get_json("/.well-known/openid-configuration").await;
+    let types = discovery["response_types_supported"].as_array().unwrap();
+    for wanted in [
+        "code id_token",
+        "code token",
+        "code id_token token",
+        "id_token token",
+    ] {
+        assert!(types.iter().any(|t| t == wanted), "{wanted} in {types:?}");
+    }
 }

@@ -3,7 +3,6 @@
 
 use super::pending::{Pending, take};
 use super::rejection::AuthorizeRejection;
-use super::request::ResponseType;
 use crate::audit;
 use crate::core::Core;
 use crate::domain::UnixTime;
@@ -22,14 +21,7 @@ pub async fn approve(
     now: UnixTime,
 ) -> Result<AuthorizationResponse, AuthorizeRejection> {
     let target = take(core, pending, now).await?;
-    let issued = match pending.request.response_type {
-        ResponseType::Code => {
-            authorization_code::issue_code(core, &pending.request, user, session, now).await
-        }
-        ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
-            implicit::issue(core, &pending.client, &pending.request, user, session, now).await
-        }
-    };
+    let issued = issue(core, pending, user, session, now).await;
     Ok(match issued {
         Ok(params) => {
             let response_type = pending.request.response_type;
@@ -37,11 +29,10 @@ pub async fn approve(
                 core.metrics
                     .token_issued("implicit", &pending.request.audience);
             }
-            let event = match response_type {
-                ResponseType::Code => "code.issued",
-                ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
-                    "token.issued"
-                }
+            let event = if response_type.issues_code() {
+                "code.issued"
+            } else {
+                "token.issued"
             };
             audit::authorization_granted(
                 event,
@@ -59,6 +50,36 @@ pub async fn approve(
             AuthorizationResponse::error(target, &error)
         }
     })
+}
+
+/// The response parameters: a code (§4.1.2), tokens (Core §3.2.2.5), or both (the hybrid
+/// types, Core §3.3.2.5, whose ID token binds the code with `c_hash`).
+async fn issue(
+    core: &Core,
+    pending: &Pending,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let request = &pending.request;
+    let mut params = Vec::new();
+    let mut code = None;
+    if request.response_type.issues_code() {
+        let issued = authorization_code::issue_code(core, request, user, session, now).await?;
+        code = Some(issued.clone());
+        params.push(("code", issued));
+    }
+    if request.response_type.in_front_channel() {
+        let tokens = implicit::Issue {
+            client: &pending.client,
+            request,
+            user,
+            session,
+            code: code.as_deref(),
+        };
+        params.extend(implicit::issue(core, &tokens, now).await?);
+    }
+    Ok(params)
 }
 
 /// The person said no (RFC 6749 §4.1.2.1 `access_denied`).

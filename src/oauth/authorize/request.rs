@@ -19,14 +19,23 @@ pub enum ResponseType {
     IdToken,
     /// OpenID Connect Core §3.2 (implicit): an ID token and an access token.
     IdTokenToken,
+    /// OpenID Connect Core §3.3 (hybrid): a code, and an ID token in the redirect.
+    CodeIdToken,
+    /// Core §3.3: a code, and an access token in the redirect.
+    CodeToken,
+    /// Core §3.3: a code, an ID token and an access token.
+    CodeIdTokenToken,
 }
 
 impl ResponseType {
-    pub const ALL: [ResponseType; 4] = [
+    pub const ALL: [ResponseType; 7] = [
         ResponseType::Code,
         ResponseType::Token,
         ResponseType::IdToken,
         ResponseType::IdTokenToken,
+        ResponseType::CodeIdToken,
+        ResponseType::CodeToken,
+        ResponseType::CodeIdTokenToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +44,9 @@ impl ResponseType {
             ResponseType::Token => "token",
             ResponseType::IdToken => "id_token",
             ResponseType::IdTokenToken => "id_token token",
+            ResponseType::CodeIdToken => "code id_token",
+            ResponseType::CodeToken => "code token",
+            ResponseType::CodeIdTokenToken => "code id_token token",
         }
     }
 
@@ -49,29 +61,59 @@ impl ResponseType {
         })
     }
 
+    /// The grant a request of this type is logged under: the code's where there is one.
     pub fn grant(self) -> GrantType {
-        match self {
-            ResponseType::Code => GrantType::AuthorizationCode,
-            ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => {
-                GrantType::Implicit
-            }
+        if self.issues_code() {
+            GrantType::AuthorizationCode
+        } else {
+            GrantType::Implicit
         }
     }
 
+    /// The grant types a client needs for it (SPEC §9): the hybrid types need both.
+    pub fn needs_grants(self) -> &'static [GrantType] {
+        match (self.issues_code(), self.in_front_channel()) {
+            (true, false) => &[GrantType::AuthorizationCode],
+            (false, _) => &[GrantType::Implicit],
+            (true, true) => &[GrantType::AuthorizationCode, GrantType::Implicit],
+        }
+    }
+
+    pub fn issues_code(self) -> bool {
+        matches!(
+            self,
+            ResponseType::Code
+                | ResponseType::CodeIdToken
+                | ResponseType::CodeToken
+                | ResponseType::CodeIdTokenToken
+        )
+    }
+
+    /// An access token in the redirect.
     pub fn issues_access_token(self) -> bool {
-        matches!(self, ResponseType::Token | ResponseType::IdTokenToken)
+        matches!(
+            self,
+            ResponseType::Token
+                | ResponseType::IdTokenToken
+                | ResponseType::CodeToken
+                | ResponseType::CodeIdTokenToken
+        )
     }
 
+    /// An ID token in the redirect.
     pub fn issues_id_token(self) -> bool {
-        matches!(self, ResponseType::IdToken | ResponseType::IdTokenToken)
+        matches!(
+            self,
+            ResponseType::IdToken
+                | ResponseType::IdTokenToken
+                | ResponseType::CodeIdToken
+                | ResponseType::CodeIdTokenToken
+        )
     }
 
-    /// Whether tokens travel in the redirect itself (the implicit types).
+    /// Whether tokens travel in the redirect itself (the implicit and hybrid types).
     pub(super) fn in_front_channel(self) -> bool {
-        match self {
-            ResponseType::Code => false,
-            ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => true,
-        }
+        self.issues_access_token() || self.issues_id_token()
     }
 
     /// RFC 6749 §4.1.2 and §4.2.2: a code in the query; tokens only in the fragment (or a
@@ -158,7 +200,15 @@ mod tests {
             Some(ResponseType::IdTokenToken)
         );
         assert_eq!(ResponseType::parse("id_token"), Some(ResponseType::IdToken));
-        for unsupported in ["code id_token", "code token", "token token", "", "none"] {
+        assert_eq!(
+            ResponseType::parse("id_token code"),
+            Some(ResponseType::CodeIdToken)
+        );
+        assert_eq!(
+            ResponseType::parse("token id_token code"),
+            Some(ResponseType::CodeIdTokenToken)
+        );
+        for unsupported in ["code code", "token token", "", "none", "code  token"] {
             assert_eq!(ResponseType::parse(unsupported), None, "{unsupported}");
         }
     }

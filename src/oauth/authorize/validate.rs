@@ -163,10 +163,13 @@ async fn check(
     response_type: Option<&str>,
 ) -> Result<Checked, OAuthError> {
     let response_type = parse_response_type(response_type)?;
-    if !client.allows_grant(response_type.grant()) {
+    if let Some(missing) = response_type
+        .needs_grants()
+        .iter()
+        .find(|g| !client.allows_grant(**g))
+    {
         return Err(OAuthError::unauthorized_client(format!(
-            "this client is not allowed the {} grant (response_type {})",
-            response_type.grant(),
+            "this client is not allowed the {missing} grant (response_type {})",
             response_type.as_str()
         )));
     }
@@ -176,9 +179,10 @@ async fn check(
         api,
         scope: granted,
     } = scope::resolve_target(core, client, &target, requested.as_ref(), Subject::User).await?;
-    let pkce = match response_type {
-        ResponseType::Code => check_pkce(core, params, client)?,
-        ResponseType::Token | ResponseType::IdToken | ResponseType::IdTokenToken => None,
+    let pkce = if response_type.issues_code() {
+        check_pkce(core, params, client)?
+    } else {
+        None
     };
     if response_type.issues_id_token() {
         check_id_token_request(params, &granted)?;
@@ -220,7 +224,8 @@ fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {
         OAuthError::new(
             ErrorCode::UnsupportedResponseType,
             format!(
-                "response_type `{}` is not supported (code, token, id_token, id_token token)",
+                "response_type `{}` is not supported (code, token, id_token, id_token token, \
+                 code id_token, code token, code id_token token)",
                 printable(text)
             ),
         )

@@ -18,10 +18,9 @@ use crate::oauth::redirect;
 use crate::oauth::{OAuthError, Params};
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
 use crate::tokens::access::Bearer;
-use crate::tokens::id_token::Authentication;
+use crate::tokens::id_token::{Authentication, Bound};
 
-/// Store a fresh code (its hash only) and the grant it belongs to; return the response
-/// parameters. Until the code is redeemed the grant lives no longer than the code (the
+/// Store a fresh code (its hash only) and the grant it belongs to; return the code. Until the code is redeemed the grant lives no longer than the code (the
 /// janitor then removes both), so codes nobody redeems do not leave rows for months.
 pub async fn issue_code(
     core: &Core,
@@ -29,7 +28,7 @@ pub async fn issue_code(
     user: &User,
     session: &Session,
     now: UnixTime,
-) -> Result<Vec<(&'static str, String)>, OAuthError> {
+) -> Result<String, OAuthError> {
     let tokens = &core.settings.tokens;
     let grant_id = GrantId::new();
     let expires_at = now.plus(tokens.code_ttl);
@@ -57,7 +56,7 @@ pub async fn issue_code(
             expires_at,
         })
         .await?;
-    Ok(vec![("code", code)])
+    Ok(code)
 }
 
 #[derive(Debug)]
@@ -157,9 +156,11 @@ pub async fn exchange(
             nonce: code.nonce.as_deref(),
             session: session_id(core, code.session_hash.as_ref()),
         };
-        let access_token = Some(response.access_token.as_str());
-        response.id_token =
-            Some(sign_id_token(core, cx.client, access_token, signed_in, cx.now).await?);
+        let bound = Bound {
+            access_token: Some(response.access_token.as_str()),
+            code: None,
+        };
+        response.id_token = Some(sign_id_token(core, cx.client, bound, signed_in, cx.now).await?);
     }
     Ok(response)
 }

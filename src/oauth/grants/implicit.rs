@@ -1,5 +1,6 @@
 //! The implicit grant (RFC 6749 §4.2, OpenID Connect Core §3.2): tokens straight in the
-//! redirect, never a refresh token (§4.2.2). Only for clients allowed `implicit`.
+//! redirect, never a refresh token (§4.2.2). Only for clients allowed `implicit`; the hybrid
+//! response types (Core §3.3) put the same tokens beside a code.
 
 use crate::core::Core;
 use crate::domain::{GrantId, ScopeSet, UnixTime};
@@ -9,18 +10,32 @@ use crate::oauth::issue::{session_id, sign_access_token, sign_id_token};
 use crate::store::{Client, Session, User};
 use crate::tokens::access::Bearer;
 use crate::tokens::access::IssuedAccessToken;
-use crate::tokens::id_token::Authentication;
+use crate::tokens::id_token::{Authentication, Bound};
+
+/// What the front-channel tokens are for.
+pub struct Issue<'a> {
+    pub client: &'a Client,
+    pub request: &'a AuthorizationRequest,
+    pub user: &'a User,
+    pub session: &'a Session,
+    /// The code of a hybrid response, which the ID token binds with `c_hash`.
+    pub code: Option<&'a str>,
+}
 
 /// The response parameters (`state` and `iss` are added on delivery): RFC 6749 §4.2.2 for an
-/// access token, Core §3.2.2.5 for an ID token.
+/// access token, Core §3.2.2.5 for an ID token, §3.3.2.5 beside a code.
 pub async fn issue(
     core: &Core,
-    client: &Client,
-    request: &AuthorizationRequest,
-    user: &User,
-    session: &Session,
+    tokens: &Issue<'_>,
     now: UnixTime,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let Issue {
+        client,
+        request,
+        user,
+        session,
+        code,
+    } = *tokens;
     let scope = &request.scope;
     let access = if request.response_type.issues_access_token() {
         Some(access_token(core, request, user, scope, now).await?)
@@ -44,8 +59,11 @@ pub async fn issue(
             nonce: request.nonce.as_deref(),
             session: session_id(core, Some(&session.id_hash)),
         };
-        let bound_to = access.as_ref().map(|issued| issued.token.as_str());
-        let id_token = sign_id_token(core, client, bound_to, signed_in, now).await?;
+        let bound = Bound {
+            access_token: access.as_ref().map(|issued| issued.token.as_str()),
+            code,
+        };
+        let id_token = sign_id_token(core, client, bound, signed_in, now).await?;
         params.push(("id_token", id_token));
     }
     Ok(params)

@@ -17,7 +17,7 @@ use crate::oauth::scope::{self, Subject, TargetRequest};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
 use crate::tokens::access::Bearer;
-use crate::tokens::id_token::Authentication;
+use crate::tokens::id_token::{Authentication, Bound};
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -250,9 +250,11 @@ pub async fn exchange(
             nonce: None,
             session: session_id(core, current.session_hash.as_ref()),
         };
-        let access_token = Some(response.access_token.as_str());
-        response.id_token =
-            Some(sign_id_token(core, cx.client, access_token, signed_in, cx.now).await?);
+        let bound = Bound {
+            access_token: Some(response.access_token.as_str()),
+            code: None,
+        };
+        response.id_token = Some(sign_id_token(core, cx.client, bound, signed_in, cx.now).await?);
     }
     Ok(response)
 }
