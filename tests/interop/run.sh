@@ -122,4 +122,11 @@ export INTEROP_VALET_BIN="$bin" INTEROP_KEYS_RELOAD_SECONDS="$reload"
 
 status=0
 (cd "$here" && node interop.mjs) || status=$?
+
+# The README's "Sign in with Valet" example, exactly as written there.
+sed -n '/<!-- signin:start -->/,/<!-- signin:end -->/p' "$root/README.md" \
+  | sed '1,2d;$d' | sed '$d' >"$here/readme-signin.mjs"
+(cd "$here" && VALET_ISSUER="$issuer" CLIENT_ID="$INTEROP_WEB_CLIENT_ID" \
+  CLIENT_SECRET="$INTEROP_WEB_CLIENT_SECRET" REDIRECT_URI="$web_redirect" node readme.mjs) || status=$?
+rm -f "$here/readme-signin.mjs"
 exit "$status"
