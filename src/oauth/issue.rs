@@ -51,6 +51,20 @@ impl TokenResponse {
             audience: issued.audience,
         }
     }
+
+    /// The ID token of a token response (Core §3.1.3.3, §12.2), bound to its access token.
+    pub async fn add_id_token(
+        &mut self,
+        cx: &TokenContext<'_>,
+        signed_in: Authentication<'_>,
+    ) -> Result<(), OAuthError> {
+        let bound = Bound {
+            access_token: Some(self.access_token.as_str()),
+            code: None,
+        };
+        self.id_token = Some(sign_id_token(cx.core, cx.client, bound, signed_in, cx.now).await?);
+        Ok(())
+    }
 }
 
 /// The session an ID token names, from its stored hash.

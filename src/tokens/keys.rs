@@ -222,6 +222,34 @@ impl KeySet {
         self.jwks.clone()
     }
 
+    /// The claims of a JWT Valet signed: `typ` as given, a published `kid`, the signature with
+    /// that key's algorithm only, `iss`, and the `required` claims present. `aud` and `exp`
+    /// are the caller's to judge (an expired ID token is still a good logout hint).
+    pub fn decode_own<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        required: &[&str],
+    ) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() != Some(typ) {
+            return None;
+        }
+        let (key, alg) = self.verifier(header.kid.as_deref()?)?;
+        if header.alg != *alg {
+            return None;
+        }
+        let mut validation = jsonwebtoken::Validation::new(*alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(required);
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
     /// The verification key for `kid`, if that key is published.
     pub fn verifier(
         &self,

@@ -10,15 +10,13 @@ use crate::core::Core;
 use crate::crypto::random_token;
 use crate::domain::{GrantId, UnixTime};
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::issue::{
-    TokenContext, TokenResponse, session_id, sign_access_token, sign_id_token,
-};
+use crate::oauth::issue::{TokenContext, TokenResponse, session_id, sign_access_token};
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::redirect;
 use crate::oauth::{OAuthError, Params};
 use crate::store::{AuthorizationCode, Redeemed, Session, User};
 use crate::tokens::access::Bearer;
-use crate::tokens::id_token::{Authentication, Bound};
+use crate::tokens::id_token::Authentication;
 
 /// Store a fresh code (its hash only) and the grant it belongs to; return the code. Until the code is redeemed the grant lives no longer than the code (the
 /// janitor then removes both), so codes nobody redeems do not leave rows for months.
@@ -156,11 +154,7 @@ pub async fn exchange(
             nonce: code.nonce.as_deref(),
             session: session_id(core, code.session_hash.as_ref()),
         };
-        let bound = Bound {
-            access_token: Some(response.access_token.as_str()),
-            code: None,
-        };
-        response.id_token = Some(sign_id_token(core, cx.client, bound, signed_in, cx.now).await?);
+        response.add_id_token(cx, signed_in).await?;
     }
     Ok(response)
 }

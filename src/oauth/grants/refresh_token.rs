@@ -10,14 +10,12 @@ use crate::audit;
 use crate::core::Core;
 use crate::crypto::{SecretHash, random_token};
 use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime, printable};
-use crate::oauth::issue::{
-    TokenContext, TokenResponse, session_id, sign_access_token, sign_id_token,
-};
+use crate::oauth::issue::{TokenContext, TokenResponse, session_id, sign_access_token};
 use crate::oauth::scope::{self, Subject, TargetRequest};
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, RefreshToken};
 use crate::tokens::access::Bearer;
-use crate::tokens::id_token::{Authentication, Bound};
+use crate::tokens::id_token::Authentication;
 
 /// The scope that asks for a refresh token where `tokens.refresh_requires_offline_access` is on.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -250,11 +248,7 @@ pub async fn exchange(
             nonce: None,
             session: session_id(core, current.session_hash.as_ref()),
         };
-        let bound = Bound {
-            access_token: Some(response.access_token.as_str()),
-            code: None,
-        };
-        response.id_token = Some(sign_id_token(core, cx.client, bound, signed_in, cx.now).await?);
+        response.add_id_token(cx, signed_in).await?;
     }
     Ok(response)
 }
