@@ -161,6 +161,8 @@ impl MemoryPool {
             for buffer in free.iter_mut() {
                 release_pages(buffer);
             }
+            drop(free);
+            trim_heap();
             self.trims.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -192,6 +194,21 @@ fn release_pages(buffer: &mut [Block]) {
 
 #[cfg(not(unix))]
 fn release_pages(_buffer: &mut [Block]) {}
+
+/// A burst of sign-ins also leaves freed request memory in glibc's per-thread arenas, which
+/// glibc only gives back from the top of each heap; `malloc_trim` returns every whole free
+/// page (issue 11's flood benchmark: RSS back near idle after a burst instead of +40 %).
+/// Called on this hashing thread when the pool goes idle, never on the async runtime.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// How the verifier's memory pool has been used (for tests and the benchmark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
