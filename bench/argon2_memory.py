@@ -13,7 +13,9 @@ Target: peak <= 64 MB + max_concurrent x m_cost, and back to idle + 10 % within 
 
 Usage: bench/argon2_memory.py            (builds target/release/valet if VALET_BIN is unset)
 Environment: VALET_BIN, BENCH_BURSTS (3), BENCH_PARALLEL (64), BENCH_MAX_CONCURRENT (0),
-BENCH_SERVER_ENV (extra "NAME=value NAME=value" for the server, e.g. MALLOC_ARENA_MAX=2).
+BENCH_SERVER_ENV (extra "NAME=value NAME=value" for the server, e.g. MALLOC_ARENA_MAX=2),
+BENCH_WARMUP (0: that many sequential logins, then 10 s, before the idle figure, for the idle
+of a server that has served requests rather than a cold one).
 """
 
 import base64
@@ -122,7 +124,14 @@ def main():
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
 
+        warmup = int(os.environ.get("BENCH_WARMUP", "0"))
+        if warmup:
+            for i in range(warmup):
+                login(f"warmup-{i}")
+            time.sleep(10)
         idle = rss_bytes(server.pid)
+        if warmup:
+            print(f"warm-up: {warmup} sequential logins, then 10 s")
         print(f"max_concurrent={max_concurrent} (0: one per core, {os.cpu_count()} here), "
               f"m_cost=19 MiB, {bursts} bursts of {parallel}")
         print(f"idle RSS: {idle / MIB:.1f} MiB")
