@@ -318,3 +318,20 @@ mod tests {
         assert_eq!(UnixTime(0).to_rfc3339(), "1970-01-01T00:00:00Z");
     }
 }
+
+/// The claims a request named in the OpenID Connect `claims` parameter (Core §5.5), by where
+/// they go. Only names are kept: Valet releases what it has for them, and `essential`,
+/// `value` and `values` change nothing it can honour (§5.5.1 lets it ignore them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedClaims {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token: Vec<String>,
+}
+
+impl RequestedClaims {
+    pub fn is_empty(&self) -> bool {
+        self.userinfo.is_empty() && self.id_token.is_empty()
+    }
+}

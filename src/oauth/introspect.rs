@@ -91,6 +91,8 @@ pub struct ActiveAccess {
     pub claims: AccessClaims,
     pub client: Arc<Client>,
     pub user: Option<User>,
+    /// Claims its grant's request asked UserInfo for (Core §5.5).
+    pub userinfo_claims: Vec<String>,
 }
 
 /// `token` if it is an access token active now (see the module comment), else `None`.
@@ -113,22 +115,24 @@ pub async fn active_access_token(
     let Some(client) = core.directory.client(&claims.client_id).await? else {
         return Ok(None);
     };
-    let user = match claims.grant_id() {
+    let (user, userinfo_claims) = match claims.grant_id() {
         Some(grant_id) => {
-            if core.store.grant_revoked(&grant_id).await? != Some(false) {
-                return Ok(None);
-            }
+            let status = match core.store.grant_status(&grant_id).await? {
+                Some(status) if !status.revoked => status,
+                _ => return Ok(None),
+            };
             match active_user(core, &claims.sub).await? {
-                Some(user) => Some(user),
+                Some(user) => (Some(user), status.userinfo_claims),
                 None => return Ok(None),
             }
         }
-        None => None,
+        None => (None, Vec::new()),
     };
     Ok(Some(ActiveAccess {
         claims,
         client,
         user,
+        userinfo_claims,
     }))
 }
 

@@ -40,7 +40,7 @@ fn openid_document(settings: &Settings, mut document: Value) -> Value {
         // Their defaults are true and false; request objects are not supported (SPEC §9).
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "end_session_endpoint": settings.endpoint(END_SESSION_PATH),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,

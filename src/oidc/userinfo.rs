@@ -46,7 +46,7 @@ pub async fn userinfo(
         ));
     };
     Ok(Answer {
-        claims: UserInfo::for_scope(user, scope),
+        claims: UserInfo::released(user, scope, &active.userinfo_claims),
         client: active.client,
     })
 }

@@ -20,8 +20,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientLogout, Consent,
-    KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session, SessionClient,
-    StoredKey, User, UserProfile,
+    GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session,
+    SessionClient, StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -159,7 +159,18 @@ pub trait Store: Send + Sync + 'static {
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     /// `Some(true)` once revoked; `None` for an unknown grant.
-    async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError>;
+    /// Whether the grant was revoked, and what UserInfo was asked for; `None` if it is gone.
+    async fn grant_status(&self, grant_id: &GrantId) -> Result<Option<GrantStatus>, StoreError>;
+    /// Whether the grant was revoked; `None` if it is gone.
+    async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError> {
+        Ok(self.grant_status(grant_id).await?.map(|s| s.revoked))
+    }
+    /// Record the claims a request asked UserInfo for (Core §5.5).
+    async fn set_grant_userinfo_claims(
+        &self,
+        grant_id: &GrantId,
+        claims: &[String],
+    ) -> Result<(), StoreError>;
 
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
     /// The code with this hash if it was issued to `client_id`, used or not, expired or not:

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::StoreError;
 use crate::crypto::SecretHash;
-use crate::domain::{GrantId, GrantType, ScopeSet, UnixTime};
+use crate::domain::{GrantId, GrantType, RequestedClaims, ScopeSet, UnixTime};
 
 /// A registered client (RFC 6749 §2).
 #[derive(Debug, Clone, PartialEq)]
@@ -454,6 +454,8 @@ pub struct AuthorizationCode {
     pub auth_time: UnixTime,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// What the `claims` request parameter asked for (Core §5.5).
+    pub claims: RequestedClaims,
 }
 
 /// What one redemption attempt found. Exactly one of any number of concurrent attempts on
@@ -487,6 +489,7 @@ pub(super) struct CodeRow {
     pub auth_time: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    pub claims: Option<String>,
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -509,6 +512,12 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             auth_time: UnixTime(row.auth_time),
             created_at: UnixTime(row.created_at),
             expires_at: UnixTime(row.expires_at),
+            claims: row
+                .claims
+                .as_deref()
+                .map(|text| from_json("claims", text))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -764,4 +773,12 @@ mod tests {
         let read: UserProfile = from_json("profile", "{}").unwrap();
         assert_eq!(read, UserProfile::default());
     }
+}
+
+/// A grant as access-token checks read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantStatus {
+    pub revoked: bool,
+    /// Claims the `claims` parameter asked UserInfo for (Core §5.5).
+    pub userinfo_claims: Vec<String>,
 }

@@ -416,11 +416,42 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError> {
-                Ok(sqlx::query_scalar::<_, bool>(sql::GRANT_REVOKED)
+            async fn grant_status(
+                &self,
+                grant_id: &GrantId,
+            ) -> Result<Option<GrantStatus>, StoreError> {
+                let row = sqlx::query_as::<_, (bool, Option<String>)>(sql::GRANT_STATUS)
                     .bind(grant_id.as_str())
                     .fetch_optional(&self.pool)
-                    .await?)
+                    .await?;
+                row.map(|(revoked, claims)| {
+                    let userinfo_claims = match claims {
+                        Some(text) => serde_json::from_str(&text).map_err(|e| {
+                            StoreError::Internal(format!("corrupt userinfo_claims column: {e}"))
+                        })?,
+                        None => Vec::new(),
+                    };
+                    Ok(GrantStatus {
+                        revoked,
+                        userinfo_claims,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn set_grant_userinfo_claims(
+                &self,
+                grant_id: &GrantId,
+                claims: &[String],
+            ) -> Result<(), StoreError> {
+                let text = serde_json::to_string(claims)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                sqlx::query(sql::SET_GRANT_USERINFO_CLAIMS)
+                    .bind(grant_id.as_str())
+                    .bind(text)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
@@ -439,6 +470,10 @@ macro_rules! impl_store {
                     .bind(code.auth_time.0)
                     .bind(code.created_at.0)
                     .bind(code.expires_at.0)
+                    .bind(
+                        (!code.claims.is_empty())
+                            .then(|| serde_json::to_string(&code.claims).unwrap_or_default()),
+                    )
                     .execute(&self.pool)
                     .await?;
                 Ok(())

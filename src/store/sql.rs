@@ -128,7 +128,7 @@ pub const PROMOTE_KEY: &str =
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
-         code_challenge_method, scope, audience, nonce, auth_time, created_at, expires_at"
+         code_challenge_method, scope, audience, nonce, auth_time, created_at, expires_at, claims"
     };
 }
 
@@ -141,12 +141,15 @@ pub const REVOKE_GRANT_REFRESH_TOKENS: &str =
 /// what the tokens issued from it need. Never shortens it.
 pub const EXTEND_GRANT: &str =
     "UPDATE grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2";
-pub const GRANT_REVOKED: &str = "SELECT revoked_at IS NOT NULL FROM grants WHERE grant_id = $1";
+pub const GRANT_STATUS: &str =
+    "SELECT revoked_at IS NOT NULL AS revoked, userinfo_claims FROM grants WHERE grant_id = $1";
+pub const SET_GRANT_USERINFO_CLAIMS: &str =
+    "UPDATE grants SET userinfo_claims = $2 WHERE grant_id = $1";
 
 pub const INSERT_CODE: &str = concat!(
     "INSERT INTO authorization_codes (",
     code_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
 /// The one conditional write that makes a code single-use: under PostgreSQL's read committed
 /// a concurrent UPDATE waits for the row lock and re-checks the WHERE clause; SQLite runs it

@@ -107,24 +107,37 @@ impl UserInfo {
     /// for is left out. (`email_verified` is the operator's statement, set with
     /// `valet user update --email-verified`, and goes only with an address.)
     pub fn for_scope<'a>(user: User, scope: impl Iterator<Item = &'a str> + Clone) -> Self {
+        Self::released(user, scope, &[])
+    }
+
+    /// [`Self::for_scope`], plus the claims named in `extra` one by one (the `claims` request
+    /// parameter, Core §5.5).
+    pub fn released<'a>(
+        user: User,
+        scope: impl Iterator<Item = &'a str> + Clone,
+        extra: &[String],
+    ) -> Self {
         let has = |wanted: &str| scope.clone().any(|s| s == wanted);
         let (profile, email) = (has("profile"), has("email"));
         let (address, phone) = (has("address"), has("phone"));
+        let wants = |claim: &str, by_scope: bool| by_scope || extra.iter().any(|c| c == claim);
         let claims = user.profile;
-        let email_address = user.email.filter(|_| email);
+        let email_address = user.email.filter(|_| wants("email", email));
         Self {
             sub: user.id,
-            name: user.name.filter(|_| profile),
-            given_name: claims.given_name.filter(|_| profile),
-            family_name: claims.family_name.filter(|_| profile),
-            preferred_username: profile.then_some(user.username),
-            picture: claims.picture.filter(|_| profile),
-            locale: claims.locale.filter(|_| profile),
-            updated_at: profile.then_some(user.updated_at.0),
-            email_verified: claims.email_verified.filter(|_| email_address.is_some()),
+            name: user.name.filter(|_| wants("name", profile)),
+            given_name: claims.given_name.filter(|_| wants("given_name", profile)),
+            family_name: claims.family_name.filter(|_| wants("family_name", profile)),
+            preferred_username: wants("preferred_username", profile).then_some(user.username),
+            picture: claims.picture.filter(|_| wants("picture", profile)),
+            locale: claims.locale.filter(|_| wants("locale", profile)),
+            updated_at: wants("updated_at", profile).then_some(user.updated_at.0),
+            email_verified: claims
+                .email_verified
+                .filter(|_| email_address.is_some() && wants("email_verified", email)),
             email: email_address,
-            address: claims.address.filter(|_| address),
-            phone_number: claims.phone_number.filter(|_| phone),
+            address: claims.address.filter(|_| wants("address", address)),
+            phone_number: claims.phone_number.filter(|_| wants("phone_number", phone)),
         }
     }
 }
@@ -138,6 +151,8 @@ pub struct Authentication<'a> {
     pub nonce: Option<&'a str>,
     /// The browser session signed in through; `None` for the password grant.
     pub session: Option<SessionId<'a>>,
+    /// Claims the `claims` request parameter asked the ID token for (Core §5.5).
+    pub claims: &'a [String],
 }
 
 /// A login session as an ID token names it.
@@ -183,7 +198,7 @@ pub fn issue(
             .map(|token| token_hash(key.alg(), token)),
         c_hash: grant.bound.code.map(|code| token_hash(key.alg(), code)),
         sid: signed_in.session.as_ref().map(|s| s.sid.as_str()),
-        user: UserInfo::for_scope(signed_in.user, signed_in.scope.iter()),
+        user: UserInfo::released(signed_in.user, signed_in.scope.iter(), signed_in.claims),
     };
     sign_jwt(key, ID_TOKEN_TYP, &claims)
 }

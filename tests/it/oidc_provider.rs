@@ -25,6 +25,8 @@ store_tests!(
     oidcc_hybrid_code_token,
     oidcc_hybrid_code_id_token_token,
     hybrid_types_need_both_grants,
+    oidcc_claims_essential,
+    a_malformed_claims_parameter_is_invalid_request,
 );
 
 pub(crate) const NONCE: &str = "n-0S6_WzA2Mj";
@@ -356,5 +358,66 @@ async fn hybrid_types_need_both_grants(app: TestApp) {
         "id_token token",
     ] {
         assert!(types.iter().any(|t| t == wanted), "{wanted} in {types:?}");
+    }
+}
+
+/// A stock request whose `scope` is replaced by `scope` and which adds `extra`.
+fn with_scope<'a>(
+    client: &'a WebClient,
+    scope: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut params: Vec<_> = stock_params(client, extra)
+        .into_iter()
+        .filter(|(k, _)| *k != "scope")
+        .collect();
+    params.push(("scope", scope));
+    params
+}
+
+/// oidcc-claims-essential: the `claims` parameter (Core §5.5) releases the claims it names,
+/// each where it asks (ID token or UserInfo), beyond what `scope=openid` alone releases.
+async fn oidcc_claims_essential(app: TestApp) {
+    let alice = app.create_alice().await;
+    let client = stock_client(&app).await;
+    let claims =
+        r#"{"userinfo":{"name":{"essential":true},"nickname":null},"id_token":{"email":null}}"#;
+    let params = with_scope(&client, "openid", &[("claims", claims)]);
+    let redirect = sign_in(&app, &params).await;
+    let body = ok_json(app.redeem(&client, &redirect["code"], None).await).await;
+    let id = verified_id_token(&app, &client, &body).await;
+    assert_eq!(id["sub"], alice.as_str());
+    assert_eq!(id["email"], "alice@example.com", "{id}");
+    assert!(
+        id.get("name").is_none(),
+        "name was asked of UserInfo only: {id}"
+    );
+
+    let response = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let info = ok_json(response).await;
+    assert_eq!(info["name"], "Alice Liddell", "{info}");
+    assert!(
+        info.get("email").is_none(),
+        "email was asked of the ID token only: {info}"
+    );
+    let discovery = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["claims_parameter_supported"], true);
+}
+
+/// A `claims` parameter that is not the JSON object §5.5 describes is refused at the client.
+async fn a_malformed_claims_parameter_is_invalid_request(app: TestApp) {
+    let client = stock_client(&app).await;
+    for bad in ["not json", "[1]", r#"{"userinfo":["name"]}"#] {
+        let params = with_scope(&client, "openid", &[("claims", bad)]);
+        let response = app.authorize(&params).await;
+        let redirect = redirect_params(&location(&response));
+        assert_eq!(redirect["error"], "invalid_request", "{bad}: {redirect:?}");
+        assert_eq!(redirect["state"], STATE);
     }
 }

@@ -95,6 +95,7 @@ async fn insert_code(core: &TestCore, grant_id: &str) -> SecretHash {
             auth_time: now,
             created_at: now,
             expires_at: hour_after(now),
+            claims: Default::default(),
         })
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{GrantType, ScopeSet, UnixTime};
+use crate::domain::{GrantType, RequestedClaims, ScopeSet, UnixTime};
 use crate::oauth::prompt::Prompt;
 use crate::oauth::response_mode::ResponseMode;
 use crate::store::Session;
@@ -158,6 +158,9 @@ pub struct AuthorizationRequest {
     /// followed an earlier sign-in and however long consent then takes.
     #[serde(default)]
     pub signed_in_session: Option<String>,
+    /// The `claims` parameter (Core §5.5).
+    #[serde(default)]
+    pub claims: RequestedClaims,
 }
 
 impl AuthorizationRequest {
@@ -231,6 +234,7 @@ mod tests {
             max_age,
             login_hint: None,
             signed_in_session: None,
+            claims: RequestedClaims::default(),
         };
         let session = |id: u8, auth_time| Session {
             id_hash: SecretHash(vec![id; 32]),

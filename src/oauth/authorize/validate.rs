@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::rejection::{AuthorizeError, AuthorizeRejection, Rejection};
 use super::request::{AuthorizationRequest, ResponseType};
 use crate::core::Core;
-use crate::domain::{ScopeSet, is_valid_client_id, printable};
+use crate::domain::{RequestedClaims, ScopeSet, is_valid_client_id, printable};
 use crate::oauth::pkce::{self, Method};
 use crate::oauth::prompt::{self, Prompt};
 use crate::oauth::redirect::{self, RedirectMismatch};
@@ -16,6 +16,7 @@ use crate::oauth::response_mode::{RedirectTarget, ResponseMode};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
+use crate::tokens::id_token::CLAIMS_SUPPORTED;
 
 /// SPEC §7: the most any one authorization request parameter may hold, in bytes. A request
 /// may be kept (pending, then with its code) for minutes by anyone, signed in or not, so
@@ -114,6 +115,7 @@ pub async fn validate(
         max_age: checked.max_age,
         login_hint: checked.login_hint,
         signed_in_session: None,
+        claims: checked.claims,
     };
     Ok((client, request))
 }
@@ -147,6 +149,7 @@ struct Checked {
     prompt: Prompt,
     max_age: Option<i64>,
     login_hint: Option<String>,
+    claims: RequestedClaims,
 }
 
 /// A PKCE challenge as the request sent it (RFC 7636 §4.3), checked.
@@ -190,7 +193,9 @@ async fn check(
     let prompt = Prompt::parse(params.get("prompt"))?;
     let max_age = prompt::parse_max_age(params.get("max_age"))?;
     let login_hint = params.get("login_hint").map(str::to_owned);
+    let claims = parse_claims(params.get("claims"))?;
     Ok(Checked {
+        claims,
         response_type,
         scope: granted,
         audience: api.identifier.clone(),
@@ -215,6 +220,42 @@ fn check_id_token_request(params: &Params, granted: &ScopeSet) -> Result<(), OAu
         ));
     }
     Ok(())
+}
+
+/// The `claims` parameter (Core §5.5): a JSON object whose `userinfo` and `id_token` members
+/// name claims (each with `null` or an object of `essential`, `value`, `values`). Claims
+/// Valet does not know are dropped (§5.5: the OP ignores what it does not understand);
+/// anything that is not such an object is `invalid_request`.
+fn parse_claims(text: Option<&str>) -> Result<RequestedClaims, OAuthError> {
+    let Some(text) = text else {
+        return Ok(RequestedClaims::default());
+    };
+    let invalid = || {
+        OAuthError::invalid_request(
+            "claims must be a JSON object whose userinfo and id_token members are objects \
+             (OpenID Connect Core section 5.5)",
+        )
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| invalid())?;
+    let object = value.as_object().ok_or_else(invalid)?;
+    let names = |member: &str| -> Result<Vec<String>, OAuthError> {
+        match object.get(member) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::Object(claims)) => Ok(claims
+                .iter()
+                .filter(|(name, request)| {
+                    CLAIMS_SUPPORTED.contains(&name.as_str())
+                        && (request.is_null() || request.is_object())
+                })
+                .map(|(name, _)| name.clone())
+                .collect()),
+            Some(_) => Err(invalid()),
+        }
+    };
+    Ok(RequestedClaims {
+        userinfo: names("userinfo")?,
+        id_token: names("id_token")?,
+    })
 }
 
 fn parse_response_type(text: Option<&str>) -> Result<ResponseType, OAuthError> {

@@ -37,7 +37,7 @@ pub async fn issue_code(
     core.store
         .insert_code(&AuthorizationCode {
             code_hash: core.server_keys.hasher.hash(&code),
-            grant_id,
+            grant_id: grant_id.clone(),
             client_id: request.client_id.clone(),
             user_id: user.id.clone(),
             session_hash: Some(session.id_hash.clone()),
@@ -52,8 +52,14 @@ pub async fn issue_code(
             auth_time: session.auth_time,
             created_at: now,
             expires_at,
+            claims: request.claims.clone(),
         })
         .await?;
+    if !request.claims.userinfo.is_empty() {
+        core.store
+            .set_grant_userinfo_claims(&grant_id, &request.claims.userinfo)
+            .await?;
+    }
     Ok(code)
 }
 
@@ -153,6 +159,7 @@ pub async fn exchange(
             auth_time: code.auth_time,
             nonce: code.nonce.as_deref(),
             session: session_id(core, code.session_hash.as_ref()),
+            claims: &code.claims.id_token,
         };
         response.add_id_token(cx, signed_in).await?;
     }

@@ -58,6 +58,7 @@ pub async fn issue(
             auth_time: session.auth_time,
             nonce: request.nonce.as_deref(),
             session: session_id(core, Some(&session.id_hash)),
+            claims: &request.claims.id_token,
         };
         let bound = Bound {
             access_token: access.as_ref().map(|issued| issued.token.as_str()),
@@ -82,6 +83,11 @@ async fn access_token(
     core.store
         .insert_grant(&grant_id, &request.client_id, &user.id, now, now.plus(ttl))
         .await?;
+    if !request.claims.userinfo.is_empty() {
+        core.store
+            .set_grant_userinfo_claims(&grant_id, &request.claims.userinfo)
+            .await?;
+    }
     sign_access_token(
         core,
         &Bearer {

@@ -247,6 +247,7 @@ pub async fn exchange(
             auth_time,
             nonce: None,
             session: session_id(core, current.session_hash.as_ref()),
+            claims: &[],
         };
         response.add_id_token(cx, signed_in).await?;
     }

@@ -433,6 +433,7 @@ pub fn code_record(
         auth_time: now,
         created_at: now,
         expires_at,
+        claims: Default::default(),
     }
 }
 
