@@ -27,6 +27,7 @@ store_tests!(
     hybrid_types_need_both_grants,
     oidcc_claims_essential,
     a_malformed_claims_parameter_is_invalid_request,
+    an_id_token_hint_for_another_user_is_login_required,
 );
 
 pub(crate) const NONCE: &str = "n-0S6_WzA2Mj";
@@ -420,4 +421,40 @@ async fn a_malformed_claims_parameter_is_invalid_request(app: TestApp) {
         assert_eq!(redirect["error"], "invalid_request", "{bad}: {redirect:?}");
         assert_eq!(redirect["state"], STATE);
     }
+}
+
+/// Core §3.1.2.1/§3.1.2.6: with `prompt=none`, an `id_token_hint` naming another user than the
+/// browser's session is `login_required`; a hint that does not verify is `invalid_request`.
+async fn an_id_token_hint_for_another_user_is_login_required(mut app: TestApp) {
+    app.create_alice().await;
+    app.create_user("bob").await;
+    let client = stock_client(&app).await;
+    let redirect = sign_in(&app, &stock_params(&client, &[])).await;
+    let body = ok_json(app.redeem(&client, &redirect["code"], None).await).await;
+    let alices_hint = body["id_token"].as_str().unwrap().to_owned();
+
+    // Another browser, signed in as bob.
+    app.http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let response = app.authorize(&stock_params(&client, &[])).await;
+    let login = app.follow_to_page(response, "/login").await;
+    let response = app.sign_in(&login, "bob", PASSWORD).await;
+    let consent = app.follow_to_page(response, "/consent").await;
+    app.decide(&consent, "allow").await;
+
+    let silent = stock_params(
+        &client,
+        &[("prompt", "none"), ("id_token_hint", &alices_hint)],
+    );
+    let redirect = redirect_params(&location(&app.authorize(&silent).await));
+    assert_eq!(redirect["error"], "login_required", "{redirect:?}");
+    let mut forged = alices_hint.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let bad = stock_params(&client, &[("prompt", "none"), ("id_token_hint", &forged)]);
+    let redirect = redirect_params(&location(&app.authorize(&bad).await));
+    assert_eq!(redirect["error"], "invalid_request", "{redirect:?}");
 }

@@ -161,6 +161,10 @@ pub struct AuthorizationRequest {
     /// The `claims` parameter (Core §5.5).
     #[serde(default)]
     pub claims: RequestedClaims,
+    /// The `sub` of a verified `id_token_hint` (Core §3.1.2.1): only that user's session
+    /// answers the request without a login page.
+    #[serde(default)]
+    pub hinted_subject: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -175,6 +179,15 @@ impl AuthorizationRequest {
             .is_some_and(|marked| marked == session.id_hash.to_text());
         if for_this_request {
             return true;
+        }
+        if self
+            .hinted_subject
+            .as_ref()
+            .is_some_and(|sub| *sub != session.user_id)
+        {
+            // Signed in as someone else than the app expects: `login_required` under
+            // `prompt=none`, else the login page.
+            return false;
         }
         let young_enough = self
             .max_age
@@ -235,6 +248,7 @@ mod tests {
             login_hint: None,
             signed_in_session: None,
             claims: RequestedClaims::default(),
+            hinted_subject: None,
         };
         let session = |id: u8, auth_time| Session {
             id_hash: SecretHash(vec![id; 32]),
@@ -267,6 +281,15 @@ mod tests {
         let mut slow = request(Prompt::default(), Some(1));
         slow.signed_in_session = Some(session(3, 1_000).id_hash.to_text());
         assert!(slow.accepts_sign_in(&session(3, 1_000), UnixTime(5_000)));
+
+        let mut hinted = request(Prompt::default(), None);
+        hinted.hinted_subject = Some("someone else".into());
+        assert!(
+            !hinted.accepts_sign_in(&session(1, 1_000), now),
+            "another user's session"
+        );
+        hinted.hinted_subject = Some("u".into());
+        assert!(hinted.accepts_sign_in(&session(1, 1_000), now));
 
         let mut zero = request(Prompt::default(), Some(0));
         assert!(

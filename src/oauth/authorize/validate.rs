@@ -16,7 +16,7 @@ use crate::oauth::response_mode::{RedirectTarget, ResponseMode};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
-use crate::tokens::id_token::CLAIMS_SUPPORTED;
+use crate::tokens::id_token::{self, CLAIMS_SUPPORTED};
 
 /// SPEC §7: the most any one authorization request parameter may hold, in bytes. A request
 /// may be kept (pending, then with its code) for minutes by anyone, signed in or not, so
@@ -116,6 +116,7 @@ pub async fn validate(
         login_hint: checked.login_hint,
         signed_in_session: None,
         claims: checked.claims,
+        hinted_subject: checked.hinted_subject,
     };
     Ok((client, request))
 }
@@ -150,6 +151,7 @@ struct Checked {
     max_age: Option<i64>,
     login_hint: Option<String>,
     claims: RequestedClaims,
+    hinted_subject: Option<String>,
 }
 
 /// A PKCE challenge as the request sent it (RFC 7636 §4.3), checked.
@@ -194,8 +196,21 @@ async fn check(
     let max_age = prompt::parse_max_age(params.get("max_age"))?;
     let login_hint = params.get("login_hint").map(str::to_owned);
     let claims = parse_claims(params.get("claims"))?;
+    let hinted_subject = match params.get("id_token_hint") {
+        Some(token) => Some(
+            id_token::verify_hint(&core.keys.current(), token, core.settings.issuer_str())
+                .ok_or_else(|| {
+                    OAuthError::invalid_request(
+                        "id_token_hint is not an ID token this server issued",
+                    )
+                })?
+                .sub,
+        ),
+        None => None,
+    };
     Ok(Checked {
         claims,
+        hinted_subject,
         response_type,
         scope: granted,
         audience: api.identifier.clone(),
