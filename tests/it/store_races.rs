@@ -12,8 +12,8 @@ use tokio::sync::Barrier;
 use valet::crypto::SecretHash;
 use valet::domain::{GrantId, ScopeSet, UnixTime};
 use valet::store::{
-    AddressPart, AuthorizationCode, ClaimEdit, Consent, KeyStatus, PendingRequest, Redeemed,
-    RefreshToken, Session, StoreError, User,
+    AddressPart, AuthorizationCode, ClaimEdit, Client, ClientLogout, Consent, KeyStatus,
+    PendingRequest, Redeemed, RefreshToken, Session, SessionClient, StoreError, User,
 };
 
 use crate::backend_tests;
@@ -412,6 +412,7 @@ async fn parallel_replacements_of_a_successor_leave_one_usable_successor(backend
 backend_tests!(
     parallel_takes_of_one_pending_request_have_one_winner,
     parallel_ends_of_one_session_have_one_winner,
+    a_logout_delivery_is_claimed_by_one_replica_at_a_time,
 );
 
 async fn parallel_takes_of_one_pending_request_have_one_winner(backend: Backend) {
@@ -765,4 +766,85 @@ async fn parallel_activations_promote_the_next_key_once(backend: Backend) {
         .map(|k| k.kid.as_str())
         .collect();
     assert_eq!(current, [next.kid.as_str()]);
+}
+
+/// Back-channel logout across replicas: ending a session queues one delivery per client in the
+/// same transaction, and of every replica's delivery pass claiming it at once exactly one
+/// gets it (the lease keeps the others off until it expires); ending it again queues nothing
+/// more.
+async fn a_logout_delivery_is_claimed_by_one_replica_at_a_time(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    core.store
+        .insert_client(&Client {
+            client_id: CLIENT.into(),
+            client_name: "A".into(),
+            secret_hash: None,
+            grant_types: vec![],
+            redirect_uris: vec![],
+            scope: ScopeSet::default(),
+            audiences: vec![],
+            allowed_origins: vec![],
+            first_party: false,
+            logout: ClientLogout {
+                post_logout_redirect_uris: vec![],
+                backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
+            },
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let session = fresh_hash();
+    core.store
+        .insert_session(&Session {
+            id_hash: session.clone(),
+            user_id: USER.into(),
+            auth_time: now,
+            created_at: now,
+            expires_at: hour_after(now),
+        })
+        .await
+        .unwrap();
+    core.store
+        .insert_session_client(&SessionClient {
+            session_hash: session.clone(),
+            client_id: CLIENT.into(),
+            sid: "sid-1".into(),
+            user_id: USER.into(),
+            expires_at: hour_after(now),
+        })
+        .await
+        .unwrap();
+    assert!(core.store.end_session(&session, now).await.unwrap());
+    let queued = core.store.due_logout_deliveries(now, 10).await.unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let id = queued[0].id.clone();
+
+    let lease = now.plus(Duration::from_secs(60));
+    let claims = race(TASKS, |_| {
+        let (store, id) = (core.store.clone(), id.clone());
+        async move { store.claim_logout_delivery(&id, now, lease).await.unwrap() }
+    })
+    .await;
+    assert_eq!(count(&claims), 1, "one replica delivers");
+    assert!(
+        core.store
+            .due_logout_deliveries(now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after_lease = core.store.due_logout_deliveries(lease, 10).await.unwrap();
+    assert_eq!(after_lease.len(), 1, "a dead replica's claim lapses");
+    assert_eq!(after_lease[0].attempts, 1);
+    core.store.end_session(&session, now).await.unwrap();
+    assert_eq!(
+        core.store
+            .due_logout_deliveries(lease, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
