@@ -243,11 +243,16 @@ mod tests {
                 templates_dir: alone.ui.templates_dir.clone(),
                 ..UiConfig::default()
             },
+            database: DatabaseConfig {
+                max_connections: alone.database.max_connections,
+                ..DatabaseConfig::default()
+            },
             ..Config::default()
         };
         assert_eq!(alone, expected);
         assert!(alone.secret.is_some() && alone.default_audience.is_some());
         assert!(alone.ui.logo_url.is_some() && alone.ui.templates_dir.is_some());
+        assert!(alone.database.max_connections.is_some());
     }
 
     #[test]

@@ -239,14 +239,24 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    pub max_connections: u32,
+    /// Unset: 16 on PostgreSQL, 4 on SQLite (see `DatabaseConfig::default_max_connections`).
+    pub max_connections: Option<u32>,
     pub acquire_timeout: ConfigDuration,
+}
+
+impl DatabaseConfig {
+    /// PostgreSQL serves many connections at once; SQLite has one writer at a time, and each
+    /// connection is a worker thread with its own page cache, so a few readers suffice and
+    /// more only hold memory after a burst (issue 11's flood benchmark: +40 % with 16).
+    pub fn default_max_connections(postgres: bool) -> u32 {
+        if postgres { 16 } else { 4 }
+    }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
-            max_connections: 16,
+            max_connections: None,
             acquire_timeout: ConfigDuration::secs(5),
         }
     }

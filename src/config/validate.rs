@@ -9,9 +9,9 @@ use url::Url;
 
 use super::{
     AuthorizeSettings, ClientIpHeader, ClientSettings, Config, ConfigError, CorsSettings,
-    DatabaseSettings, HttpSettings, JanitorSettings, KeySettings, LoginConfig, LoginSettings,
-    PasswordHashConfig, PasswordHashSettings, Settings, StoreKind, TokenSettings, TokensConfig,
-    TrustedProxies, UiConfig, UiSettings, redact_url,
+    DatabaseConfig, DatabaseSettings, HttpSettings, JanitorSettings, KeySettings, LoginConfig,
+    LoginSettings, PasswordHashConfig, PasswordHashSettings, Settings, StoreKind, TokenSettings,
+    TokensConfig, TrustedProxies, UiConfig, UiSettings, redact_url,
 };
 use crate::domain::Origin;
 
@@ -26,6 +26,9 @@ impl Config {
             )
         })?;
         let store = StoreKind::parse(&self.database_url)?;
+        let pool_size = self.database.max_connections.unwrap_or_else(|| {
+            DatabaseConfig::default_max_connections(matches!(store, StoreKind::Postgres))
+        });
         if let Some(secret) = &self.secret
             && secret.len() < 32
         {
@@ -85,7 +88,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.database.max_connections == 0 {
+        if self.database.max_connections == Some(0) {
             return Err(ConfigError::invalid(
                 "database.max_connections",
                 "must be at least 1",
@@ -132,7 +135,7 @@ impl Config {
                 max_connections: self.http.max_connections,
             },
             database: DatabaseSettings {
-                max_connections: self.database.max_connections,
+                max_connections: pool_size,
                 acquire_timeout: self.database.acquire_timeout.0,
             },
         })
