@@ -21,6 +21,7 @@ mod layers;
 mod login;
 mod logs;
 mod metrics;
+mod oidc_conformance;
 mod oidc_logout;
 mod oidc_provider;
 mod oidc_scopes;
