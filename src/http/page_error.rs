@@ -136,7 +136,9 @@ fn redirect_mismatch(mismatch: &RedirectMismatch) -> PageError {
         RedirectMismatch::NotRegistered { requested } => {
             page.detail(format!("redirect_uri sent: {}", printable(requested)))
         }
-        RedirectMismatch::Required => page.detail("redirect_uri sent: (none)"),
+        RedirectMismatch::Required | RedirectMismatch::RequiredForOpenId => {
+            page.detail("redirect_uri sent: (none)")
+        }
     }
 }
 

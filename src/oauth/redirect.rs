@@ -44,6 +44,10 @@ pub enum RedirectMismatch {
         "this client has several redirect URIs registered, so the request must name one with redirect_uri"
     )]
     Required,
+    #[error(
+        "an OpenID Connect request (scope openid) must name its redirect_uri (OpenID Connect Core section 3.1.2.1)"
+    )]
+    RequiredForOpenId,
     #[error("the redirect_uri `{requested}` is not registered for this client")]
     NotRegistered { requested: String },
 }

@@ -1051,7 +1051,7 @@ async fn authorize_with_an_unsupported_response_type_redirects_the_error_with_st
     let client = web_client(&core).await;
     let challenge = pkce().challenge;
     let mut request = code_request(&client, &challenge);
-    request[0] = ("response_type", "code id_token");
+    request[0] = ("response_type", "code code");
 
     let rejection = validate(&core, &request).await.unwrap_err();
 

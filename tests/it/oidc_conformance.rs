@@ -151,6 +151,8 @@ variant_tests! {
     oidcc_ensure_request_with_acr_values_succeeds: acr_values(CODE);
     /// oidcc-ensure-registered-redirect-uri (Basic plan).
     oidcc_ensure_registered_redirect_uri: registered_redirect_uri(CODE);
+    /// oidcc-ensure-redirect-uri-in-authorization-request (Basic plan).
+    oidcc_ensure_redirect_uri_in_authorization_request: redirect_uri_in_request(CODE);
 
     /// oidcc-server (Implicit plan, `id_token`).
     oidcc_server_id_token: server(ID_TOKEN);
@@ -863,6 +865,26 @@ async fn registered_redirect_uri(app: &TestApp, variant: Variant) {
         );
         let page = response.text().await.unwrap();
         assert!(page.contains(unregistered), "{when}: {page}");
+        if when == "without a session" {
+            sign_in_as(app, &client, variant, &request(&client, variant, &[])).await;
+        }
+    }
+}
+
+/// oidcc-ensure-redirect-uri-in-authorization-request: an OpenID request without
+/// `redirect_uri` (REQUIRED, Core §3.1.2.1) is an error page, never a redirect, even for a
+/// client with one registered URI (which plain OAuth may leave out, RFC 6749 §3.1.2.3), with
+/// or without a session.
+async fn redirect_uri_in_request(app: &TestApp, variant: Variant) {
+    app.create_alice().await;
+    let client = client_for(app, variant).await;
+    let params = without(request(&client, variant, &[]), "redirect_uri");
+    for when in ["without a session", "with a session"] {
+        let response = app.authorize(&params).await;
+        assert_eq!(response.status(), 400, "{when}");
+        assert!(response.headers().get("location").is_none(), "{when}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("3.1.2.1"), "{when}: {page}");
         if when == "without a session" {
             sign_in_as(app, &client, variant, &request(&client, variant, &[])).await;
         }

@@ -29,6 +29,14 @@ pub async fn validate(
     params: &Params,
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
     let client = known_client(core, params.get("client_id")).await?;
+    // OAuth lets a client with one registered URI leave it out (RFC 6749 §3.1.2.3); OpenID
+    // Connect requires it (Core §3.1.2.1), and a request that breaks that is not redirected.
+    let openid = params
+        .get("scope")
+        .is_some_and(|scope| scope.split(' ').any(|s| s == "openid"));
+    if openid && params.get("redirect_uri").is_none() {
+        return Err(redirect_rejection(RedirectMismatch::RequiredForOpenId).into());
+    }
     let redirect_uri = redirect::matched(&client.redirect_uris, params.get("redirect_uri"))
         .map_err(redirect_rejection)?;
     let response_type = params.get("response_type");
