@@ -186,6 +186,8 @@ async fn create(
         allowed_origins: vec![],
         first_party: false,
         logout: ClientLogout::default(),
+        require_par: false,
+        keys: Default::default(),
         created_at: now,
         updated_at: now,
     };

@@ -246,6 +246,8 @@ mod tests {
             allowed_origins: vec![],
             first_party: false,
             logout: Default::default(),
+            require_par: false,
+            keys: Default::default(),
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
         }

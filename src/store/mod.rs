@@ -19,7 +19,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 
 pub use postgres::PgStore;
 pub use records::{
-    Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientLogout, Consent,
+    Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
+    Consent,
     GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session,
     SessionClient, StoredKey, User, UserProfile,
 };

@@ -22,8 +22,20 @@ pub struct Client {
     pub allowed_origins: Vec<String>,
     pub first_party: bool,
     pub logout: ClientLogout,
+    /// RFC 9126 §6: `/authorize` only through a pushed request.
+    pub require_par: bool,
+    /// The keys a `private_key_jwt` client signs its assertions with (RFC 7523).
+    pub keys: ClientKeys,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+}
+
+/// Where a client's public keys are (RFC 7591 `jwks` / `jwks_uri`): at most one is set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientKeys {
+    /// A JWK Set, as JSON text.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
 }
 
 /// Where a client hears of sign-outs (OpenID Connect RP-Initiated and Back-Channel Logout).
@@ -282,6 +294,9 @@ pub(super) struct ClientRow {
     pub updated_at: i64,
     pub post_logout_redirect_uris: String,
     pub backchannel_logout_uri: Option<String>,
+    pub require_par: bool,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -305,6 +320,11 @@ impl TryFrom<ClientRow> for Client {
                     &row.post_logout_redirect_uris,
                 )?,
                 backchannel_logout_uri: row.backchannel_logout_uri,
+            },
+            require_par: row.require_par,
+            keys: ClientKeys {
+                jwks: row.jwks,
+                jwks_uri: row.jwks_uri,
             },
             created_at: UnixTime(row.created_at),
             updated_at: UnixTime(row.updated_at),

@@ -974,6 +974,9 @@ macro_rules! impl_store {
                 .bind(client.first_party)
                 .bind(&cols.post_logout_redirect_uris)
                 .bind(client.logout.backchannel_logout_uri.as_deref())
+                .bind(client.require_par)
+                .bind(client.keys.jwks.as_deref())
+                .bind(client.keys.jwks_uri.as_deref())
         }
 
         /// `$1`..`$12` of `INSERT_REFRESH`.

@@ -6,13 +6,15 @@ pub const PING: &str = "SELECT 1";
 macro_rules! client_columns {
     () => {
         "client_id, client_name, secret_hash, grant_types, redirect_uris, scope, audiences, allowed_origins, \
-         first_party, created_at, updated_at, post_logout_redirect_uris, backchannel_logout_uri"
+         first_party, created_at, updated_at, post_logout_redirect_uris, backchannel_logout_uri, require_par, \
+         jwks, jwks_uri"
     };
 }
 
 pub const UPDATE_CLIENT: &str = "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
      grant_types = $5, redirect_uris = $6, scope = $7, audiences = $8, allowed_origins = $9, first_party = $10, \
-     post_logout_redirect_uris = $11, backchannel_logout_uri = $12, updated_at = $13 WHERE client_id = $1";
+     post_logout_redirect_uris = $11, backchannel_logout_uri = $12, require_par = $13, jwks = $14, jwks_uri = $15, \
+     updated_at = $16 WHERE client_id = $1";
 
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 /// What a client leaves behind, deleted with it in one transaction (`$1` the client id): a
@@ -30,8 +32,8 @@ pub const DELETE_CLIENT_REMAINS: [&str; 7] = [
 /// token's `sub` must never name a user. One conditional write; zero rows is a conflict.
 pub const INSERT_CLIENT_UNLESS_USER: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
      grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, post_logout_redirect_uris, \
-     backchannel_logout_uri, created_at, updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+     backchannel_logout_uri, require_par, jwks, jwks_uri, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 pub const COUNT_CLIENTS: &str = "SELECT COUNT(*) FROM clients";
 

@@ -124,6 +124,8 @@ fn confidential(core: &Core, client_id: &str, grants: &[GrantType], scope: &str)
         allowed_origins: vec![],
         first_party: false,
         logout: Default::default(),
+        require_par: false,
+        keys: Default::default(),
         created_at: now,
         updated_at: now,
     }

@@ -197,6 +197,8 @@ async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
         allowed_origins: vec![],
         first_party: false,
         logout: Default::default(),
+        require_par: false,
+        keys: Default::default(),
         created_at: now,
         updated_at: now,
     };

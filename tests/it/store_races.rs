@@ -790,6 +790,8 @@ async fn a_logout_delivery_is_claimed_by_one_replica_at_a_time(backend: Backend)
                 post_logout_redirect_uris: vec![],
                 backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
             },
+            require_par: false,
+            keys: Default::default(),
             created_at: now,
             updated_at: now,
         })

@@ -107,6 +107,8 @@ pub struct NewClient {
     public: bool,
     first_party: bool,
     logout: valet::store::ClientLogout,
+    require_par: bool,
+    keys: valet::store::ClientKeys,
 }
 
 impl NewClient {
@@ -129,6 +131,8 @@ impl NewClient {
             public: false,
             first_party: false,
             logout: Default::default(),
+            require_par: false,
+            keys: Default::default(),
         }
     }
 
@@ -208,6 +212,8 @@ async fn register(core: &Core, new: &NewClient) -> (String, Option<String>) {
         allowed_origins: new.allowed_origins.clone(),
         first_party: new.first_party,
         logout: new.logout.clone(),
+        require_par: new.require_par,
+        keys: new.keys.clone(),
         created_at: now,
         updated_at: now,
     };
