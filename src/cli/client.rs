@@ -105,6 +105,10 @@ pub struct ClientFields {
     /// (Back-Channel Logout; https, or http on a loopback host; "" removes it)
     #[arg(long = "backchannel-logout-uri", value_name = "URI")]
     backchannel_logout_uri: Option<String>,
+    /// Require pushed authorization requests (RFC 9126): /authorize only with a request_uri
+    /// from the pushed authorization request endpoint
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    require_par: Option<bool>,
     /// A public client (no secret, PKCE required): a browser or mobile app
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     public: Option<bool>,
@@ -341,6 +345,9 @@ async fn apply(
     if let Some(first_party) = fields.first_party {
         client.first_party = first_party;
     }
+    if let Some(require_par) = fields.require_par {
+        client.require_par = require_par;
+    }
     if fields.public == Some(true) {
         client.secret_hash = None;
     }
@@ -401,6 +408,7 @@ pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
         "allowed_origins": client.allowed_origins,
         "first_party": client.first_party,
         "post_logout_redirect_uris": client.logout.post_logout_redirect_uris,
+        "require_pushed_authorization_requests": client.require_par,
     });
     if let (Some(uri), Value::Object(map)) = (&client.logout.backchannel_logout_uri, &mut value) {
         map.insert("backchannel_logout_uri".into(), json!(uri));

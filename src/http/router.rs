@@ -6,14 +6,14 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::endpoints::{
-    authorize, consent, discovery, health, introspect, login, logout, metrics, revoke, token,
+    authorize, consent, discovery, health, introspect, login, logout, metrics, par, revoke, token,
     userinfo,
 };
 use super::{cors, middleware};
 use crate::http::state::AppState;
 use crate::oauth::metadata::{
-    AUTHORIZE_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH,
-    USERINFO_PATH,
+    AUTHORIZE_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH,
+    TOKEN_PATH, USERINFO_PATH,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let routes = Router::new()
         .route(INTROSPECT_PATH, post(introspect::introspect))
+        .route(PAR_PATH, post(par::push))
         .route(
             AUTHORIZE_PATH,
             get(authorize::authorize_get).post(authorize::authorize_post),

@@ -15,6 +15,8 @@ pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 pub const USERINFO_PATH: &str = "/userinfo";
+/// The pushed authorization request endpoint (RFC 9126).
+pub const PAR_PATH: &str = "/par";
 /// The end-session endpoint (RP-Initiated Logout) is the sign-out page itself.
 pub const END_SESSION_PATH: &str = "/logout";
 
@@ -42,5 +44,7 @@ pub fn oauth_document(settings: &Settings) -> Value {
         "introspection_endpoint": settings.endpoint(INTROSPECT_PATH),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
+        "pushed_authorization_request_endpoint": settings.endpoint(PAR_PATH),
+        "require_pushed_authorization_requests": false,
     })
 }

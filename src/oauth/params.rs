@@ -50,6 +50,20 @@ impl Params {
             .min()
     }
 
+    /// These parameters less `names`.
+    pub fn without(mut self, names: &[&str]) -> Self {
+        self.0.retain(|name, _| !names.contains(&name.as_str()));
+        self
+    }
+
+    /// These parameters with `name` set to `value` where the request sent none.
+    pub fn with_default(mut self, name: &str, value: &str) -> Self {
+        self.0
+            .entry(name.to_owned())
+            .or_insert_with(|| value.to_owned());
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

@@ -20,9 +20,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
-    Consent,
-    GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session,
-    SessionClient, StoredKey, User, UserProfile,
+    Consent, GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken,
+    Session, SessionClient, StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 

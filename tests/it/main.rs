@@ -25,6 +25,7 @@ mod oidc_conformance;
 mod oidc_logout;
 mod oidc_provider;
 mod oidc_scopes;
+mod par;
 mod password;
 mod prompt;
 mod readme;

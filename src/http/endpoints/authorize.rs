@@ -13,7 +13,7 @@ use crate::http::browser::{self, page_url};
 use crate::http::extract;
 use crate::http::page_error::PageError;
 use crate::http::state::AppState;
-use crate::oauth::authorize::{self, AuthorizationRequest, Pending, Rejection};
+use crate::oauth::authorize::{self, AuthorizationRequest, Pending, Rejection, pushed};
 use crate::oauth::response_mode::AuthorizationResponse;
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::Client;
@@ -47,7 +47,12 @@ async fn handle(
         // Unparsed, nothing is known good yet: say so on a page.
         Err(error) => return browser::error_page(state, PageError::malformed(&error)),
     };
-    let (client, request) = match authorize::validate(state, &params).await {
+    let checked = if pushed::is_pushed(&params) {
+        pushed::pull(state, &params, now).await
+    } else {
+        authorize::validate(state, &params).await
+    };
+    let (client, request) = match checked {
         Ok(valid) => valid,
         Err(Rejection::Page(page)) => return browser::error_page(state, page.into()),
         Err(Rejection::Redirect(error)) => {

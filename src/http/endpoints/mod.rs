@@ -8,6 +8,7 @@ pub mod introspect;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod par;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;

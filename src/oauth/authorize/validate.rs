@@ -23,10 +23,26 @@ use crate::tokens::id_token::{self, CLAIMS_SUPPORTED};
 /// what it may make the store hold is bounded.
 pub const MAX_PARAMETER_BYTES: usize = 2048;
 
-/// Check a request in the order of RFC 6749 §4.1.2.1.
+/// How a request reached Valet: at `/authorize` itself, or pushed first (RFC 9126).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    FrontChannel,
+    Pushed,
+}
+
+/// Check a request that came to `/authorize` in the order of RFC 6749 §4.1.2.1.
 pub async fn validate(
     core: &Core,
     params: &Params,
+) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
+    validate_arrived(core, params, Arrival::FrontChannel).await
+}
+
+/// [`validate`], for a request that arrived as `arrival`.
+pub async fn validate_arrived(
+    core: &Core,
+    params: &Params,
+    arrival: Arrival,
 ) -> Result<(Arc<Client>, AuthorizationRequest), Rejection> {
     let client = known_client(core, params.get("client_id")).await?;
     // OAuth lets a client with one registered URI leave it out (RFC 6749 §3.1.2.3); OpenID
@@ -89,8 +105,18 @@ pub async fn validate(
         }
         target.mode = mode;
     }
+    if client.require_par && arrival == Arrival::FrontChannel {
+        return Err(fail(
+            &target,
+            OAuthError::invalid_request(
+                "this client must push its authorization requests to the pushed authorization \
+                 request endpoint (RFC 9126)",
+            ),
+        ));
+    }
     // Request objects (Core §6) are not supported; saying so beats running the request
-    // without the parameters the object may carry.
+    // without the parameters the object may carry. (A pushed request's `request_uri` never
+    // gets here: `pushed::pull` takes it.)
     for (name, code) in [
         ("request", ErrorCode::RequestNotSupported),
         ("request_uri", ErrorCode::RequestUriNotSupported),

@@ -142,6 +142,12 @@ impl NewClient {
         self
     }
 
+    /// Must push its authorization requests (RFC 9126 §6).
+    pub fn require_par(mut self) -> Self {
+        self.require_par = true;
+        self
+    }
+
     /// Where logout tokens are posted (Back-Channel Logout).
     pub fn backchannel_logout_uri(mut self, uri: &str) -> Self {
         self.logout.backchannel_logout_uri = Some(uri.to_owned());
