@@ -233,6 +233,36 @@ await step('openid-client: tokenRevocation of the refresh token (then introspect
   return `the grant's access token is now ${at.active ? 'still active' : 'inactive too'}`
 })
 
+await step('openid-client: pushed authorization request (buildAuthorizationUrlWithPAR, RFC 9126)', ['openid-client: discovery'], async () => {
+  check(s.meta.pushed_authorization_request_endpoint, 'discovery has no pushed_authorization_request_endpoint')
+  const verifier = client.randomPKCECodeVerifier()
+  const state = client.randomState()
+  const nonce = client.randomNonce()
+  const url = await client.buildAuthorizationUrlWithPAR(s.web, {
+    redirect_uri: WEB.redirectUri,
+    scope: 'openid email',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  })
+  const requestUri = url.searchParams.get('request_uri') ?? ''
+  check(requestUri.startsWith('urn:ietf:params:oauth:request_uri:'), `the authorization URL carries no pushed request_uri: ${url}`)
+  check(!url.searchParams.has('redirect_uri'), 'the request parameters travelled in the front channel')
+  const browser = new Browser('par')
+  const back = await browser.navigate(url, {
+    until: (u) => u.href.startsWith(WEB.redirectUri),
+    onPage: signInAndAllow(USER),
+  })
+  const tokens = await client.authorizationCodeGrant(s.web, back, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+  })
+  equal(tokens.claims().email, USER.email, 'email in the ID token of the pushed request')
+  return browser.trace.join(' | ')
+})
+
 await step('openid-client: RP-initiated logout (end_session_endpoint, id_token_hint, state echoed)', ['openid-client: authorizationCodeGrant (ID token validated by the library)'], async () => {
   check(s.meta.end_session_endpoint, 'discovery has no end_session_endpoint')
   check(WEB.postLogoutRedirectUri, 'INTEROP_WEB_POST_LOGOUT_REDIRECT_URI is not set')
