@@ -93,13 +93,7 @@ async fn the_code_flow_with_openid_returns_an_id_token(app: TestApp) {
     assert_eq!(algs[0], "RS256", "{discovery}");
 
     // An ID token is not an access token: not for /userinfo, not active at introspection.
-    let response = app
-        .http
-        .get(app.url("/userinfo"))
-        .bearer_auth(id_token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.userinfo(id_token).await;
     assert_eq!(response.status(), 401);
     let caller = app.create_service_client("read:contacts").await;
     app.assert_inactive(&caller, id_token, "an ID token").await;

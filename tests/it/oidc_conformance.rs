@@ -372,13 +372,7 @@ async fn code_reuse(app: &TestApp, wait: Duration) {
         .await;
     app.assert_inactive(&creds, refresh_token, "the refresh token of a reused code")
         .await;
-    let response = app
-        .http
-        .get(app.url("/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.userinfo(access_token).await;
     assert_eq!(response.status(), 401, "UserInfo refuses a revoked token");
 }
 

@@ -126,13 +126,7 @@ async fn claims_after_sign_in(
     }
 
     let access_token = body["access_token"].as_str().unwrap();
-    let response = app
-        .http
-        .get(app.url("/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.userinfo(access_token).await;
     let userinfo = ok_json(response).await.as_object().cloned().unwrap();
     (id_token, userinfo)
 }

@@ -655,6 +655,16 @@ impl TestApp {
     }
 
     /// GET a JSON document, which must answer 200 with a JSON content type.
+    /// `GET /userinfo` with `access_token` as a Bearer token (RFC 6750 §2.1).
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("userinfo")
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
