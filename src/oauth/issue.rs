@@ -113,6 +113,14 @@ pub async fn sign_id_token(
                 .max(now),
         };
         core.store.insert_session_client(&entry).await?;
+        // Checked after the record is written: a logout racing this either finds the record
+        // (and queues the client's logout token) or has ended the session, seen here. An ID
+        // token naming an ended session would otherwise never be followed by its logout.
+        if core.store.session(session.hash, now).await?.is_none() {
+            return Err(OAuthError::invalid_grant(
+                "the sign-in session of this grant has ended",
+            ));
+        }
     }
     let keys = core.keys.current();
     let grant = IdTokenGrant {

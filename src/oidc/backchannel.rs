@@ -22,8 +22,8 @@ const FIRST_RETRY_SECS: i64 = 5;
 const LEASE: Duration = Duration::from_secs(60);
 /// Per post: a slow client holds one delivery up, not the queue.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// Deliveries taken per pass.
-const BATCH: i64 = 50;
+/// Deliveries taken per pass: at most BATCH × TIMEOUT (50 s) of posting, within a lease.
+const BATCH: i64 = 10;
 
 /// The HTTP client logout tokens go out with: no redirects (the registered URI is the only
 /// one to reach), a short timeout.
@@ -37,9 +37,15 @@ pub fn http_client() -> reqwest::Client {
 
 /// Deliver what is due now; returns how many this replica delivered.
 pub async fn deliver_due(core: &Core, http: &reqwest::Client) -> Result<usize, StoreError> {
-    let now = core.clock.now();
     let mut delivered = 0;
-    for delivery in core.store.due_logout_deliveries(now, BATCH).await? {
+    let due = core
+        .store
+        .due_logout_deliveries(core.clock.now(), BATCH)
+        .await?;
+    for delivery in due {
+        // Read at each claim: a pass of slow clients takes up to BATCH × TIMEOUT, which must
+        // not run past the leases and retry times it sets.
+        let now = core.clock.now();
         if !core
             .store
             .claim_logout_delivery(&delivery.id, now, now.plus(LEASE))

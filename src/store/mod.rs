@@ -208,6 +208,13 @@ pub trait Store: Send + Sync + 'static {
         id_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<PendingRequest>, StoreError>;
+    /// [`Store::take_pending`], only if `client_id` made it.
+    async fn take_pending_of(
+        &self,
+        id_hash: &SecretHash,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<PendingRequest>, StoreError>;
 
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
     /// A session that has neither ended nor expired.

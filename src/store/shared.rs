@@ -575,6 +575,22 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn take_pending_of(
+                &self,
+                id_hash: &SecretHash,
+                client_id: &str,
+                now: UnixTime,
+            ) -> Result<Option<PendingRequest>, StoreError> {
+                sqlx::query_as::<_, PendingRow>(sql::TAKE_PENDING_OF_CLIENT)
+                    .bind(id_hash.to_text())
+                    .bind(now.0)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(PendingRequest::try_from)
+                    .transpose()
+            }
+
             async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
                 sqlx::query(sql::INSERT_SESSION)
                     .bind(session.id_hash.0.as_slice())

@@ -180,6 +180,10 @@ pub const UPDATE_PENDING: &str =
 /// Completing a request deletes it in one conditional write: it can finish only once.
 pub const TAKE_PENDING: &str = "DELETE FROM pending_requests WHERE id = $1 AND expires_at > $2 \
      RETURNING id, client_id, request, created_at, expires_at";
+/// [`TAKE_PENDING`] only for `$3`'s request: another client's attempt leaves it in place.
+pub const TAKE_PENDING_OF_CLIENT: &str = "DELETE FROM pending_requests \
+     WHERE id = $1 AND expires_at > $2 AND client_id = $3 \
+     RETURNING id, client_id, request, created_at, expires_at";
 
 pub const INSERT_SESSION: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5)";

@@ -100,6 +100,18 @@ pub const CLAIMS_SUPPORTED: [&str; 12] = [
     "phone_number",
 ];
 
+/// The scope whose consent covers a claim (Core §5.4), for a claim asked for by name with the
+/// `claims` parameter: what it names must be consented to as if its scope had been asked for.
+pub fn scope_of_claim(claim: &str) -> Option<&'static str> {
+    match claim {
+        "sub" => None,
+        "email" | "email_verified" => Some("email"),
+        "address" => Some("address"),
+        "phone_number" | "phone_number_verified" => Some("phone"),
+        _ => Some("profile"),
+    }
+}
+
 impl UserInfo {
     /// The claims of §5.4's scopes: `profile` the name claims, `picture`, `locale` and
     /// `updated_at`; `email` the address and whether it was verified; `address` the postal

@@ -28,6 +28,7 @@ store_tests!(
     oidcc_backchannel_rp_initiated_logout,
     backchannel_logout_when_the_user_is_disabled_deleted_or_changes_password,
     backchannel_logout_is_retried_until_the_client_answers,
+    a_code_redeemed_after_its_session_ended_gets_no_id_token,
 );
 
 const LOGGED_OUT: &str = "https://app.example.com/logged-out";
@@ -410,4 +411,30 @@ async fn backchannel_logout_is_retried_until_the_client_answers(app: TestApp) {
     let token = receiver.next().await;
     verified_logout_token(&app, &client, &token).await;
     assert_eq!(receiver.posts.load(Ordering::SeqCst), 2);
+}
+
+/// A code whose session ends before the client redeems it would give an ID token naming a
+/// session whose logout token was already sent (to nobody): the redemption is refused.
+async fn a_code_redeemed_after_its_session_ended_gets_no_id_token(app: TestApp) {
+    app.create_alice().await;
+    let receiver = receiver(0).await;
+    let client = logout_client(&app, Some(&receiver.uri)).await;
+    id_token_for(&app, &client, "alice").await;
+    // A second code in the same session, not yet redeemed.
+    let response = app
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", client.client_id.as_str()),
+            ("redirect_uri", client.redirect_uri.as_str()),
+            ("scope", "openid"),
+        ])
+        .await;
+    let code = redirect_params(&location(&response))["code"].clone();
+    let response = logout(&app, &[("client_id", &client.client_id)]).await;
+    let form = PageForm::parse(&response.text().await.unwrap());
+    app.submit(&form).await;
+    let response = app.redeem(&client, &code, None).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
 }

@@ -28,6 +28,7 @@ store_tests!(
     oidcc_claims_essential,
     a_malformed_claims_parameter_is_invalid_request,
     an_id_token_hint_for_another_user_is_login_required,
+    claims_asked_for_by_name_need_consent_as_their_scope,
 );
 
 pub(crate) const NONCE: &str = "n-0S6_WzA2Mj";
@@ -457,4 +458,24 @@ async fn an_id_token_hint_for_another_user_is_login_required(mut app: TestApp) {
     let bad = stock_params(&client, &[("prompt", "none"), ("id_token_hint", &forged)]);
     let redirect = redirect_params(&location(&app.authorize(&bad).await));
     assert_eq!(redirect["error"], "invalid_request", "{redirect:?}");
+}
+
+/// A claim asked for by name (`claims`, Core §5.5) is consented to as its scope would be: a
+/// client the person allowed only `openid` gets `consent_required` under `prompt=none` when
+/// it asks for the email by name, and the consent page then names `email`.
+async fn claims_asked_for_by_name_need_consent_as_their_scope(app: TestApp) {
+    app.create_alice().await;
+    let client = stock_client(&app).await;
+    sign_in(&app, &with_scope(&client, "openid", &[])).await;
+    let claims = r#"{"id_token":{"email":null}}"#;
+    let silent = with_scope(&client, "openid", &[("claims", claims), ("prompt", "none")]);
+    let redirect = redirect_params(&location(&app.authorize(&silent).await));
+    assert_eq!(redirect["error"], "consent_required", "{redirect:?}");
+    let asked = with_scope(&client, "openid", &[("claims", claims)]);
+    let response = app.authorize(&asked).await;
+    let consent = app.follow_to_page(response, "/consent").await;
+    assert!(
+        consent.contains("email"),
+        "the page names the email: {consent}"
+    );
 }

@@ -107,11 +107,19 @@ async fn a_request_uri_is_single_use_short_lived_and_the_clients_own(app: TestAp
     let stolen = pushed(&app, &client, &pushed_params(&client)).await;
     let response = authorize(other.client_id.clone(), stolen.clone()).await;
     assert_eq!(response.status(), 400, "another client's request_uri");
-    // Taken by the wrong client, it is spent.
+    // Another client's attempt does not spend it.
     assert_eq!(
-        authorize(client.client_id.clone(), stolen).await.status(),
-        400
+        authorize(client.client_id.clone(), stolen.clone())
+            .await
+            .status(),
+        303
     );
+    // Nor is a pushed request a pending one: its stored name opens no login page.
+    let id = stolen.trim_start_matches(URN);
+    for name in [format!("par:{id}"), id.to_owned()] {
+        let page = app.get(&format!("/login?request={name}")).await;
+        assert_eq!(page.status(), 400, "{name}");
+    }
 
     let late = pushed(&app, &client, &pushed_params(&client)).await;
     app.advance(Duration::from_secs(61));

@@ -130,7 +130,7 @@ async fn consent_view(
         .map_err(PageError::from_store)?;
     let scopes = pending
         .request
-        .scope
+        .consented_scope()
         .iter()
         .map(|name| ScopeView {
             name: name.to_owned(),

@@ -19,7 +19,7 @@ pub async fn needs_consent(
     if pending.client.first_party {
         return Ok(false);
     }
-    let asked = &pending.request.scope;
+    let asked = pending.request.consented_scope();
     let given = core
         .store
         .consent(
@@ -48,7 +48,7 @@ pub async fn save_consent(
     let scope = ScopeSet::from_tokens(
         earlier
             .iter()
-            .chain(pending.request.scope.iter())
+            .chain(pending.request.consented_scope().iter())
             .map(str::to_owned),
     );
     core.store

@@ -81,7 +81,16 @@ pub async fn load_pending(
     id: Option<&str>,
     now: UnixTime,
 ) -> Result<Pending, AuthorizeRejection> {
-    let id = id.ok_or(AuthorizeRejection::RequestGone)?;
+    // Ids are `random_token`s: 43 base64url characters. Anything else (such as the `par:` name
+    // a pushed request is stored under) names no pending request.
+    let id = id
+        .filter(|id| {
+            id.len() == 43
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or(AuthorizeRejection::RequestGone)?;
     let stored = core
         .store
         .pending(&core.server_keys.hasher.hash(id), now)

@@ -97,12 +97,12 @@ pub async fn pull(
         .get("request_uri")
         .and_then(|uri| uri.strip_prefix(REQUEST_URI_PREFIX))
         .ok_or(AuthorizeRejection::RequestGone)?;
+    // Taken only by its own client, so another client's attempt cannot spend it.
     let stored = core
         .store
-        .take_pending(&stored_id(core, id), now)
+        .take_pending_of(&stored_id(core, id), client_id, now)
         .await
         .map_err(AuthorizeRejection::from)?
-        .filter(|stored| stored.client_id == client_id)
         .ok_or(AuthorizeRejection::RequestGone)?;
     let request: AuthorizationRequest =
         serde_json::from_str(&stored.request).map_err(AuthorizeRejection::internal)?;
@@ -116,7 +116,8 @@ pub async fn pull(
 }
 
 /// Pushed requests share the pending-request table under a hash of their own, so a pushed id
-/// is never a pending id (`/login?request=`) and the reverse.
+/// is never a pending id; and `load_pending` takes only ids shaped as `random_token` makes
+/// them, so `par:…` is never taken for one either.
 fn stored_id(core: &Core, id: &str) -> crate::crypto::SecretHash {
     core.server_keys.hasher.hash(&format!("par:{id}"))
 }

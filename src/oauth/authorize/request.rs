@@ -7,6 +7,7 @@ use crate::domain::{GrantType, RequestedClaims, ScopeSet, UnixTime};
 use crate::oauth::prompt::Prompt;
 use crate::oauth::response_mode::ResponseMode;
 use crate::store::Session;
+use crate::tokens::id_token::scope_of_claim;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +169,18 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// What the person is asked to allow: the scope, and the scopes of the claims the
+    /// `claims` parameter names (so a claim asked for by name never skips consent).
+    pub fn consented_scope(&self) -> ScopeSet {
+        let by_claim = self
+            .claims
+            .userinfo
+            .iter()
+            .chain(&self.claims.id_token)
+            .filter_map(|claim| scope_of_claim(claim));
+        ScopeSet::from_tokens(self.scope.iter().chain(by_claim).map(str::to_owned))
+    }
+
     /// Whether `session` is a recent enough sign-in for this request (`prompt=login`,
     /// `max_age`); if not, the person signs in again. The sign-in made for this request
     /// always is: it is as fresh as the request could ask. `max_age=0` asks for exactly that,

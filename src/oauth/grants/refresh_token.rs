@@ -241,12 +241,18 @@ pub async fn exchange(
     // original `auth_time`, no `nonce`). Families from before Valet kept the sign-in time
     // have none to state, so they get no ID token.
     if let (true, Some(auth_time)) = (access_scope.contains("openid"), current.auth_time) {
+        // A refresh outlives the browser session (offline access): its ID token names the
+        // session only while it lasts.
+        let live_session = match &current.session_hash {
+            Some(hash) if core.store.session(hash, cx.now).await?.is_some() => Some(hash),
+            _ => None,
+        };
         let signed_in = Authentication {
             user,
             scope: &access_scope,
             auth_time,
             nonce: None,
-            session: session_id(core, current.session_hash.as_ref()),
+            session: session_id(core, live_session),
             claims: &[],
         };
         response.add_id_token(cx, signed_in).await?;
