@@ -115,15 +115,19 @@ pub enum GrantType {
     Password,
     ClientCredentials,
     RefreshToken,
+    /// RFC 8628: a device without a browser polls while the person signs in elsewhere.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 5] = [
+    pub const ALL: [GrantType; 6] = [
         GrantType::AuthorizationCode,
         GrantType::Implicit,
         GrantType::Password,
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
+        GrantType::DeviceCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +137,7 @@ impl GrantType {
             GrantType::Password => "password",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -155,7 +160,7 @@ impl fmt::Display for GrantType {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown grant type `{0}` (expected one of authorization_code, implicit, password, client_credentials, refresh_token)"
+    "unknown grant type `{0}` (expected one of authorization_code, implicit, password, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code)"
 )]
 pub struct UnknownGrantType(pub String);
 

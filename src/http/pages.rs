@@ -24,11 +24,12 @@ use crate::config::UiSettings;
 use crate::crypto::{SecretError, random_bytes};
 
 /// Every template, by file name; each may be replaced by a file in `ui.templates_dir`.
-pub const TEMPLATE_NAMES: [&str; 8] = [
+pub const TEMPLATE_NAMES: [&str; 9] = [
     "base.html",
     "login.html",
     "consent.html",
     "logout.html",
+    "device.html",
     "signed_out.html",
     "error.html",
     "form_post.html",
@@ -36,11 +37,12 @@ pub const TEMPLATE_NAMES: [&str; 8] = [
 ];
 
 /// The built-in templates, in the order of [`TEMPLATE_NAMES`].
-const BUILT_IN: [(&str, &str); 8] = [
+const BUILT_IN: [(&str, &str); 9] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
+    ("device.html", include_str!("../../templates/device.html")),
     (
         "signed_out.html",
         include_str!("../../templates/signed_out.html"),
@@ -103,6 +105,7 @@ pub enum Page {
     Login(LoginView),
     Consent(ConsentView),
     Logout(LogoutView),
+    Device(DeviceView),
     SignedOut,
     Error(ErrorView),
     FormPost(FormPostView),
@@ -160,6 +163,17 @@ pub struct ErrorView {
     pub developer_detail: Vec<String>,
 }
 
+/// `/device` (RFC 8628 §3.3): the form to type the code into, or how a sign-in ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub csrf: String,
+    /// What to fill the field with (from `verification_uri_complete`, or typed before).
+    pub user_code: String,
+    pub error: Option<String>,
+    /// The sign-in is answered: what to tell the person, and no form.
+    pub done: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FormPostView {
     pub redirect_uri: String,
@@ -173,6 +187,7 @@ impl Page {
             Page::Login(_) => "login.html",
             Page::Consent(_) => "consent.html",
             Page::Logout(_) => "logout.html",
+            Page::Device(_) => "device.html",
             Page::SignedOut => "signed_out.html",
             Page::Error(_) => "error.html",
             Page::FormPost(_) => "form_post.html",
@@ -184,6 +199,7 @@ impl Page {
             Page::Login(view) => Value::from_serialize(view),
             Page::Consent(view) => Value::from_serialize(view),
             Page::Logout(view) => Value::from_serialize(view),
+            Page::Device(view) => Value::from_serialize(view),
             Page::SignedOut => context! {},
             Page::Error(view) => Value::from_serialize(view),
             Page::FormPost(view) => Value::from_serialize(view),

@@ -6,14 +6,15 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::endpoints::{
-    authorize, consent, discovery, health, introspect, login, logout, metrics, par, revoke, token,
-    userinfo,
+    authorize, consent, device, discovery, health, introspect, login, logout, metrics, par, revoke,
+    token, userinfo,
 };
 use super::{cors, middleware};
 use crate::http::state::AppState;
+use crate::oauth::device::DEVICE_PATH;
 use crate::oauth::metadata::{
-    AUTHORIZE_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH,
-    TOKEN_PATH, USERINFO_PATH,
+    AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH,
+    PAR_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +46,14 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route(INTROSPECT_PATH, post(introspect::introspect))
         .route(PAR_PATH, post(par::push))
+        .route(
+            DEVICE_AUTHORIZATION_PATH,
+            post(device::device_authorization),
+        )
+        .route(
+            DEVICE_PATH,
+            get(device::device_get).post(device::device_post),
+        )
         .route(
             AUTHORIZE_PATH,
             get(authorize::authorize_get).post(authorize::authorize_post),

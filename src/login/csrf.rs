@@ -26,6 +26,7 @@ pub enum FormPurpose {
     Login,
     Consent,
     Logout,
+    Device,
 }
 
 impl FormPurpose {
@@ -34,6 +35,7 @@ impl FormPurpose {
             FormPurpose::Login => "login",
             FormPurpose::Consent => "consent",
             FormPurpose::Logout => "logout",
+            FormPurpose::Device => "device",
         }
     }
 }

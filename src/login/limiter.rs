@@ -111,6 +111,51 @@ impl LoginLimiter {
         )
     }
 
+    /// A guess at a short code that is not a password (a device user code, RFC 8628 §5.1):
+    /// reserved against the address alone, as a failure until [`Self::release_guess`].
+    pub async fn reserve_guess(
+        &self,
+        address: IpAddr,
+        now: UnixTime,
+    ) -> Result<Result<(), Locked>, StoreError> {
+        let attempt = Attempt {
+            username: "",
+            address: Some(address),
+        };
+        let Some(key) = attempt.address_key() else {
+            return Ok(Ok(()));
+        };
+        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
+        let keys = [LimiterKey {
+            key,
+            free_failures: self.settings.address_free_failures,
+            max_lockout_secs: secs(self.settings.address_max_lockout),
+        }];
+        Ok(
+            match self.store.reserve_login(&keys, now, window_start).await? {
+                Ok(()) => Ok(()),
+                Err(until) => {
+                    self.metrics.limiter_refusals.inc();
+                    Err(Locked {
+                        retry_after: u64::try_from(until.0 - now.0 + 1).unwrap_or(1).max(1),
+                    })
+                }
+            },
+        )
+    }
+
+    /// The guessed code was right: its reservation is given back.
+    pub async fn release_guess(&self, address: IpAddr) -> Result<(), StoreError> {
+        let attempt = Attempt {
+            username: "",
+            address: Some(address),
+        };
+        match attempt.address_key() {
+            Some(key) => self.store.release_login(&key).await,
+            None => Ok(()),
+        }
+    }
+
     /// The password was wrong: the reservation stays counted.
     pub fn record_failure(&self) {
         self.metrics.login_failures.inc();

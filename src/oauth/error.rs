@@ -19,6 +19,10 @@ pub enum ErrorCode {
     /// OpenID Connect Core §3.1.2.6, for `prompt=none`.
     LoginRequired,
     ConsentRequired,
+    /// RFC 8628 §3.5: the device's polling answers.
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
     /// OpenID Connect Core §3.1.2.6: request objects are not supported.
     RequestNotSupported,
     RequestUriNotSupported,
@@ -42,6 +46,9 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",

@@ -15,6 +15,8 @@ pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 pub const USERINFO_PATH: &str = "/userinfo";
+/// The device authorization endpoint (RFC 8628 §3.1).
+pub const DEVICE_AUTHORIZATION_PATH: &str = "/device_authorization";
 /// The pushed authorization request endpoint (RFC 9126).
 pub const PAR_PATH: &str = "/par";
 /// The end-session endpoint (RP-Initiated Logout) is the sign-out page itself.
@@ -45,6 +47,7 @@ pub fn oauth_document(settings: &Settings) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
         "pushed_authorization_request_endpoint": settings.endpoint(PAR_PATH),
+        "device_authorization_endpoint": settings.endpoint(DEVICE_AUTHORIZATION_PATH),
         "require_pushed_authorization_requests": false,
     })
 }

@@ -1,7 +1,7 @@
 //! The token endpoint's protocol half (RFC 6749 §3.2, §5.1): a typed request per grant, one
 //! exhaustive dispatch, and the success response.
 
-use super::grants::{authorization_code, client_credentials, password, refresh_token};
+use super::grants::{authorization_code, client_credentials, device_code, password, refresh_token};
 use super::issue::{TokenContext, TokenResponse};
 use super::{OAuthError, Params};
 use crate::domain::{GrantType, printable};
@@ -14,6 +14,7 @@ pub enum TokenRequest {
     Password(password::Request),
     ClientCredentials(client_credentials::Request),
     RefreshToken(refresh_token::Request),
+    DeviceCode(device_code::Request),
 }
 
 impl TokenRequest {
@@ -23,16 +24,18 @@ impl TokenRequest {
             TokenRequest::Password(_) => GrantType::Password,
             TokenRequest::ClientCredentials(_) => GrantType::ClientCredentials,
             TokenRequest::RefreshToken(_) => GrantType::RefreshToken,
+            TokenRequest::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
 
 /// The grant types `/token` accepts today, for the metadata documents.
-pub const TOKEN_GRANTS: [GrantType; 4] = [
+pub const TOKEN_GRANTS: [GrantType; 5] = [
     GrantType::AuthorizationCode,
     GrantType::Password,
     GrantType::ClientCredentials,
     GrantType::RefreshToken,
+    GrantType::DeviceCode,
 ];
 
 /// Read `grant_type` and check the client may use it; then let the grant parse the rest.
@@ -68,6 +71,7 @@ pub fn parse(params: &Params, client: &Client) -> Result<TokenRequest, OAuthErro
         )),
         GrantType::Password => Ok(TokenRequest::Password(password::parse(params)?)),
         GrantType::RefreshToken => Ok(TokenRequest::RefreshToken(refresh_token::parse(params)?)),
+        GrantType::DeviceCode => Ok(TokenRequest::DeviceCode(device_code::parse(params)?)),
         // Implicit tokens come only from /authorize (RFC 6749 §4.2); TOKEN_GRANTS excludes it.
         GrantType::Implicit => Err(OAuthError::unsupported_grant_type(
             "the implicit grant has no token request; use /authorize with response_type=token",
@@ -84,5 +88,6 @@ pub async fn exchange(
         TokenRequest::Password(req) => password::exchange(cx, req).await,
         TokenRequest::ClientCredentials(req) => client_credentials::exchange(cx, req).await,
         TokenRequest::RefreshToken(req) => refresh_token::exchange(cx, req).await,
+        TokenRequest::DeviceCode(req) => device_code::exchange(cx, req).await,
     }
 }

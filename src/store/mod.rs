@@ -20,8 +20,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
-    Consent, GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken,
-    Session, SessionClient, StoredKey, User, UserProfile,
+    Consent, DeviceAuthorization, DevicePoll, GrantStatus, KeyStatus, LogoutDelivery,
+    PendingRequest, Redeemed, RefreshToken, Session, SessionClient, StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -208,6 +208,30 @@ pub trait Store: Send + Sync + 'static {
         id_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<PendingRequest>, StoreError>;
+    /// Start a device sign-in (RFC 8628), pending.
+    async fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError>;
+    /// The pending, unexpired device sign-in whose user code hashes to `user_code_hash`.
+    async fn pending_device(
+        &self,
+        user_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// The person's answer (`Some((user, auth_time))` approves, `None` denies), once, while
+    /// it is pending and unexpired; false otherwise.
+    async fn decide_device(
+        &self,
+        user_code_hash: &str,
+        approved_by: Option<(&str, UnixTime)>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// One poll of the token endpoint with this device code (RFC 8628 §3.4, §3.5); an
+    /// approved sign-in is spent by exactly one poll.
+    async fn poll_device(
+        &self,
+        device_code_hash: &SecretHash,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<DevicePoll, StoreError>;
     /// [`Store::take_pending`], only if `client_id` made it.
     async fn take_pending_of(
         &self,

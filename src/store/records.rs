@@ -802,3 +802,71 @@ pub struct GrantStatus {
     /// Claims the `claims` parameter asked UserInfo for (Core §5.5).
     pub userinfo_claims: Vec<String>,
 }
+
+/// A device sign-in (RFC 8628) as stored: both codes only as hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: SecretHash,
+    /// The keyed hash of the normalised user code, as text (it is looked up by value).
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scope: ScopeSet,
+    pub audience: String,
+    /// Who approved it and when they signed in, once approved.
+    pub user_id: Option<String>,
+    pub auth_time: Option<UnixTime>,
+    pub interval_secs: i64,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What one poll of the token endpoint found (RFC 8628 §3.5).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DevicePoll {
+    /// No such device code for this client.
+    Unknown,
+    Expired,
+    Denied,
+    /// Approved and already turned into tokens: the device code is spent.
+    Spent,
+    Pending,
+    /// Polled faster than its interval, which is now 5 s longer.
+    SlowDown,
+    /// Approved: this poll, and no other, gets the tokens.
+    Approved(Box<DeviceAuthorization>),
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeviceRow {
+    pub device_code_hash: Vec<u8>,
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub status: String,
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub interval_secs: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl TryFrom<DeviceRow> for DeviceAuthorization {
+    type Error = StoreError;
+
+    fn try_from(row: DeviceRow) -> Result<Self, StoreError> {
+        Ok(DeviceAuthorization {
+            device_code_hash: SecretHash(row.device_code_hash),
+            user_code_hash: row.user_code_hash,
+            client_id: row.client_id,
+            scope: ScopeSet::parse(&row.scope)
+                .map_err(|e| StoreError::Internal(format!("corrupt scope: {e}")))?,
+            audience: row.audience,
+            user_id: row.user_id,
+            auth_time: row.auth_time.map(UnixTime),
+            interval_secs: row.interval_secs,
+            created_at: UnixTime(row.created_at),
+            expires_at: UnixTime(row.expires_at),
+        })
+    }
+}

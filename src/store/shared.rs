@@ -575,6 +575,110 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_DEVICE)
+                    .bind(device.device_code_hash.0.as_slice())
+                    .bind(&device.user_code_hash)
+                    .bind(&device.client_id)
+                    .bind(device.scope.to_string())
+                    .bind(&device.audience)
+                    .bind(device.interval_secs)
+                    .bind(device.created_at.0)
+                    .bind(device.expires_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn pending_device(
+                &self,
+                user_code_hash: &str,
+                now: UnixTime,
+            ) -> Result<Option<DeviceAuthorization>, StoreError> {
+                sqlx::query_as::<_, DeviceRow>(sql::SELECT_DEVICE_BY_USER_CODE)
+                    .bind(user_code_hash)
+                    .bind(now.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(DeviceAuthorization::try_from)
+                    .transpose()
+            }
+
+            async fn decide_device(
+                &self,
+                user_code_hash: &str,
+                approved_by: Option<(&str, UnixTime)>,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::DECIDE_DEVICE)
+                    .bind(user_code_hash)
+                    .bind(now.0)
+                    .bind(if approved_by.is_some() {
+                        "approved"
+                    } else {
+                        "denied"
+                    })
+                    .bind(approved_by.map(|(user, _)| user))
+                    .bind(approved_by.map(|(_, at)| at.0))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn poll_device(
+                &self,
+                device_code_hash: &SecretHash,
+                client_id: &str,
+                now: UnixTime,
+            ) -> Result<DevicePoll, StoreError> {
+                let hash = device_code_hash.0.as_slice();
+                let row = sqlx::query_as::<_, DeviceRow>(sql::SELECT_DEVICE)
+                    .bind(hash)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(DevicePoll::Unknown);
+                };
+                let status = row.status.clone();
+                let device = DeviceAuthorization::try_from(row)?;
+                Ok(match status.as_str() {
+                    "consumed" => DevicePoll::Spent,
+                    _ if device.expires_at <= now => DevicePoll::Expired,
+                    "denied" => DevicePoll::Denied,
+                    "approved" => {
+                        let spent = sqlx::query(sql::SPEND_DEVICE)
+                            .bind(hash)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                        if spent == 1 {
+                            DevicePoll::Approved(Box::new(device))
+                        } else {
+                            DevicePoll::Spent
+                        }
+                    }
+                    _ => {
+                        let slowed = sqlx::query(sql::SLOW_DOWN_DEVICE)
+                            .bind(hash)
+                            .bind(now.0)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                        if slowed == 1 {
+                            DevicePoll::SlowDown
+                        } else {
+                            sqlx::query(sql::POLLED_DEVICE)
+                                .bind(hash)
+                                .bind(now.0)
+                                .execute(&self.pool)
+                                .await?;
+                            DevicePoll::Pending
+                        }
+                    }
+                })
+            }
+
             async fn take_pending_of(
                 &self,
                 id_hash: &SecretHash,

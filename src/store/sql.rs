@@ -352,3 +352,34 @@ pub const CLAIM_LOGOUT_DELIVERY: &str = "UPDATE logout_deliveries SET next_attem
 pub const RETRY_LOGOUT_DELIVERY: &str =
     "UPDATE logout_deliveries SET next_attempt_at = $2 WHERE id = $1";
 pub const DELETE_LOGOUT_DELIVERY: &str = "DELETE FROM logout_deliveries WHERE id = $1";
+
+macro_rules! device_columns {
+    () => {
+        "device_code_hash, user_code_hash, client_id, scope, audience, status, user_id, auth_time, \
+         interval_secs, created_at, expires_at"
+    };
+}
+pub const INSERT_DEVICE: &str = "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, \
+     scope, audience, status, user_id, auth_time, interval_secs, last_polled_at, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, 0, $7, $8)";
+pub const SELECT_DEVICE_BY_USER_CODE: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM device_authorizations WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $2"
+);
+pub const SELECT_DEVICE: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2"
+);
+/// The person's answer, once, while the sign-in waits: `$3` approved or denied.
+pub const DECIDE_DEVICE: &str = "UPDATE device_authorizations SET status = $3, user_id = $4, auth_time = $5 \
+     WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $2";
+/// A poll sooner than the interval after the last one: the interval grows by 5 s (§3.5).
+pub const SLOW_DOWN_DEVICE: &str = "UPDATE device_authorizations SET interval_secs = interval_secs + 5, \
+     last_polled_at = $2 WHERE device_code_hash = $1 AND status = 'pending' AND $2 - last_polled_at < interval_secs";
+pub const POLLED_DEVICE: &str = "UPDATE device_authorizations SET last_polled_at = $2 \
+     WHERE device_code_hash = $1 AND status = 'pending'";
+/// The one conditional write that spends a device code: one poll gets the tokens.
+pub const SPEND_DEVICE: &str = "UPDATE device_authorizations SET status = 'consumed' \
+     WHERE device_code_hash = $1 AND status = 'approved'";

@@ -10,6 +10,7 @@ mod client_credentials;
 mod config;
 mod contacts_example;
 mod cors;
+mod device;
 mod discovery;
 mod errors;
 mod grant_logic;

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::device;
 use crate::audit;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie, page_url};
@@ -33,6 +34,13 @@ pub async fn proceed(
     now: UnixTime,
 ) -> Response {
     let result = async {
+        if pending.request.device.is_some()
+            && !authorize::needs_consent(state, pending, user)
+                .await
+                .map_err(PageError::from_store)?
+        {
+            return finish_device(state, pending, Some((user, session)), now).await;
+        }
         if authorize::needs_consent(state, pending, user)
             .await
             .map_err(PageError::from_store)?
@@ -69,6 +77,9 @@ pub async fn consent_get(
         {
             // Already answered (first party, or covered by an earlier consent): finish here
             // rather than through `proceed`, which would ask the store the same question.
+            if pending.request.device.is_some() {
+                return finish_device(&state, &pending, Some((&user, &session)), now).await;
+            }
             let response = authorize::approve(&state, &pending, &user, &session, now).await?;
             return Ok(browser::deliver(&state, response));
         }
@@ -99,16 +110,23 @@ pub async fn consent_post(
         let Some((session, user)) = signed_in else {
             return Ok(browser::see_other(&page_url("/login", &pending.id)));
         };
+        let device = pending.request.device.is_some();
         let response = match form.get("decision") {
             Some("allow") => {
                 authorize::save_consent(&state, &pending, &user, now)
                     .await
                     .map_err(PageError::from_store)?;
                 audit::consent_granted(&pending.client.client_id, &user.id, &pending.request.scope);
+                if device {
+                    return finish_device(&state, &pending, Some((&user, &session)), now).await;
+                }
                 authorize::approve(&state, &pending, &user, &session, now).await?
             }
             Some("deny") => {
                 audit::consent_denied(&pending.client.client_id, &user.id);
+                if device {
+                    return finish_device(&state, &pending, None, now).await;
+                }
                 authorize::deny(&state, &pending, now).await?
             }
             _ => return Err(PageError::bad_form()),
@@ -117,6 +135,19 @@ pub async fn consent_post(
     }
     .await;
     result.unwrap_or_else(|page: PageError| browser::error_page(&state, page))
+}
+
+/// A device sign-in answered (RFC 8628 §3.3): the device learns it when it next polls; the
+/// person gets a page.
+async fn finish_device(
+    state: &AppState,
+    pending: &Pending,
+    approved_by: Option<(&User, &Session)>,
+    now: UnixTime,
+) -> Result<Response, PageError> {
+    let approved = approved_by.is_some();
+    let still_pending = authorize::answer_device(state, pending, approved_by, now).await?;
+    Ok(device::answered(state, approved, still_pending))
 }
 
 async fn consent_view(

@@ -82,6 +82,30 @@ async fn issue(
     Ok(params)
 }
 
+/// The person's answer to a device sign-in (RFC 8628 §3.3): the pending request is taken
+/// (once), and the device's record approved for `approved_by` (the user and the session they
+/// signed in with) or denied. False when the device code has meanwhile expired or been
+/// answered.
+pub async fn answer_device(
+    core: &Core,
+    pending: &Pending,
+    approved_by: Option<(&User, &Session)>,
+    now: UnixTime,
+) -> Result<bool, AuthorizeRejection> {
+    let Some(user_code_hash) = pending.request.device.as_deref() else {
+        return Err(AuthorizeRejection::RequestGone);
+    };
+    core.store
+        .take_pending(&core.server_keys.hasher.hash(&pending.id), now)
+        .await?
+        .ok_or(AuthorizeRejection::RequestGone)?;
+    let approved_by = approved_by.map(|(user, session)| (user.id.as_str(), session.auth_time));
+    Ok(core
+        .store
+        .decide_device(user_code_hash, approved_by, now)
+        .await?)
+}
+
 /// The person said no (RFC 6749 §4.1.2.1 `access_denied`).
 pub async fn deny(
     core: &Core,

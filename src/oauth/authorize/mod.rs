@@ -13,7 +13,7 @@ mod request;
 mod validate;
 
 pub use consent::{needs_consent, save_consent};
-pub use finish::{approve, deny, refuse};
+pub use finish::{answer_device, approve, deny, refuse};
 pub use pending::{Pending, create_pending, load_pending, record_sign_in};
 pub use rejection::{AuthorizeError, AuthorizeRejection, Rejection};
 pub use request::{AuthorizationRequest, ResponseType};

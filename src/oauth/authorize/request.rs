@@ -166,6 +166,10 @@ pub struct AuthorizationRequest {
     /// answers the request without a login page.
     #[serde(default)]
     pub hinted_subject: Option<String>,
+    /// A device sign-in (RFC 8628) rather than a redirect: the stored hash of its user code.
+    /// Approving or denying answers the device, and the browser gets a page.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -262,6 +266,7 @@ mod tests {
             signed_in_session: None,
             claims: RequestedClaims::default(),
             hinted_subject: None,
+            device: None,
         };
         let session = |id: u8, auth_time| Session {
             id_hash: SecretHash(vec![id; 32]),

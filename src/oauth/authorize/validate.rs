@@ -151,6 +151,7 @@ pub async fn validate_arrived(
         signed_in_session: None,
         claims: checked.claims,
         hinted_subject: checked.hinted_subject,
+        device: None,
     };
     Ok((client, request))
 }

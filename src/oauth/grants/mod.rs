@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod implicit;
 pub mod password;
 pub mod refresh_token;
