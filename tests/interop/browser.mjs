@@ -4,6 +4,9 @@
 
 const REDIRECT = new Set([301, 302, 303, 307, 308])
 
+/** What `onPage` returns for a page that ends the navigation. */
+export const FINISHED = Symbol('finished')
+
 export class Browser {
   constructor(name) {
     this.name = name
@@ -82,6 +85,8 @@ export class Browser {
       }
       const page = parsePage(body)
       const fields = onPage(page, url)
+      // A page that ends the journey (e.g. "your device is connected"): hand it back.
+      if (fields === FINISHED) return { finished: page, body }
       if (!fields) throw this.#fail(`no way forward on the page at ${url}: ${page.summary}`)
       const action = new URL(page.form.action || url.href, url)
       url = action

@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import * as client from 'openid-client'
 import * as oauth from 'oauth4webapi'
 import * as jose from 'jose'
-import { Browser, signInAndAllow, submitForm } from './browser.mjs'
+import { Browser, FINISHED, signInAndAllow, submitForm } from './browser.mjs'
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback
@@ -35,6 +35,7 @@ const WEB = {
 }
 const SPA = { id: env('INTEROP_SPA_CLIENT_ID'), redirectUri: env('INTEROP_SPA_REDIRECT_URI') }
 const SERVICE = { id: env('INTEROP_SERVICE_CLIENT_ID'), secret: env('INTEROP_SERVICE_CLIENT_SECRET') }
+const DEVICE = { id: env('INTEROP_DEVICE_CLIENT_ID'), secret: env('INTEROP_DEVICE_CLIENT_SECRET') }
 const API = { identifier: env('INTEROP_API'), scope: env('INTEROP_API_SCOPE') }
 const VALET_BIN = env('INTEROP_VALET_BIN')
 const KEYS_RELOAD_SECONDS = Number(env('INTEROP_KEYS_RELOAD_SECONDS', '30'))
@@ -260,6 +261,35 @@ await step('openid-client: pushed authorization request (buildAuthorizationUrlWi
     expectedNonce: nonce,
   })
   equal(tokens.claims().email, USER.email, 'email in the ID token of the pushed request')
+  return browser.trace.join(' | ')
+})
+
+await step('openid-client: device authorization grant (initiateDeviceAuthorization, pollDeviceAuthorizationGrant; RFC 8628)', ['openid-client: discovery'], async () => {
+  check(s.meta.device_authorization_endpoint, 'discovery has no device_authorization_endpoint')
+  const tv = await client.discovery(ISSUER, DEVICE.id, DEVICE.secret, undefined, {
+    execute: [client.allowInsecureRequests],
+  })
+  const started = await client.initiateDeviceAuthorization(tv, { scope: 'openid email' })
+  check(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/.test(started.user_code), `user_code ${started.user_code}`)
+  // The person, on another device: the code filled in from verification_uri_complete, then
+  // the usual login and consent pages.
+  const browser = new Browser('device')
+  const person = async () => {
+    const signIn = signInAndAllow(USER)
+    const end = await browser.navigate(started.verification_uri_complete, {
+      until: () => false,
+      onPage: (page) => {
+        if (page.form?.inputs.some((i) => i.name === 'user_code')) {
+          return { ...page.form.hidden, user_code: started.user_code }
+        }
+        return page.form ? signIn(page) : FINISHED
+      },
+    })
+    check(/connected/.test(end.body), `the last page does not say the device is connected: ${end.finished?.summary}`)
+  }
+  // The library polls at the interval (5 s) while the person answers.
+  const [tokens] = await Promise.all([client.pollDeviceAuthorizationGrant(tv, started), person()])
+  equal(tokens.claims().email, USER.email, 'email in the device grant ID token')
   return browser.trace.join(' | ')
 })
 

@@ -105,6 +105,9 @@ spa="$("$bin" client create --name "Interop SPA" --public --redirect-uri "$spa_r
 svc="$("$bin" client create --name "Interop Service" --grant-type client_credentials \
   --scope read:contacts --audience "$api" --json 2>>"$tmp/cli.log")"
 
+tv="$("$bin" client create --name "Interop TV" \
+  --grant-type urn:ietf:params:oauth:grant-type:device_code --json 2>>"$tmp/cli.log")"
+
 export INTEROP_ISSUER="$issuer"
 export INTEROP_USERNAME=alice INTEROP_PASSWORD="$password"
 export INTEROP_USER_EMAIL=alice@example.com INTEROP_USER_NAME="Alice Liddell"
@@ -117,6 +120,9 @@ export INTEROP_SPA_CLIENT_ID INTEROP_SPA_REDIRECT_URI="$spa_redirect"
 INTEROP_SERVICE_CLIENT_ID="$(field client_id <<<"$svc")"
 INTEROP_SERVICE_CLIENT_SECRET="$(field client_secret <<<"$svc")"
 export INTEROP_SERVICE_CLIENT_ID INTEROP_SERVICE_CLIENT_SECRET
+INTEROP_DEVICE_CLIENT_ID="$(field client_id <<<"$tv")"
+INTEROP_DEVICE_CLIENT_SECRET="$(field client_secret <<<"$tv")"
+export INTEROP_DEVICE_CLIENT_ID INTEROP_DEVICE_CLIENT_SECRET
 export INTEROP_API="$api" INTEROP_API_SCOPE=read:contacts
 export INTEROP_VALET_BIN="$bin" INTEROP_KEYS_RELOAD_SECONDS="$reload"
 
