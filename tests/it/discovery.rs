@@ -28,7 +28,8 @@ async fn metadata_documents_describe_what_is_supported(app: TestApp) {
                 "implicit",
                 "password",
                 "client_credentials",
-                "refresh_token"
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ]),
             "{path}"
         );

@@ -11,7 +11,7 @@ use super::rejection::{AuthorizeRejection, Rejection};
 use super::request::AuthorizationRequest;
 use super::validate::{Arrival, validate_arrived};
 use crate::core::Core;
-use crate::crypto::random_token;
+use crate::crypto::{SecretHash, random_token};
 use crate::domain::UnixTime;
 use crate::oauth::{OAuthError, Params};
 use crate::store::{Client, PendingRequest};
@@ -118,7 +118,7 @@ pub async fn pull(
 /// Pushed requests share the pending-request table under a hash of their own, so a pushed id
 /// is never a pending id; and `load_pending` takes only ids shaped as `random_token` makes
 /// them, so `par:…` is never taken for one either.
-fn stored_id(core: &Core, id: &str) -> crate::crypto::SecretHash {
+fn stored_id(core: &Core, id: &str) -> SecretHash {
     core.server_keys.hasher.hash(&format!("par:{id}"))
 }
 
