@@ -77,7 +77,8 @@ fn new_client_id() -> String {
 #[derive(Debug, Args)]
 pub struct ClientFields {
     /// Grant type the client may use (repeat or comma-separate): authorization_code, implicit,
-    /// password, client_credentials, refresh_token [default for a new client: authorization_code]
+    /// password, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code
+    /// [default for a new client: authorization_code]
     #[arg(long = "grant-type", value_name = "G", value_delimiter = ',')]
     grant_types: Option<Vec<String>>,
     /// Redirect URI, matched exactly (repeat or comma-separate)
