@@ -20,9 +20,8 @@ use crate::domain::{GrantId, ScopeSet, UnixTime};
 pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
-    Consent,
-    GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken, Session,
-    SessionClient, StoredKey, User, UserProfile,
+    Consent, GrantStatus, KeyStatus, LogoutDelivery, PendingRequest, Redeemed, RefreshToken,
+    Session, SessionClient, StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -296,6 +295,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
+    /// Accept a client assertion's `jti` once until `expires_at` (RFC 7523 §3 item 7), in one
+    /// conditional write: false if the client used it already and it has not expired at `now`.
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
     /// Delete at most `batch` rows of one kind that expired before `cutoff`; returns how many.
     async fn purge(&self, purge: Purge, cutoff: UnixTime, batch: u32) -> Result<u64, StoreError>;
 }
@@ -322,10 +331,11 @@ pub enum Purge {
     RevokedAccessTokens,
     LoginFailures,
     SessionClients,
+    ClientAssertions,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 8] = [
+    pub const ALL: [Purge; 9] = [
         Purge::AuthorizationCodes,
         Purge::PendingRequests,
         Purge::Sessions,
@@ -334,6 +344,7 @@ impl Purge {
         Purge::RevokedAccessTokens,
         Purge::LoginFailures,
         Purge::SessionClients,
+        Purge::ClientAssertions,
     ];
 
     pub fn table(self) -> &'static str {
@@ -346,6 +357,7 @@ impl Purge {
             Purge::RevokedAccessTokens => "revoked_access_tokens",
             Purge::LoginFailures => "login_failures",
             Purge::SessionClients => "session_clients",
+            Purge::ClientAssertions => "client_assertions",
         }
     }
 }

@@ -26,6 +26,7 @@ mod oidc_logout;
 mod oidc_provider;
 mod oidc_scopes;
 mod password;
+mod private_key_jwt;
 mod prompt;
 mod readme;
 mod refresh;
