@@ -26,7 +26,8 @@ store_tests!(
     jwks_uri_rotation_is_picked_up_by_a_refetch,
     introspection_and_revocation_accept_assertions,
     secret_and_assertion_do_not_mix,
-    discovery_lists_private_key_jwt
+    discovery_lists_private_key_jwt,
+    cli_registers_private_key_jwt_clients_and_refuses_bad_keys
 );
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -456,4 +457,142 @@ async fn discovery_lists_private_key_jwt(app: TestApp) {
         doc["token_endpoint_auth_signing_alg_values_supported"],
         json!(["RS256", "PS256", "ES256", "EdDSA"])
     );
+}
+
+async fn cli_fails(app: &TestApp, args: &[&str], needle: &str) {
+    let out = app.cli(args).await;
+    assert_eq!(out.status.code(), Some(1), "valet {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(needle),
+        "valet {args:?}: {stderr:?} lacks {needle:?}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout for a failure");
+}
+
+async fn cli_registers_private_key_jwt_clients_and_refuses_bad_keys(app: TestApp) {
+    app.create_contacts_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let key = TestKey::new("ES256");
+    let good = write("good.json", &jwks(&[&key]));
+    let created = app
+        .cli_json(&[
+            "client",
+            "create",
+            "--name",
+            "signed",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            CONTACTS,
+            "--token-endpoint-auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            &good,
+            "--json",
+        ])
+        .await;
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(created["jwks"]["keys"][0]["kid"], key.kid(), "{created}");
+    assert!(created.get("client_secret").is_none(), "{created}");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    ok_json(client_credentials(&app, &key.sign(&claims(&app, &client_id))).await).await;
+
+    // Bad input: exit 1, one line, nothing changed.
+    let mut private = key.jwk.clone();
+    private["d"] = json!("c2VjcmV0");
+    let private = write("private.json", &json!({"keys": [private]}).to_string());
+    let hmac_key = write(
+        "oct.json",
+        &json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}).to_string(),
+    );
+    let mut hs = key.jwk.clone();
+    hs["alg"] = json!("HS256");
+    let hs = write("hs.json", &json!({"keys": [hs]}).to_string());
+    let empty = write("empty.json", r#"{"keys": []}"#);
+    let not_json = write("bad.json", "{");
+    let before = app
+        .cli_json(&["client", "show", &client_id, "--json"])
+        .await;
+    for (args, needle) in [
+        (vec!["--jwks-file", private.as_str()], "private member"),
+        (vec!["--jwks-file", hmac_key.as_str()], "private member"),
+        (vec!["--jwks-file", hs.as_str()], "alg"),
+        (vec!["--jwks-file", empty.as_str()], "no keys"),
+        (vec!["--jwks-file", not_json.as_str()], "not JSON"),
+        (vec!["--jwks-file", "/nonexistent/jwks.json"], "--jwks-file"),
+        (vec!["--jwks-uri", "http://keys.example.com/jwks"], "https"),
+        (
+            vec![
+                "--token-endpoint-auth-method",
+                "client_secret_basic",
+                "--jwks-file",
+                good.as_str(),
+            ],
+            "private_key_jwt",
+        ),
+        (
+            vec!["--token-endpoint-auth-method", "client_secret_jwt"],
+            "not one of",
+        ),
+    ] {
+        let args = [&["client", "update", client_id.as_str()], args.as_slice()].concat();
+        cli_fails(&app, &args, needle).await;
+    }
+    let create_without_keys = [
+        "client",
+        "create",
+        "--name",
+        "x",
+        "--grant-type",
+        "client_credentials",
+        "--token-endpoint-auth-method",
+        "private_key_jwt",
+    ];
+    cli_fails(&app, &create_without_keys, "--jwks").await;
+    let after = app
+        .cli_json(&["client", "show", &client_id, "--json"])
+        .await;
+    assert_eq!(before, after, "nothing changed");
+    assert_eq!(
+        app.cli_json(&["client", "list", "--json"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A jwks_uri instead, then back to a secret (shown once; the keys are dropped).
+    let updated = app
+        .cli_json(&[
+            "client",
+            "update",
+            &client_id,
+            "--jwks-uri",
+            "https://keys.example.com/jwks",
+            "--json",
+        ])
+        .await;
+    assert_eq!(updated["jwks_uri"], "https://keys.example.com/jwks");
+    assert!(updated.get("jwks").is_none(), "{updated}");
+    let updated = app
+        .cli_json(&[
+            "client",
+            "update",
+            &client_id,
+            "--token-endpoint-auth-method",
+            "client_secret_basic",
+            "--json",
+        ])
+        .await;
+    assert_eq!(updated["token_endpoint_auth_method"], "client_secret_basic");
+    assert!(updated["client_secret"].is_string(), "{updated}");
+    assert!(updated.get("jwks_uri").is_none(), "{updated}");
 }
