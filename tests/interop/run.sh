@@ -105,6 +105,12 @@ spa="$("$bin" client create --name "Interop SPA" --public --redirect-uri "$spa_r
 svc="$("$bin" client create --name "Interop Service" --grant-type client_credentials \
   --scope read:contacts --audience "$api" --json 2>>"$tmp/cli.log")"
 
+# A private_key_jwt service client: its key pair made in node, the public JWK Set registered.
+(cd "$here" && node client-key.mjs "$tmp/pkjwt-public.json" "$tmp/pkjwt-private.json")
+pkjwt="$("$bin" client create --name "Interop Signed Service" --grant-type client_credentials \
+  --scope read:contacts --audience "$api" --token-endpoint-auth-method private_key_jwt \
+  --jwks-file "$tmp/pkjwt-public.json" --json 2>>"$tmp/cli.log")"
+
 export INTEROP_ISSUER="$issuer"
 export INTEROP_USERNAME=alice INTEROP_PASSWORD="$password"
 export INTEROP_USER_EMAIL=alice@example.com INTEROP_USER_NAME="Alice Liddell"
@@ -117,6 +123,8 @@ export INTEROP_SPA_CLIENT_ID INTEROP_SPA_REDIRECT_URI="$spa_redirect"
 INTEROP_SERVICE_CLIENT_ID="$(field client_id <<<"$svc")"
 INTEROP_SERVICE_CLIENT_SECRET="$(field client_secret <<<"$svc")"
 export INTEROP_SERVICE_CLIENT_ID INTEROP_SERVICE_CLIENT_SECRET
+INTEROP_PKJWT_CLIENT_ID="$(field client_id <<<"$pkjwt")"
+export INTEROP_PKJWT_CLIENT_ID INTEROP_PKJWT_PRIVATE_JWK="$tmp/pkjwt-private.json"
 export INTEROP_API="$api" INTEROP_API_SCOPE=read:contacts
 export INTEROP_VALET_BIN="$bin" INTEROP_KEYS_RELOAD_SECONDS="$reload"
 
