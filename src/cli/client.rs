@@ -559,6 +559,14 @@ fn print_client(client: &Client, secret: Option<&str>, json: bool) {
             },
         ),
         ("auth method", client.token_endpoint_auth_method().into()),
+        (
+            "keys",
+            match (&client.keys.jwks_uri, &client.keys.jwks) {
+                (Some(uri), _) => uri.clone(),
+                (None, Some(_)) => "inline JWK Set".into(),
+                (None, None) => "-".into(),
+            },
+        ),
         ("grant types", output::list(&grants)),
         ("redirect uris", output::list(&client.redirect_uris)),
         (

@@ -401,6 +401,46 @@ mod tests {
     }
 
     #[test]
+    fn an_assertion_names_its_client_by_sub_or_client_id() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"svc","iss":"svc"}"#);
+        let jwt = format!("e30.{payload}.sig");
+        let body = format!(
+            "client_assertion_type={}&client_assertion={jwt}",
+            JWT_BEARER_ASSERTION.replace(':', "%3A")
+        );
+        let p = presented(None, &Params::parse(body.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            (p.method, p.client_id.as_str(), p.assertion.as_deref()),
+            (AuthMethod::PrivateKeyJwt, "svc", Some(jwt.as_str()))
+        );
+        let with_id = format!("{body}&client_id=other");
+        let p = presented(None, &Params::parse(with_id.as_bytes()).unwrap()).unwrap();
+        assert_eq!(p.client_id, "other", "checked against iss and sub later");
+        // With a secret too: two methods at once.
+        let both = format!("{body}&client_secret=x");
+        let e = presented(None, &Params::parse(both.as_bytes()).unwrap()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = presented(
+            Some(&basic("a", "b")),
+            &Params::parse(body.as_bytes()).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        // A wrong type, or no assertion: the uniform failure.
+        for bad in [
+            "client_assertion_type=urn%3Aother&client_assertion=x.y.z".to_owned(),
+            format!(
+                "client_id=svc&client_assertion_type={}",
+                JWT_BEARER_ASSERTION
+            ),
+            "client_assertion_type=x".to_owned(),
+        ] {
+            let e = presented(None, &Params::parse(bad.as_bytes()).unwrap()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidClient, "{bad}");
+        }
+    }
+
+    #[test]
     fn post_and_none() {
         let p = presented(
             None,

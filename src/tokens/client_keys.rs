@@ -249,3 +249,85 @@ impl ClientKeyCache {
         parse_jwks(&text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SigningAlg;
+    use crate::tokens::SigningKey;
+
+    fn set(keys: &[Value]) -> String {
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    #[test]
+    fn public_keys_of_each_type_parse_with_their_algorithms() {
+        let mut jwks = Vec::new();
+        for alg in [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA] {
+            let (key, _) = SigningKey::generate(alg).unwrap();
+            let mut jwk = key.public_jwk().clone();
+            jwk.as_object_mut().unwrap().remove("alg");
+            jwks.push(jwk);
+        }
+        let keys = parse_jwks(&set(&jwks)).unwrap();
+        let algs: Vec<_> = keys.iter().map(|k| k.algs.clone()).collect();
+        assert_eq!(
+            algs,
+            [
+                vec![Algorithm::RS256, Algorithm::PS256],
+                vec![Algorithm::ES256],
+                vec![Algorithm::EdDSA]
+            ]
+        );
+    }
+
+    #[test]
+    fn private_symmetric_and_unsupported_keys_are_refused() {
+        let (key, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
+        let public = key.public_jwk().clone();
+        let with = |name: &str, value: Value| {
+            let mut jwk = public.clone();
+            jwk[name] = value;
+            set(&[jwk])
+        };
+        for (text, needle) in [
+            (with("d", "AAAA".into()), "private member"),
+            (with("alg", "HS256".into()), "alg"),
+            (with("alg", "RS256".into()), "does not fit"),
+            (with("use", "enc".into()), "encryption"),
+            (with("crv", "P-384".into()), "unsupported key type"),
+            (
+                set(&[serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})]),
+                "private member",
+            ),
+            (set(&[]), "no keys"),
+            ("{}".into(), "no \"keys\""),
+            ("[".into(), "not JSON"),
+        ] {
+            let error = parse_jwks(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} accepted"));
+            assert!(error.contains(needle), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn jwks_uris_are_https_or_loopback_http() {
+        for good in [
+            "https://client.example.com/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]/jwks",
+        ] {
+            assert!(check_jwks_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://client.example.com/jwks",
+            "https://client.example.com/jwks#x",
+            "ftp://client.example.com/jwks",
+            "/jwks.json",
+        ] {
+            assert!(check_jwks_uri(bad).is_err(), "{bad}");
+        }
+    }
+}
