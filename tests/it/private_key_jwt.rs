@@ -27,7 +27,8 @@ store_tests!(
     introspection_and_revocation_accept_assertions,
     secret_and_assertion_do_not_mix,
     discovery_lists_private_key_jwt,
-    cli_registers_private_key_jwt_clients_and_refuses_bad_keys
+    cli_registers_private_key_jwt_clients_and_refuses_bad_keys,
+    assertion_ids_expire_and_the_janitor_purges_them
 );
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -595,4 +596,60 @@ async fn cli_registers_private_key_jwt_clients_and_refuses_bad_keys(app: TestApp
     assert_eq!(updated["token_endpoint_auth_method"], "client_secret_basic");
     assert!(updated["client_secret"].is_string(), "{updated}");
     assert!(updated.get("jwks_uri").is_none(), "{updated}");
+}
+
+async fn assertion_ids_expire_and_the_janitor_purges_them(app: TestApp) {
+    let store = &app.state.store;
+    let now = app.clock.now();
+    let exp = valet::domain::UnixTime(now.0 + 60);
+    assert!(
+        store
+            .use_client_assertion("c1", "j", exp, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_client_assertion("c1", "j", exp, now)
+            .await
+            .unwrap(),
+        "replay"
+    );
+    assert!(
+        store
+            .use_client_assertion("c2", "j", exp, now)
+            .await
+            .unwrap(),
+        "jti is per client"
+    );
+    // Once expired, the id may be used again (its old row taken over in the same write).
+    let later = valet::domain::UnixTime(now.0 + 61);
+    let exp2 = valet::domain::UnixTime(later.0 + 60);
+    assert!(
+        store
+            .use_client_assertion("c1", "j", exp2, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_client_assertion("c1", "j", exp2, later)
+            .await
+            .unwrap()
+    );
+    // The janitor removes expired rows only.
+    let report = valet::janitor::run_once(store, &app.state.settings, later)
+        .await
+        .unwrap();
+    let purged = report
+        .iter()
+        .find(|(kind, _)| *kind == valet::store::Purge::ClientAssertions)
+        .map(|(_, n)| *n);
+    assert_eq!(purged, Some(1), "c2's expired row");
+    assert!(
+        !store
+            .use_client_assertion("c1", "j", exp2, later)
+            .await
+            .unwrap()
+    );
 }
