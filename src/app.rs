@@ -29,6 +29,7 @@ use crate::oidc::discovery::Metadata;
 use crate::secret::{self, SecretSource};
 use crate::store::cache::Directory;
 use crate::store::{self, Api, StoreError};
+use crate::tokens::client_keys::ClientKeyCache;
 use crate::tokens::keys::JWKS_MAX_AGE;
 use crate::tokens::{KeyError, KeyRing};
 
@@ -213,6 +214,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
         keys,
         server_keys,
         directory,
+        client_keys: ClientKeyCache::new(),
         clock,
     }))
 }

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::store::cache::Directory;
 use crate::store::{Api, SharedStore};
 use crate::tokens::KeyRing;
+use crate::tokens::client_keys::ClientKeyCache;
 
 /// Cheap to clone: one reference count.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct Parts {
     pub keys: KeyRing,
     pub server_keys: ServerKeys,
     pub directory: Directory,
+    /// The public keys of `private_key_jwt` clients, parsed or fetched once.
+    pub client_keys: ClientKeyCache,
     pub limiter: LoginLimiter,
     pub passwords: PasswordVerifier,
     pub metrics: Arc<Metrics>,

@@ -58,7 +58,8 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
         | Purge::Sessions
         | Purge::SessionClients
         | Purge::RefreshTokens
-        | Purge::RevokedAccessTokens => now,
+        | Purge::RevokedAccessTokens
+        | Purge::ClientAssertions => now,
     }
 }
 

@@ -8,7 +8,8 @@ use crate::audit;
 use crate::crypto::random_token;
 use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType, is_valid_client_id};
 use crate::oauth::redirect;
-use crate::store::{Client, ClientLogout, StoreError};
+use crate::store::{Client, ClientKeys, ClientLogout, StoreError};
+use crate::tokens::client_keys::{check_jwks_uri, parse_jwks};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -110,6 +111,18 @@ pub struct ClientFields {
     /// from the pushed authorization request endpoint
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     require_par: Option<bool>,
+    /// How the client authenticates at the token endpoint: client_secret_basic or
+    /// client_secret_post (a secret), private_key_jwt (signed assertions, RFC 7523; needs
+    /// --jwks-uri or --jwks-file), none (public)
+    #[arg(long, value_name = "METHOD")]
+    token_endpoint_auth_method: Option<String>,
+    /// Where the client's public JWK Set is (private_key_jwt; https, or http on a loopback
+    /// host)
+    #[arg(long, value_name = "URI", conflicts_with = "jwks_file")]
+    jwks_uri: Option<String>,
+    /// A file holding the client's public JWK Set (private_key_jwt), stored inline
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<std::path::PathBuf>,
     /// A public client (no secret, PKCE required): a browser or mobile app
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     public: Option<bool>,
@@ -196,14 +209,14 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    let public = apply(cx, &mut client, Some(name), fields)
-        .await?
-        .unwrap_or(false);
+    let auth = apply(cx, &mut client, Some(name), fields).await?;
+    let method = auth.method.unwrap_or(if auth.keys.is_some() {
+        Method::PrivateKeyJwt
+    } else {
+        Method::Secret
+    });
     // A fresh 256-bit secret from the OS CSPRNG; only its keyed hash is stored.
-    let secret = if public { None } else { Some(random_token()?) };
-    if let Some(secret) = &secret {
-        client.secret_hash = Some(cx.server_keys()?.hasher.hash(secret));
-    }
+    let secret = set_auth_method(cx, &mut client, method, auth.keys)?;
     check_consistency(&client)?;
     // Client ids and user ids are one namespace of `sub` values (RFC 9068 §2.2): a
     // client-credentials token must never look like a user's. The store refuses it too.
@@ -233,15 +246,15 @@ async fn update(
     json: bool,
 ) -> Result<(), CliError> {
     let mut client = find(cx, client_id).await?;
-    let was_public = client.is_public();
-    let public = apply(cx, &mut client, name, fields).await?;
-    // A public client made confidential needs a secret: make one and show it once.
-    let secret = if was_public && public == Some(false) {
-        let secret = random_token()?;
-        client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
-        Some(secret)
-    } else {
-        None
+    let auth = apply(cx, &mut client, name, fields).await?;
+    // New keys alone make the client a private_key_jwt one.
+    let method = auth
+        .method
+        .or(auth.keys.is_some().then_some(Method::PrivateKeyJwt));
+    // A client made confidential needs a secret: one is made and shown once.
+    let secret = match method {
+        Some(method) => set_auth_method(cx, &mut client, method, auth.keys)?,
+        None => None,
     };
     check_consistency(&client)?;
     client.updated_at = super::now();
@@ -252,11 +265,70 @@ async fn update(
     Ok(())
 }
 
+/// How a client authenticates, as the options ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// client_secret_basic or client_secret_post: both are accepted from a client with a secret.
+    Secret,
+    PrivateKeyJwt,
+    None,
+}
+
+/// What [`apply`] found about authentication: the method asked for and new keys, if any.
+struct AuthOptions {
+    method: Option<Method>,
+    keys: Option<ClientKeys>,
+}
+
+/// Make `client` authenticate by `method`, with `keys` if given (else the ones it has).
+/// Returns a newly made secret, to show once.
+fn set_auth_method(
+    cx: &Context,
+    client: &mut Client,
+    method: Method,
+    keys: Option<ClientKeys>,
+) -> Result<Option<String>, CliError> {
+    if method != Method::PrivateKeyJwt && keys.is_some() {
+        return Err(CliError::invalid(
+            "--jwks-uri and --jwks-file are for --token-endpoint-auth-method private_key_jwt",
+        ));
+    }
+    match method {
+        Method::PrivateKeyJwt => {
+            if let Some(keys) = keys {
+                client.keys = keys;
+            }
+            if !client.keys.is_set() {
+                return Err(CliError::invalid(
+                    "private_key_jwt needs the client's public keys: --jwks-uri URI or --jwks-file FILE",
+                ));
+            }
+            client.secret_hash = None;
+            Ok(None)
+        }
+        Method::None => {
+            client.keys = ClientKeys::default();
+            client.secret_hash = None;
+            Ok(None)
+        }
+        Method::Secret => {
+            client.keys = ClientKeys::default();
+            if client.secret_hash.is_some() {
+                return Ok(None);
+            }
+            let secret = random_token()?;
+            client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
+            Ok(Some(secret))
+        }
+    }
+}
+
 async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), CliError> {
     let mut client = find(cx, client_id).await?;
-    if client.is_public() {
+    if client.secret_hash.is_none() {
         return Err(CliError::invalid(format!(
-            "client `{client_id}` is public and has no secret to rotate"
+            "client `{client_id}` has no secret to rotate (it authenticates with {})",
+            client.token_endpoint_auth_method()
         )));
     }
     let secret = random_token()?;
@@ -269,13 +341,14 @@ async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), 
     Ok(())
 }
 
-/// Copy the given options onto the client, validating each. Returns the `--public` value.
+/// Copy the given options onto the client, validating each. Authentication (method and keys)
+/// is returned for the caller to apply.
 async fn apply(
     cx: &Context,
     client: &mut Client,
     name: Option<String>,
     fields: ClientFields,
-) -> Result<Option<bool>, CliError> {
+) -> Result<AuthOptions, CliError> {
     if let Some(name) = name {
         if name.trim().is_empty() {
             return Err(CliError::invalid("--name must not be empty"));
@@ -349,10 +422,51 @@ async fn apply(
     if let Some(require_par) = fields.require_par {
         client.require_par = require_par;
     }
-    if fields.public == Some(true) {
-        client.secret_hash = None;
-    }
-    Ok(fields.public)
+    let method = match fields.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some("client_secret_basic" | "client_secret_post") => Some(Method::Secret),
+        Some("private_key_jwt") => Some(Method::PrivateKeyJwt),
+        Some("none") => Some(Method::None),
+        Some(other) => {
+            return Err(CliError::invalid(format!(
+                "--token-endpoint-auth-method `{other}` is not one of client_secret_basic, client_secret_post, private_key_jwt, none"
+            )));
+        }
+    };
+    let public = fields
+        .public
+        .map(|p| if p { Method::None } else { Method::Secret });
+    let method = match (method, public) {
+        (Some(m), Some(p)) if m != p => {
+            return Err(CliError::invalid(
+                "--public contradicts --token-endpoint-auth-method",
+            ));
+        }
+        (m, p) => m.or(p),
+    };
+    let keys = if let Some(uri) = fields.jwks_uri {
+        check_jwks_uri(&uri).map_err(|e| CliError::invalid(format!("--jwks-uri: {e}")))?;
+        Some(ClientKeys {
+            jwks: None,
+            jwks_uri: Some(uri),
+        })
+    } else if let Some(path) = fields.jwks_file {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::invalid(format!("--jwks-file {}: {e}", path.display())))?;
+        parse_jwks(&text)
+            .map_err(|e| CliError::invalid(format!("--jwks-file {}: {e}", path.display())))?;
+        // Stored compact, as one line of JSON.
+        let compact = serde_json::from_str::<Value>(&text)
+            .map(|v| v.to_string())
+            .unwrap_or(text);
+        Some(ClientKeys {
+            jwks: Some(compact),
+            jwks_uri: None,
+        })
+    } else {
+        None
+    };
+    Ok(AuthOptions { method, keys })
 }
 
 /// Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, reached server to server
@@ -384,6 +498,11 @@ fn check_consistency(client: &Client) -> Result<(), CliError> {
             "a public client may not use the {g} grant: it has no secret to authenticate with"
         )));
     }
+    if client.keys.is_set() && client.secret_hash.is_some() {
+        return Err(CliError::invalid(
+            "a client authenticates with a secret or with private_key_jwt keys, not both",
+        ));
+    }
     if client.redirect_uris.is_empty()
         && let Some(g) = client.grant_types.iter().find(|g| g.uses_redirect())
     {
@@ -411,6 +530,13 @@ pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
         "post_logout_redirect_uris": client.logout.post_logout_redirect_uris,
         "require_pushed_authorization_requests": client.require_par,
     });
+    if let (Some(uri), Value::Object(map)) = (&client.keys.jwks_uri, &mut value) {
+        map.insert("jwks_uri".into(), json!(uri));
+    }
+    if let (Some(jwks), Value::Object(map)) = (&client.keys.jwks, &mut value) {
+        let jwks: Value = serde_json::from_str(jwks).unwrap_or_else(|_| json!(jwks));
+        map.insert("jwks".into(), jwks);
+    }
     if let (Some(uri), Value::Object(map)) = (&client.logout.backchannel_logout_uri, &mut value) {
         map.insert("backchannel_logout_uri".into(), json!(uri));
         // Back-Channel Logout 1.0 §2.2: Valet's logout tokens always carry `sid`.
@@ -442,6 +568,14 @@ fn print_client(client: &Client, secret: Option<&str>, json: bool) {
             },
         ),
         ("auth method", client.token_endpoint_auth_method().into()),
+        (
+            "keys",
+            match (&client.keys.jwks_uri, &client.keys.jwks) {
+                (Some(uri), _) => uri.clone(),
+                (None, Some(_)) => "inline JWK Set".into(),
+                (None, None) => "-".into(),
+            },
+        ),
         ("grant types", output::list(&grants)),
         ("redirect uris", output::list(&client.redirect_uris)),
         (
@@ -531,7 +665,7 @@ mod tests {
     fn client_command(args: &[&str]) -> ClientCommand {
         let cli = Cli::try_parse_from([&["valet", "client"], args].concat()).unwrap();
         match cli.command {
-            Command::Client(command) => command,
+            Command::Client(command) => *command,
             other => panic!("not a client command: {other:?}"),
         }
     }

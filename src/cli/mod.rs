@@ -63,7 +63,7 @@ pub enum Command {
     Config,
     /// Manage clients: the applications that request tokens
     #[command(subcommand)]
-    Client(client::ClientCommand),
+    Client(Box<client::ClientCommand>),
     /// Manage users: the people who log in
     #[command(subcommand)]
     User(user::UserCommand),
@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", config.to_redacted_toml());
             Ok(())
         }
-        Command::Client(cmd) => client::run(&Context::open(settings).await?, cmd).await,
+        Command::Client(cmd) => client::run(&Context::open(settings).await?, *cmd).await,
         Command::User(cmd) => user::run(&Context::open(settings).await?, cmd).await,
         Command::Api(cmd) => api::run(&Context::open(settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&Context::open(settings).await?, cmd).await,

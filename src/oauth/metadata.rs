@@ -8,6 +8,7 @@ use super::response_mode::ResponseMode;
 use super::token::TOKEN_GRANTS;
 use crate::config::Settings;
 use crate::domain::GrantType;
+use crate::tokens::client_keys::ASSERTION_ALG_NAMES;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const TOKEN_PATH: &str = "/token";
@@ -40,11 +41,14 @@ pub fn oauth_document(settings: &Settings) -> Value {
         "response_types_supported": ResponseType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce_methods,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALG_NAMES,
         "revocation_endpoint": settings.endpoint(REVOKE_PATH),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALG_NAMES,
         "introspection_endpoint": settings.endpoint(INTROSPECT_PATH),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALG_NAMES,
         "authorization_response_iss_parameter_supported": true,
         "pushed_authorization_request_endpoint": settings.endpoint(PAR_PATH),
         "device_authorization_endpoint": settings.endpoint(DEVICE_AUTHORIZATION_PATH),

@@ -326,6 +326,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
+    /// Accept a client assertion's `jti` once until `expires_at` (RFC 7523 §3 item 7), in one
+    /// conditional write: false if the client used it already and it has not expired at `now`.
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
     /// Delete at most `batch` rows of one kind that expired before `cutoff`; returns how many.
     async fn purge(&self, purge: Purge, cutoff: UnixTime, batch: u32) -> Result<u64, StoreError>;
 }
@@ -352,10 +362,11 @@ pub enum Purge {
     RevokedAccessTokens,
     LoginFailures,
     SessionClients,
+    ClientAssertions,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 8] = [
+    pub const ALL: [Purge; 9] = [
         Purge::AuthorizationCodes,
         Purge::PendingRequests,
         Purge::Sessions,
@@ -364,6 +375,7 @@ impl Purge {
         Purge::RevokedAccessTokens,
         Purge::LoginFailures,
         Purge::SessionClients,
+        Purge::ClientAssertions,
     ];
 
     pub fn table(self) -> &'static str {
@@ -376,6 +388,7 @@ impl Purge {
             Purge::RevokedAccessTokens => "revoked_access_tokens",
             Purge::LoginFailures => "login_failures",
             Purge::SessionClients => "session_clients",
+            Purge::ClientAssertions => "client_assertions",
         }
     }
 }

@@ -38,6 +38,12 @@ pub struct ClientKeys {
     pub jwks_uri: Option<String>,
 }
 
+impl ClientKeys {
+    pub fn is_set(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
+    }
+}
+
 /// Where a client hears of sign-outs (OpenID Connect RP-Initiated and Back-Channel Logout).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientLogout {
@@ -48,8 +54,14 @@ pub struct ClientLogout {
 }
 
 impl Client {
+    /// A client with neither a secret nor keys: it cannot authenticate (`none`).
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.secret_hash.is_none() && !self.keys.is_set()
+    }
+
+    /// A confidential client that authenticates with a signed assertion (RFC 7523 §2.2).
+    pub fn uses_private_key_jwt(&self) -> bool {
+        self.secret_hash.is_none() && self.keys.is_set()
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -62,7 +74,9 @@ impl Client {
 
     /// RFC 7591 `token_endpoint_auth_method`.
     pub fn token_endpoint_auth_method(&self) -> &'static str {
-        if self.is_public() {
+        if self.uses_private_key_jwt() {
+            "private_key_jwt"
+        } else if self.is_public() {
             "none"
         } else {
             "client_secret_basic"

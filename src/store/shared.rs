@@ -958,6 +958,23 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn use_client_assertion(
+                &self,
+                client_id: &str,
+                jti: &str,
+                expires_at: UnixTime,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::USE_CLIENT_ASSERTION)
+                    .bind(client_id)
+                    .bind(jti)
+                    .bind(expires_at.0)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn purge(
                 &self,
                 purge: $crate::store::Purge,

@@ -274,6 +274,12 @@ pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, c
 pub const ACCESS_TOKEN_REVOKED: &str =
     "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)";
 
+/// Accept a client assertion id (`$1` client, `$2` jti, `$3` expires_at, `$4` now): a new row,
+/// or the row of an expired one taken over; zero rows changed is a replay.
+pub const USE_CLIENT_ASSERTION: &str = "INSERT INTO client_assertions (client_id, jti, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE client_assertions.expires_at <= $4";
+
 /// The janitor's statements, one per [`Purge`](super::Purge): `$1` is the cut-off time, `$2`
 /// the batch size. Each deletes one batch; replicas running them at once only race to delete
 /// the same rows.
@@ -311,6 +317,10 @@ pub fn purge(purge: super::Purge) -> &'static str {
         Purge::SessionClients => {
             "DELETE FROM session_clients WHERE (session_hash, client_id) IN \
              (SELECT session_hash, client_id FROM session_clients WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::ClientAssertions => {
+            "DELETE FROM client_assertions WHERE (client_id, jti) IN \
+             (SELECT client_id, jti FROM client_assertions WHERE expires_at < $1 LIMIT $2)"
         }
     }
 }

@@ -5,6 +5,7 @@
 // process exits 1 if any check failed.
 
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import * as client from 'openid-client'
 import * as oauth from 'oauth4webapi'
@@ -37,6 +38,7 @@ const SPA = { id: env('INTEROP_SPA_CLIENT_ID'), redirectUri: env('INTEROP_SPA_RE
 const SERVICE = { id: env('INTEROP_SERVICE_CLIENT_ID'), secret: env('INTEROP_SERVICE_CLIENT_SECRET') }
 const DEVICE = { id: env('INTEROP_DEVICE_CLIENT_ID'), secret: env('INTEROP_DEVICE_CLIENT_SECRET') }
 const API = { identifier: env('INTEROP_API'), scope: env('INTEROP_API_SCOPE') }
+const PKJWT = { id: env('INTEROP_PKJWT_CLIENT_ID'), privateJwk: env('INTEROP_PKJWT_PRIVATE_JWK') }
 const VALET_BIN = env('INTEROP_VALET_BIN')
 const KEYS_RELOAD_SECONDS = Number(env('INTEROP_KEYS_RELOAD_SECONDS', '30'))
 
@@ -437,6 +439,31 @@ await step('oauth4webapi: validateJwtAccessToken refuses a UserInfo-audience tok
   }
   check(refused, 'a token whose aud is the UserInfo URL was accepted by the contacts API')
   return `${refused.code ?? refused.name}: ${refused.message}`
+})
+
+// ---------------------------------------------------------------------------------------------
+// private_key_jwt (RFC 7523 §2.2): openid-client signs the client assertion with the client's
+// private key; Valet verifies it against the JWK Set registered with --jwks-file.
+
+await step('openid-client: client_credentials with PrivateKeyJwt (ES256 assertion)', ['openid-client: discovery'], async () => {
+  const jwk = JSON.parse(readFileSync(PKJWT.privateJwk, 'utf8'))
+  const privateKey = await jose.importJWK(jwk, 'ES256')
+  const config = await client.discovery(ISSUER, PKJWT.id, undefined, client.PrivateKeyJwt({ key: privateKey, kid: jwk.kid }), {
+    execute: [client.allowInsecureRequests],
+  })
+  check(
+    config.serverMetadata().token_endpoint_auth_methods_supported?.includes('private_key_jwt'),
+    'discovery does not list private_key_jwt',
+  )
+  const tokens = await client.clientCredentialsGrant(config, { scope: API.scope, audience: API.identifier })
+  const { payload } = await jose.jwtVerify(tokens.access_token, jose.createRemoteJWKSet(new URL(s.meta.jwks_uri)), {
+    issuer: s.meta.issuer,
+    audience: API.identifier,
+  })
+  equal(payload.client_id, PKJWT.id, 'client_id')
+  // The same grant again: a fresh assertion (new jti) works too.
+  await client.clientCredentialsGrant(config, { scope: API.scope, audience: API.identifier })
+  return `kid ${jwk.kid}, token for ${payload.aud}`
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -107,6 +107,11 @@ svc="$("$bin" client create --name "Interop Service" --grant-type client_credent
 
 tv="$("$bin" client create --name "Interop TV" \
   --grant-type urn:ietf:params:oauth:grant-type:device_code --json 2>>"$tmp/cli.log")"
+# A private_key_jwt service client: its key pair made in node, the public JWK Set registered.
+(cd "$here" && node client-key.mjs "$tmp/pkjwt-public.json" "$tmp/pkjwt-private.json")
+pkjwt="$("$bin" client create --name "Interop Signed Service" --grant-type client_credentials \
+  --scope read:contacts --audience "$api" --token-endpoint-auth-method private_key_jwt \
+  --jwks-file "$tmp/pkjwt-public.json" --json 2>>"$tmp/cli.log")"
 
 export INTEROP_ISSUER="$issuer"
 export INTEROP_USERNAME=alice INTEROP_PASSWORD="$password"
@@ -123,6 +128,8 @@ export INTEROP_SERVICE_CLIENT_ID INTEROP_SERVICE_CLIENT_SECRET
 INTEROP_DEVICE_CLIENT_ID="$(field client_id <<<"$tv")"
 INTEROP_DEVICE_CLIENT_SECRET="$(field client_secret <<<"$tv")"
 export INTEROP_DEVICE_CLIENT_ID INTEROP_DEVICE_CLIENT_SECRET
+INTEROP_PKJWT_CLIENT_ID="$(field client_id <<<"$pkjwt")"
+export INTEROP_PKJWT_CLIENT_ID INTEROP_PKJWT_PRIVATE_JWK="$tmp/pkjwt-private.json"
 export INTEROP_API="$api" INTEROP_API_SCOPE=read:contacts
 export INTEROP_VALET_BIN="$bin" INTEROP_KEYS_RELOAD_SECONDS="$reload"
 

@@ -28,6 +28,7 @@ mod oidc_provider;
 mod oidc_scopes;
 mod par;
 mod password;
+mod private_key_jwt;
 mod prompt;
 mod readme;
 mod refresh;

@@ -48,8 +48,7 @@ async fn start(
     let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
-    let client =
-        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    let client = client_auth::authenticate(state, &presented, now).await?;
     device::start(state, &client, &params, now).await
 }
 

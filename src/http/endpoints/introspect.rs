@@ -38,8 +38,7 @@ async fn handle(
         extract::oauth_form_allowing_nul(headers, body, state.settings.http.body_limit, &["token"])
             .await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
-    let client =
-        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    let client = client_auth::authenticate(state, &presented, now).await?;
     if client.is_public() {
         // RFC 7662 §2.1: the caller must be authorized; a public client proves nothing. The
         // answer is that of an unknown client id, so public ids cannot be told apart (SPEC §7).

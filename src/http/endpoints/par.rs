@@ -30,8 +30,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Pus
     let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
-    let client =
-        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    let client = client_auth::authenticate(state, &presented, now).await?;
     // The credentials are not part of the authorization request.
     let params = params.without(&["client_secret", "client_assertion", "client_assertion_type"]);
     pushed::push(state, &client, params, now).await

@@ -38,8 +38,7 @@ async fn handle(
     let now = state.clock.now();
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
-    let client =
-        client_auth::authenticate(&state.directory, &state.server_keys.hasher, &presented).await?;
+    let client = client_auth::authenticate(state, &presented, now).await?;
     *origins = Some(ClientOrigins(client.allowed_origins.clone().into()));
     revoke::revoke(state, &client, &params, now).await
 }

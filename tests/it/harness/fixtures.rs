@@ -195,6 +195,24 @@ impl NewClient {
         self.audiences.clear();
         self
     }
+
+    /// Authenticates with `private_key_jwt`, its keys this JWK Set (JSON text): no secret.
+    pub fn jwks(mut self, text: &str) -> Self {
+        self.keys = valet::store::ClientKeys {
+            jwks: Some(text.to_owned()),
+            jwks_uri: None,
+        };
+        self
+    }
+
+    /// Authenticates with `private_key_jwt`, its keys fetched from `uri`: no secret.
+    pub fn jwks_uri(mut self, uri: &str) -> Self {
+        self.keys = valet::store::ClientKeys {
+            jwks: None,
+            jwks_uri: Some(uri.to_owned()),
+        };
+        self
+    }
 }
 
 /// A new client id: 24 letters and digits, as the CLI makes them.
@@ -205,7 +223,8 @@ fn new_client_id() -> String {
 
 /// Insert `new`; returns its id and, for a confidential client, the secret it was given.
 async fn register(core: &Core, new: &NewClient) -> (String, Option<String>) {
-    let secret = (!new.public).then(|| valet::crypto::random_token().expect("random secret"));
+    let secret = (!new.public && !new.keys.is_set())
+        .then(|| valet::crypto::random_token().expect("random secret"));
     let now = core.clock.now();
     let client = Client {
         client_id: new_client_id(),
@@ -252,6 +271,12 @@ pub async fn create_confidential_client(core: &Core, new: NewClient) -> Creds {
         id,
         secret: secret.expect("a confidential client has a secret"),
     }
+}
+
+/// Register a `private_key_jwt` client (one made with [`NewClient::jwks`]); its id.
+pub async fn create_private_key_jwt_client(core: &Core, new: NewClient) -> String {
+    assert!(new.keys.is_set(), "a private_key_jwt client has keys");
+    register(core, &new).await.0
 }
 
 /// A confidential client_credentials client for the Contacts API.
@@ -320,6 +345,10 @@ impl TestApp {
 
     pub async fn create_confidential_client(&self, new: NewClient) -> Creds {
         create_confidential_client(&self.state, new).await
+    }
+
+    pub async fn create_private_key_jwt_client(&self, new: NewClient) -> String {
+        create_private_key_jwt_client(&self.state, new).await
     }
 
     pub async fn create_service_client(&self, scope: &str) -> Creds {
