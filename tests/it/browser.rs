@@ -458,6 +458,9 @@ async fn wait_until_replaced(browser: &Client, old: &Element, what: &str) {
     loop {
         match old.tag_name().await {
             Err(e) if e.is_stale_element_reference() || e.is_no_such_element() => return,
+            // Chromium sometimes reports a node of a replaced document this way instead of
+            // as a stale element reference, when the lookup races the navigation.
+            Err(e) if e.to_string().contains("does not belong to the document") => return,
             Err(e) => panic!("{what}: {e}"),
             Ok(_) => {}
         }
