@@ -190,6 +190,15 @@ pub fn error_page(state: &AppState, error: PageError) -> Response {
     )
 }
 
+/// A page refusing for a while (the login limiter): `Retry-After` says how long (RFC 9110
+/// §10.2.3).
+pub fn retry_after(mut page: Response, seconds: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        page.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    page
+}
+
 /// A 303 to one of our own pages or to the client: never re-posts the form (RFC 9700 §4.12),
 /// and never leaks the URL through `Referer`.
 pub fn see_other(location: &str) -> Response {

@@ -46,18 +46,22 @@ impl Attempt<'_> {
         format!("user:{}", self.username.to_lowercase())
     }
 
-    /// An IPv6 client usually controls a whole /64, so that is the unit counted.
     fn address_key(&self) -> Option<String> {
-        Some(match self.address? {
-            IpAddr::V4(ip) => format!("addr:{ip}"),
-            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-                Some(v4) => format!("addr:{v4}"),
-                None => {
-                    let s = ip.segments();
-                    format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        })
+        self.address.map(address_key)
+    }
+}
+
+/// An IPv6 client usually controls a whole /64, so that is the unit counted.
+fn address_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(ip) => format!("addr:{ip}"),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => format!("addr:{v4}"),
+            None => {
+                let s = ip.segments();
+                format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -84,21 +88,47 @@ impl LoginLimiter {
         attempt: &Attempt<'_>,
         now: UnixTime,
     ) -> Result<Result<(), Locked>, StoreError> {
-        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
         let mut keys = vec![LimiterKey {
             key: attempt.user_key(),
             free_failures: self.settings.user_free_failures,
             max_lockout_secs: secs(self.settings.user_max_lockout),
         }];
-        if let Some(key) = attempt.address_key() {
-            keys.push(LimiterKey {
-                key,
-                free_failures: self.settings.address_free_failures,
-                max_lockout_secs: secs(self.settings.address_max_lockout),
-            });
+        keys.extend(attempt.address.map(|ip| self.address_limit(ip)));
+        self.reserve_keys(&keys, now).await
+    }
+
+    /// A guess at a short code that is not a password (a device user code, RFC 8628 §5.1):
+    /// reserved against the address alone, as a failure until [`Self::release_guess`].
+    pub async fn reserve_guess(
+        &self,
+        address: IpAddr,
+        now: UnixTime,
+    ) -> Result<Result<(), Locked>, StoreError> {
+        self.reserve_keys(&[self.address_limit(address)], now).await
+    }
+
+    /// The guessed code was right: its reservation is given back.
+    pub async fn release_guess(&self, address: IpAddr) -> Result<(), StoreError> {
+        self.store.release_login(&address_key(address)).await
+    }
+
+    fn address_limit(&self, address: IpAddr) -> LimiterKey {
+        LimiterKey {
+            key: address_key(address),
+            free_failures: self.settings.address_free_failures,
+            max_lockout_secs: secs(self.settings.address_max_lockout),
         }
+    }
+
+    /// One conditional write over `keys` (the store's `reserve_login`).
+    async fn reserve_keys(
+        &self,
+        keys: &[LimiterKey],
+        now: UnixTime,
+    ) -> Result<Result<(), Locked>, StoreError> {
+        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
         Ok(
-            match self.store.reserve_login(&keys, now, window_start).await? {
+            match self.store.reserve_login(keys, now, window_start).await? {
                 Ok(()) => Ok(()),
                 Err(until) => {
                     self.metrics.limiter_refusals.inc();
@@ -109,51 +139,6 @@ impl LoginLimiter {
                 }
             },
         )
-    }
-
-    /// A guess at a short code that is not a password (a device user code, RFC 8628 §5.1):
-    /// reserved against the address alone, as a failure until [`Self::release_guess`].
-    pub async fn reserve_guess(
-        &self,
-        address: IpAddr,
-        now: UnixTime,
-    ) -> Result<Result<(), Locked>, StoreError> {
-        let attempt = Attempt {
-            username: "",
-            address: Some(address),
-        };
-        let Some(key) = attempt.address_key() else {
-            return Ok(Ok(()));
-        };
-        let window_start = UnixTime(now.0.saturating_sub(secs(self.settings.failure_window)));
-        let keys = [LimiterKey {
-            key,
-            free_failures: self.settings.address_free_failures,
-            max_lockout_secs: secs(self.settings.address_max_lockout),
-        }];
-        Ok(
-            match self.store.reserve_login(&keys, now, window_start).await? {
-                Ok(()) => Ok(()),
-                Err(until) => {
-                    self.metrics.limiter_refusals.inc();
-                    Err(Locked {
-                        retry_after: u64::try_from(until.0 - now.0 + 1).unwrap_or(1).max(1),
-                    })
-                }
-            },
-        )
-    }
-
-    /// The guessed code was right: its reservation is given back.
-    pub async fn release_guess(&self, address: IpAddr) -> Result<(), StoreError> {
-        let attempt = Attempt {
-            username: "",
-            address: Some(address),
-        };
-        match attempt.address_key() {
-            Some(key) => self.store.release_login(&key).await,
-            None => Ok(()),
-        }
     }
 
     /// The password was wrong: the reservation stays counted.

@@ -12,22 +12,6 @@ store_tests!(
     keys_are_sealed_at_rest
 );
 
-/// The kids of the published JWKS.
-async fn published(app: &TestApp) -> Vec<String> {
-    let jwks: serde_json::Value = app
-        .get("/.well-known/jwks.json")
-        .await
-        .json()
-        .await
-        .unwrap();
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// SPEC §2: `keys rotate` publishes a `next` key at once and signs with it only from
 /// `activates_at` (now + `keys.activation_delay`), so a verifier that cached the JWKS in
 /// between already holds it; meanwhile tokens are signed with the old key.
@@ -44,7 +28,7 @@ async fn rotation_publishes_the_next_key_before_it_signs(app: TestApp) {
     app.state.keys.reload(app.clock.now()).await.unwrap();
 
     // Published before use: a verifier that fetches the JWKS now has both keys...
-    let jwks = published(&app).await;
+    let jwks = app.published_kids().await;
     assert!(
         jwks.contains(&old_kid) && jwks.contains(&new_kid),
         "{jwks:?}"
@@ -71,7 +55,7 @@ async fn rotation_publishes_the_next_key_before_it_signs(app: TestApp) {
     assert_eq!(kid(&token), new_kid, "the new key signs from activates_at");
     verify_with_jwks(&app, &token, CONTACTS).await;
     assert!(
-        published(&app).await.contains(&old_kid),
+        app.published_kids().await.contains(&old_kid),
         "the old key stays published"
     );
     let listed = app.cli_json(&["keys", "list", "--json"]).await;

@@ -330,16 +330,30 @@ async fn oidcc_backchannel_rp_initiated_logout(app: TestApp) {
     let claims = verified_logout_token(&app, &client, &token).await;
     assert_eq!(claims["sub"], alice.as_str());
     assert_eq!(claims["sid"], id_claims["sid"]);
-    // Delivered once: nothing more arrives, and nothing is left queued.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receiver.posts.load(Ordering::SeqCst), 1);
-    let queued = app
+    // Delivered once: the delivery leaves the queue when the client answered, so nothing
+    // more can arrive once it is gone.
+    let later = app.clock.now().plus(Duration::from_secs(3600));
+    let mut queued = app
         .state
         .store
-        .due_logout_deliveries(app.clock.now().plus(Duration::from_secs(3600)), 10)
+        .due_logout_deliveries(later, 10)
         .await
         .unwrap();
+    for _ in 0..50 {
+        if queued.is_empty() {
+            break;
+        }
+        // The deliverer deletes the row just after the client's answer.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        queued = app
+            .state
+            .store
+            .due_logout_deliveries(later, 10)
+            .await
+            .unwrap();
+    }
     assert!(queued.is_empty(), "{queued:?}");
+    assert_eq!(receiver.posts.load(Ordering::SeqCst), 1);
 }
 
 /// A session ends however it ends: `user set-password`, `user disable` and `user delete`

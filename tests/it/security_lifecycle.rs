@@ -475,40 +475,26 @@ async fn retired_keys_stay_published_while_id_tokens_live(backend: Backend) {
         config.tokens.id_token_ttl = ConfigDuration::secs(600);
     })
     .await;
-    let kids = || async {
-        let jwks: Value = app
-            .get("/.well-known/jwks.json")
-            .await
-            .json()
-            .await
-            .unwrap();
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-    };
     let reload = || async {
         app.state.keys.reload(app.clock.now()).await.unwrap();
     };
-    let old = kids().await;
+    let old = app.published_kids().await;
     assert_eq!(old.len(), 1);
     app.cli_ok(&["keys", "rotate", "--now"]).await;
     reload().await;
-    assert_eq!(kids().await.len(), 2);
+    assert_eq!(app.published_kids().await.len(), 2);
 
     // Past the access-token lifetime, within the ID-token lifetime: still published.
     app.advance(Duration::from_secs(120));
     reload().await;
     assert!(
-        kids().await.contains(&old[0]),
+        app.published_kids().await.contains(&old[0]),
         "an ID token signed before the rotation is still alive"
     );
     // Past both (and the reload interval): gone.
     app.advance(Duration::from_secs(600));
     reload().await;
-    assert!(!kids().await.contains(&old[0]));
+    assert!(!app.published_kids().await.contains(&old[0]));
 }
 
 /// `Set-Cookie` values of a response.

@@ -5,10 +5,9 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -18,6 +17,7 @@ use crate::http::client_ip::client_ip;
 use crate::http::extract;
 use crate::http::page_error::PageError;
 use crate::http::pages::{DeviceView, Page};
+use crate::http::respond::uncached_json;
 use crate::http::state::AppState;
 use crate::login::csrf::FormPurpose;
 use crate::oauth::device::{self, DeviceStart};
@@ -29,13 +29,7 @@ pub async fn device_authorization(
     body: Body,
 ) -> Response {
     match start(&state, &headers, body).await {
-        Ok(started) => {
-            let mut response = Json(started).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(started) => uncached_json(StatusCode::OK, started),
         Err(error) => error.into_response(),
     }
 }
@@ -95,14 +89,11 @@ pub async fn device_post(
             .await
             .map_err(PageError::from_store)?
         {
-            let mut page = again(
+            let page = again(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("Too many wrong codes. Wait {} seconds and try again.", locked.retry_after),
             );
-            if let Ok(value) = HeaderValue::from_str(&locked.retry_after.to_string()) {
-                page.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            return Ok(page);
+            return Ok(browser::retry_after(page, locked.retry_after));
         }
         let Some(pending) = device::pending_for_user_code(&state, &typed, now).await? else {
             return Ok(again(

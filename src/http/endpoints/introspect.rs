@@ -2,26 +2,20 @@
 //! and the clients themselves), never for anonymous callers; each sees only the tokens
 //! [`introspect::introspect`] lets it see (§4).
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::extract;
+use crate::http::respond::uncached_json;
 use crate::http::state::AppState;
 use crate::oauth::introspect::{self, Introspection};
 use crate::oauth::{OAuthError, client_auth};
 
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
-        Ok(answer) => {
-            let mut response = Json(answer).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(answer) => uncached_json(StatusCode::OK, answer),
         Err(error) => error.into_response(),
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::consent::{PageQuery, proceed};
@@ -98,11 +98,8 @@ pub async fn login_post(
                     "Too many failed sign-in attempts. Wait {} and try again.",
                     seconds(locked.retry_after)
                 );
-                let mut page = again(StatusCode::TOO_MANY_REQUESTS, &message);
-                if let Ok(value) = HeaderValue::from_str(&locked.retry_after.to_string()) {
-                    page.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                return Ok(page);
+                let page = again(StatusCode::TOO_MANY_REQUESTS, &message);
+                return Ok(browser::retry_after(page, locked.retry_after));
             }
             Outcome::Rejected => {
                 audit::login_failure(&pending.client.client_id, None);

@@ -2,26 +2,20 @@
 //! would check it; `201` with the `request_uri` to send the browser with, or the error as
 //! JSON (§2.3).
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::extract;
+use crate::http::respond::uncached_json;
 use crate::http::state::AppState;
 use crate::oauth::authorize::pushed::{self, Pushed};
 use crate::oauth::{OAuthError, client_auth};
 
 pub async fn push(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
-        Ok(pushed) => {
-            let mut response = (StatusCode::CREATED, Json(pushed)).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(pushed) => uncached_json(StatusCode::CREATED, pushed),
         Err(error) => error.into_response(),
     }
 }

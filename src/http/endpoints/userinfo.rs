@@ -2,14 +2,14 @@
 //! `Authorization: Bearer` header or, for POST, in an `access_token` form field (RFC 6750
 //! §2.1, §2.2); never in the query, and never in two places at once.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::cors::ClientOrigins;
 use crate::http::extract;
+use crate::http::respond::uncached_json;
 use crate::http::state::AppState;
 use crate::oauth::{Challenge, ErrorCode, OAuthError};
 use crate::oidc::userinfo::{self, Answer, bearer_error};
@@ -22,10 +22,7 @@ pub async fn userinfo(
 ) -> Response {
     match handle(&state, &method, &headers, body).await {
         Ok(Answer { claims, client }) => {
-            let mut response = Json(claims).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let mut response = uncached_json(StatusCode::OK, claims);
             let origins = ClientOrigins(client.allowed_origins.clone().into());
             response.extensions_mut().insert(origins);
             response

@@ -1,13 +1,11 @@
 //! The device code grant (RFC 8628 §3.4, §3.5): the device polls until the person approves at
 //! `/device`, then gets tokens once, as the code grant gives them.
 
-use crate::domain::{GrantId, UnixTime};
 use crate::oauth::device::device_code_hash;
 use crate::oauth::grants::refresh_token;
-use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::issue::{TokenContext, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::DevicePoll;
-use crate::tokens::access::Bearer;
 use crate::tokens::id_token::Authentication;
 
 #[derive(Debug)]
@@ -74,36 +72,14 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user is no longer active"))?;
-    let grant_id = GrantId::new();
-    core.store
-        .insert_grant(
-            &grant_id,
-            &cx.client.client_id,
-            &user.id,
-            cx.now,
-            cx.now.plus(core.settings.tokens.refresh_absolute_ttl),
-        )
-        .await?;
-    let bearer = Bearer {
-        subject: &user.id,
-        client_id: &cx.client.client_id,
-        audience: &device.audience,
-        scope: &device.scope,
-        grant_id: Some(&grant_id),
-    };
-    let issued = sign_access_token(core, &bearer, cx.now)?;
-    let origin = refresh_token::Origin {
-        code_hash: None,
-        session_hash: None,
-        auth_time,
-    };
-    let refresh = refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
-    let mut response = TokenResponse::new(issued, &device.scope, refresh);
+    let mut response =
+        refresh_token::sessionless_grant(cx, &user.id, &device.audience, &device.scope, auth_time)
+            .await?;
     if device.scope.contains("openid") {
         let signed_in = Authentication {
             user,
             scope: &device.scope,
-            auth_time: UnixTime(auth_time.0),
+            auth_time,
             nonce: None,
             session: None,
             claims: &[],

@@ -5,13 +5,12 @@
 
 use super::refresh_token;
 use crate::audit;
-use crate::domain::{GrantId, ScopeSet};
+use crate::domain::ScopeSet;
 use crate::login::limiter::Attempt;
 use crate::login::sign_in::{self, Outcome};
-use crate::oauth::issue::{TokenContext, TokenResponse, sign_access_token};
+use crate::oauth::issue::{TokenContext, TokenResponse};
 use crate::oauth::scope::{self, Subject, Target, TargetRequest};
 use crate::oauth::{OAuthError, Params};
-use crate::tokens::access::Bearer;
 
 pub struct Request {
     username: String,
@@ -83,31 +82,5 @@ pub async fn exchange(
     }
     core.limiter.record_success(&attempt).await?;
 
-    let grant_id = GrantId::new();
-    let tokens = &core.settings.tokens;
-    core.store
-        .insert_grant(
-            &grant_id,
-            &cx.client.client_id,
-            &user.id,
-            cx.now,
-            cx.now.plus(tokens.refresh_absolute_ttl),
-        )
-        .await?;
-    let bearer = Bearer {
-        subject: &user.id,
-        client_id: &cx.client.client_id,
-        audience: &api.identifier,
-        scope: &granted,
-        grant_id: Some(&grant_id),
-    };
-    let issued = sign_access_token(core, &bearer, cx.now)?;
-    let origin = refresh_token::Origin {
-        code_hash: None,
-        session_hash: None,
-        auth_time: cx.now,
-    };
-    let refresh_token =
-        refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
-    Ok(TokenResponse::new(issued, &granted, refresh_token))
+    refresh_token::sessionless_grant(cx, &user.id, &api.identifier, &granted, cx.now).await
 }

@@ -60,6 +60,44 @@ pub async fn issue_if_allowed(
     }
 }
 
+/// The tokens of a user grant made without a browser session (the password and device
+/// grants): a grant row that lives as long as a refresh family could, an access token under
+/// it, and the family's first refresh token where the client gets one.
+pub async fn sessionless_grant(
+    cx: &TokenContext<'_>,
+    user_id: &str,
+    audience: &str,
+    scope: &ScopeSet,
+    auth_time: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let core = cx.core;
+    let grant_id = GrantId::new();
+    core.store
+        .insert_grant(
+            &grant_id,
+            &cx.client.client_id,
+            user_id,
+            cx.now,
+            cx.now.plus(core.settings.tokens.refresh_absolute_ttl),
+        )
+        .await?;
+    let bearer = Bearer {
+        subject: user_id,
+        client_id: &cx.client.client_id,
+        audience,
+        scope,
+        grant_id: Some(&grant_id),
+    };
+    let issued = sign_access_token(core, &bearer, cx.now)?;
+    let origin = Origin {
+        code_hash: None,
+        session_hash: None,
+        auth_time,
+    };
+    let refresh = issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
+    Ok(TokenResponse::new(issued, scope, refresh))
+}
+
 /// What every token of one refresh family shares.
 struct Family<'a> {
     bearer: &'a Bearer<'a>,

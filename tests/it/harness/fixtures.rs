@@ -684,6 +684,17 @@ impl TestApp {
     }
 
     /// GET a JSON document, which must answer 200 with a JSON content type.
+    /// The kids of the published JWKS.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks = self.get_json("/.well-known/jwks.json").await;
+        jwks["keys"]
+            .as_array()
+            .expect("a JWK Set")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("a kid").to_owned())
+            .collect()
+    }
+
     /// `GET /userinfo` with `access_token` as a Bearer token (RFC 6750 §2.1).
     pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
         self.http
