@@ -34,13 +34,6 @@ pub async fn proceed(
     now: UnixTime,
 ) -> Response {
     let result = async {
-        if pending.request.device.is_some()
-            && !authorize::needs_consent(state, pending, user)
-                .await
-                .map_err(PageError::from_store)?
-        {
-            return finish_device(state, pending, Some((user, session)), now).await;
-        }
         if authorize::needs_consent(state, pending, user)
             .await
             .map_err(PageError::from_store)?
@@ -52,11 +45,25 @@ pub async fn proceed(
             }
             return Ok(browser::see_other(&page_url("/consent", &pending.id)));
         }
-        let response = authorize::approve(state, pending, user, session, now).await?;
-        Ok(browser::deliver(state, response))
+        allowed(state, pending, user, session, now).await
     }
     .await;
     result.unwrap_or_else(|page: PageError| browser::error_page(state, page))
+}
+
+/// The request is allowed: the code or tokens for the client, or a device sign-in answered.
+async fn allowed(
+    state: &AppState,
+    pending: &Pending,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<Response, PageError> {
+    if pending.request.device.is_some() {
+        return finish_device(state, pending, Some((user, session)), now).await;
+    }
+    let response = authorize::approve(state, pending, user, session, now).await?;
+    Ok(browser::deliver(state, response))
 }
 
 pub async fn consent_get(
@@ -77,11 +84,7 @@ pub async fn consent_get(
         {
             // Already answered (first party, or covered by an earlier consent): finish here
             // rather than through `proceed`, which would ask the store the same question.
-            if pending.request.device.is_some() {
-                return finish_device(&state, &pending, Some((&user, &session)), now).await;
-            }
-            let response = authorize::approve(&state, &pending, &user, &session, now).await?;
-            return Ok(browser::deliver(&state, response));
+            return allowed(&state, &pending, &user, &session, now).await;
         }
         let csrf = CsrfCookie::ensure(&state, &headers)?;
         let view = consent_view(&state, &pending, &user, &csrf.value).await?;
@@ -110,21 +113,17 @@ pub async fn consent_post(
         let Some((session, user)) = signed_in else {
             return Ok(browser::see_other(&page_url("/login", &pending.id)));
         };
-        let device = pending.request.device.is_some();
         let response = match form.get("decision") {
             Some("allow") => {
                 authorize::save_consent(&state, &pending, &user, now)
                     .await
                     .map_err(PageError::from_store)?;
                 audit::consent_granted(&pending.client.client_id, &user.id, &pending.request.scope);
-                if device {
-                    return finish_device(&state, &pending, Some((&user, &session)), now).await;
-                }
-                authorize::approve(&state, &pending, &user, &session, now).await?
+                return allowed(&state, &pending, &user, &session, now).await;
             }
             Some("deny") => {
                 audit::consent_denied(&pending.client.client_id, &user.id);
-                if device {
+                if pending.request.device.is_some() {
                     return finish_device(&state, &pending, None, now).await;
                 }
                 authorize::deny(&state, &pending, now).await?
