@@ -141,6 +141,11 @@ pub fn client_created(client_id: &str) {
     tracing::info!(target: TARGET, event = "client.created", client_id, "client created");
 }
 
+/// A client registered itself (RFC 7591) from `address`.
+pub fn client_registered(client_id: &str, address: std::net::IpAddr) {
+    tracing::info!(target: TARGET, event = "client.registered", client_id, address = %address, "client registered");
+}
+
 pub fn client_deleted(client_id: &str) {
     tracing::info!(target: TARGET, event = "client.deleted", client_id, "client deleted");
 }

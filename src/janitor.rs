@@ -59,7 +59,8 @@ fn cutoff(purge: Purge, settings: &Settings, now: UnixTime) -> UnixTime {
         | Purge::SessionClients
         | Purge::RefreshTokens
         | Purge::RevokedAccessTokens
-        | Purge::ClientAssertions => now,
+        | Purge::ClientAssertions
+        | Purge::RegistrationTokens => now,
     }
 }
 

@@ -1,15 +1,16 @@
 //! `valet client …`: register and manage clients (RFC 7591 field names in `--json`).
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{CliError, Context, output};
 use crate::audit;
 use crate::crypto::random_token;
-use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType, is_valid_client_id};
-use crate::oauth::redirect;
-use crate::store::{Client, ClientKeys, ClientLogout, StoreError};
-use crate::tokens::client_keys::{check_jwks_uri, parse_jwks};
+use crate::domain::{GrantType, ScopeSet, is_valid_client_id};
+use crate::oauth::client_metadata::{
+    self, AuthMethod, KeysInput, MetadataChange, MetadataError, Problem, new_client_id,
+};
+use crate::store::{Client, ClientLogout, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -66,13 +67,6 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-}
-
-/// A new client id: 24 letters and digits (about 143 bits). Not base64url, whose `-` could
-/// start an id and make it read as an option (`valet client show -K3J…`) or a flag to scripts.
-fn new_client_id() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 24)
 }
 
 #[derive(Debug, Args)]
@@ -206,18 +200,16 @@ async fn create(
         logout: ClientLogout::default(),
         require_par: false,
         keys: Default::default(),
+        registration_token_hash: None,
         created_at: now,
         updated_at: now,
     };
-    let auth = apply(cx, &mut client, Some(name), fields).await?;
-    let method = auth.method.unwrap_or(if auth.keys.is_some() {
-        Method::PrivateKeyJwt
-    } else {
-        Method::Secret
-    });
-    // A fresh 256-bit secret from the OS CSPRNG; only its keyed hash is stored.
-    let secret = set_auth_method(cx, &mut client, method, auth.keys)?;
-    check_consistency(&client)?;
+    let mut change = metadata_change(Some(name), fields)?;
+    // A new client has a secret unless told otherwise (keys alone mean private_key_jwt).
+    if change.auth_method.is_none() && change.keys.is_none() {
+        change.auth_method = Some(AuthMethod::Secret);
+    }
+    let secret = apply(cx, &mut client, change).await?;
     // Client ids and user ids are one namespace of `sub` values (RFC 9068 §2.2): a
     // client-credentials token must never look like a user's. The store refuses it too.
     if cx.store.user_by_id(&client.client_id).await?.is_some() {
@@ -246,17 +238,9 @@ async fn update(
     json: bool,
 ) -> Result<(), CliError> {
     let mut client = find(cx, client_id).await?;
-    let auth = apply(cx, &mut client, name, fields).await?;
-    // New keys alone make the client a private_key_jwt one.
-    let method = auth
-        .method
-        .or(auth.keys.is_some().then_some(Method::PrivateKeyJwt));
+    let change = metadata_change(name, fields)?;
     // A client made confidential needs a secret: one is made and shown once.
-    let secret = match method {
-        Some(method) => set_auth_method(cx, &mut client, method, auth.keys)?,
-        None => None,
-    };
-    check_consistency(&client)?;
+    let secret = apply(cx, &mut client, change).await?;
     client.updated_at = super::now();
     if !cx.store.update_client(&client).await? {
         return Err(not_found(client_id));
@@ -265,62 +249,27 @@ async fn update(
     Ok(())
 }
 
-/// How a client authenticates, as the options ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    /// client_secret_basic or client_secret_post: both are accepted from a client with a secret.
-    Secret,
-    PrivateKeyJwt,
-    None,
-}
-
-/// What [`apply`] found about authentication: the method asked for and new keys, if any.
-struct AuthOptions {
-    method: Option<Method>,
-    keys: Option<ClientKeys>,
-}
-
-/// Make `client` authenticate by `method`, with `keys` if given (else the ones it has).
-/// Returns a newly made secret, to show once.
-fn set_auth_method(
+/// The shared metadata rules ([`client_metadata::apply`]), their errors in the CLI's terms.
+async fn apply(
     cx: &Context,
     client: &mut Client,
-    method: Method,
-    keys: Option<ClientKeys>,
+    change: MetadataChange,
 ) -> Result<Option<String>, CliError> {
-    if method != Method::PrivateKeyJwt && keys.is_some() {
-        return Err(CliError::invalid(
-            "--jwks-uri and --jwks-file are for --token-endpoint-auth-method private_key_jwt",
-        ));
-    }
-    match method {
-        Method::PrivateKeyJwt => {
-            if let Some(keys) = keys {
-                client.keys = keys;
+    let keys = cx.server_keys()?;
+    client_metadata::apply(client, change, cx.store.as_ref(), &keys.hasher)
+        .await
+        .map_err(|e| match e {
+            MetadataError::Invalid {
+                field,
+                problem: Problem::UnknownApi,
+                message,
+            } => CliError::NotFound(format!("{}: {message}", field.option())),
+            MetadataError::Invalid { field, message, .. } => {
+                CliError::Invalid(format!("{}: {message}", field.option()))
             }
-            if !client.keys.is_set() {
-                return Err(CliError::invalid(
-                    "private_key_jwt needs the client's public keys: --jwks-uri URI or --jwks-file FILE",
-                ));
-            }
-            client.secret_hash = None;
-            Ok(None)
-        }
-        Method::None => {
-            client.keys = ClientKeys::default();
-            client.secret_hash = None;
-            Ok(None)
-        }
-        Method::Secret => {
-            client.keys = ClientKeys::default();
-            if client.secret_hash.is_some() {
-                return Ok(None);
-            }
-            let secret = random_token()?;
-            client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
-            Ok(Some(secret))
-        }
-    }
+            MetadataError::Store(e) => e.into(),
+            MetadataError::Random => CliError::Other("the OS random source failed".into()),
+        })
 }
 
 async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), CliError> {
@@ -341,102 +290,25 @@ async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), 
     Ok(())
 }
 
-/// Copy the given options onto the client, validating each. Authentication (method and keys)
-/// is returned for the caller to apply.
-async fn apply(
-    cx: &Context,
-    client: &mut Client,
-    name: Option<String>,
-    fields: ClientFields,
-) -> Result<AuthOptions, CliError> {
-    if let Some(name) = name {
-        if name.trim().is_empty() {
-            return Err(CliError::invalid("--name must not be empty"));
+/// The options as a metadata change: `--public` and `--jwks-file` resolved here, every check
+/// left to the shared rules.
+fn metadata_change(name: Option<String>, fields: ClientFields) -> Result<MetadataChange, CliError> {
+    let method = fields
+        .token_endpoint_auth_method
+        .as_deref()
+        .map(|m| {
+            m.parse::<AuthMethod>()
+                .map_err(|e| CliError::invalid(format!("--token-endpoint-auth-method {e}")))
+        })
+        .transpose()?;
+    let public = fields.public.map(|p| {
+        if p {
+            AuthMethod::None
+        } else {
+            AuthMethod::Secret
         }
-        client.client_name = name;
-    }
-    if let Some(grants) = fields.grant_types {
-        let mut parsed = Vec::new();
-        for g in grants.iter().filter(|g| !g.is_empty()) {
-            let grant: GrantType = g
-                .parse()
-                .map_err(|e: UnknownGrantType| CliError::invalid(e.to_string()))?;
-            if !parsed.contains(&grant) {
-                parsed.push(grant);
-            }
-        }
-        client.grant_types = parsed;
-    }
-    if let Some(uris) = fields.redirect_uris {
-        let uris: Vec<String> = uris.into_iter().filter(|u| !u.is_empty()).collect();
-        for uri in &uris {
-            redirect::validate_registration(uri).map_err(CliError::Invalid)?;
-        }
-        client.redirect_uris = uris;
-    }
-    if let Some(scope) = fields.scope {
-        client.scope =
-            ScopeSet::parse(&scope).map_err(|e| CliError::invalid(format!("--scope: {e}")))?;
-    }
-    if let Some(audiences) = fields.audiences {
-        let audiences: Vec<String> = audiences.into_iter().filter(|a| !a.is_empty()).collect();
-        for audience in &audiences {
-            if cx.store.api(audience).await?.is_none() {
-                return Err(CliError::NotFound(format!(
-                    "no API with identifier `{audience}`; create it first with `valet api create`"
-                )));
-            }
-        }
-        client.audiences = audiences;
-    }
-    if let Some(origins) = fields.allowed_origins {
-        let origins: Vec<String> = origins.into_iter().filter(|o| !o.is_empty()).collect();
-        for origin in &origins {
-            if Origin::parse(origin).is_none() {
-                return Err(CliError::invalid(format!(
-                    "--allowed-origin `{origin}` is not an origin: write scheme://host[:port], e.g. https://app.example.com, with no path"
-                )));
-            }
-        }
-        client.allowed_origins = origins;
-    }
-    if let Some(uris) = fields.post_logout_redirect_uris {
-        let uris: Vec<String> = uris.into_iter().filter(|u| !u.is_empty()).collect();
-        for uri in &uris {
-            redirect::validate_registration(uri)
-                .map_err(|e| CliError::invalid(format!("--post-logout-redirect-uri: {e}")))?;
-        }
-        client.logout.post_logout_redirect_uris = uris;
-    }
-    if let Some(uri) = fields.backchannel_logout_uri {
-        if !uri.is_empty() && !is_backchannel_uri(&uri) {
-            return Err(CliError::invalid(format!(
-                "--backchannel-logout-uri `{uri}` must be an absolute https URI without a fragment (http only on a loopback host)"
-            )));
-        }
-        client.logout.backchannel_logout_uri = Some(uri).filter(|u| !u.is_empty());
-    }
-    if let Some(first_party) = fields.first_party {
-        client.first_party = first_party;
-    }
-    if let Some(require_par) = fields.require_par {
-        client.require_par = require_par;
-    }
-    let method = match fields.token_endpoint_auth_method.as_deref() {
-        None => None,
-        Some("client_secret_basic" | "client_secret_post") => Some(Method::Secret),
-        Some("private_key_jwt") => Some(Method::PrivateKeyJwt),
-        Some("none") => Some(Method::None),
-        Some(other) => {
-            return Err(CliError::invalid(format!(
-                "--token-endpoint-auth-method `{other}` is not one of client_secret_basic, client_secret_post, private_key_jwt, none"
-            )));
-        }
-    };
-    let public = fields
-        .public
-        .map(|p| if p { Method::None } else { Method::Secret });
-    let method = match (method, public) {
+    });
+    let auth_method = match (method, public) {
         (Some(m), Some(p)) if m != p => {
             return Err(CliError::invalid(
                 "--public contradicts --token-endpoint-auth-method",
@@ -444,115 +316,34 @@ async fn apply(
         }
         (m, p) => m.or(p),
     };
-    let keys = if let Some(uri) = fields.jwks_uri {
-        check_jwks_uri(&uri).map_err(|e| CliError::invalid(format!("--jwks-uri: {e}")))?;
-        Some(ClientKeys {
-            jwks: None,
-            jwks_uri: Some(uri),
-        })
-    } else if let Some(path) = fields.jwks_file {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CliError::invalid(format!("--jwks-file {}: {e}", path.display())))?;
-        parse_jwks(&text)
-            .map_err(|e| CliError::invalid(format!("--jwks-file {}: {e}", path.display())))?;
-        // Stored compact, as one line of JSON.
-        let compact = serde_json::from_str::<Value>(&text)
-            .map(|v| v.to_string())
-            .unwrap_or(text);
-        Some(ClientKeys {
-            jwks: Some(compact),
-            jwks_uri: None,
-        })
-    } else {
-        None
+    let keys = match (fields.jwks_uri, fields.jwks_file) {
+        (Some(uri), _) => Some(KeysInput::JwksUri(uri)),
+        (None, Some(path)) => Some(KeysInput::Jwks(
+            std::fs::read_to_string(&path)
+                .map_err(|e| CliError::invalid(format!("--jwks-file {}: {e}", path.display())))?,
+        )),
+        (None, None) => None,
     };
-    Ok(AuthOptions { method, keys })
-}
-
-/// Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, reached server to server
-/// with the logout token in it, so https (plain http only to this machine).
-fn is_backchannel_uri(text: &str) -> bool {
-    let Ok(url) = url::Url::parse(text) else {
-        return false;
-    };
-    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
-        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-    url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
-}
-
-/// Rules that involve several fields at once.
-fn check_consistency(client: &Client) -> Result<(), CliError> {
-    if client.grant_types.is_empty() {
-        return Err(CliError::invalid(
-            "a client needs at least one --grant-type",
-        ));
-    }
-    if client.is_public()
-        && let Some(g) = client
-            .grant_types
-            .iter()
-            .find(|g| g.needs_confidential_client())
-    {
-        return Err(CliError::invalid(format!(
-            "a public client may not use the {g} grant: it has no secret to authenticate with"
-        )));
-    }
-    if client.keys.is_set() && client.secret_hash.is_some() {
-        return Err(CliError::invalid(
-            "a client authenticates with a secret or with private_key_jwt keys, not both",
-        ));
-    }
-    if client.redirect_uris.is_empty()
-        && let Some(g) = client.grant_types.iter().find(|g| g.uses_redirect())
-    {
-        return Err(CliError::invalid(format!(
-            "the {g} grant needs at least one --redirect-uri"
-        )));
-    }
-    Ok(())
-}
-
-/// RFC 7591 §3.2.1 names, plus `audiences` and `first_party`.
-pub fn client_json(client: &Client, secret: Option<&str>) -> Value {
-    let mut value = json!({
-        "client_id": client.client_id,
-        "client_name": client.client_name,
-        "client_id_issued_at": client.created_at.0,
-        "redirect_uris": client.redirect_uris,
-        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "response_types": client.response_types(),
-        "scope": client.scope.to_string(),
-        "token_endpoint_auth_method": client.token_endpoint_auth_method(),
-        "audiences": client.audiences,
-        "allowed_origins": client.allowed_origins,
-        "first_party": client.first_party,
-        "post_logout_redirect_uris": client.logout.post_logout_redirect_uris,
-        "require_pushed_authorization_requests": client.require_par,
-    });
-    if let (Some(uri), Value::Object(map)) = (&client.keys.jwks_uri, &mut value) {
-        map.insert("jwks_uri".into(), json!(uri));
-    }
-    if let (Some(jwks), Value::Object(map)) = (&client.keys.jwks, &mut value) {
-        let jwks: Value = serde_json::from_str(jwks).unwrap_or_else(|_| json!(jwks));
-        map.insert("jwks".into(), jwks);
-    }
-    if let (Some(uri), Value::Object(map)) = (&client.logout.backchannel_logout_uri, &mut value) {
-        map.insert("backchannel_logout_uri".into(), json!(uri));
-        // Back-Channel Logout 1.0 §2.2: Valet's logout tokens always carry `sid`.
-        map.insert("backchannel_logout_session_required".into(), json!(true));
-    }
-    if let (Some(secret), Value::Object(map)) = (secret, &mut value) {
-        map.insert("client_secret".into(), json!(secret));
-        // RFC 7591: 0 means the secret does not expire.
-        map.insert("client_secret_expires_at".into(), json!(0));
-    }
-    value
+    Ok(MetadataChange {
+        client_name: name,
+        grant_types: fields.grant_types,
+        response_types: None,
+        redirect_uris: fields.redirect_uris,
+        scope: fields.scope,
+        audiences: fields.audiences,
+        allowed_origins: fields.allowed_origins,
+        post_logout_redirect_uris: fields.post_logout_redirect_uris,
+        backchannel_logout_uri: fields.backchannel_logout_uri,
+        require_par: fields.require_par,
+        first_party: fields.first_party,
+        auth_method,
+        keys,
+    })
 }
 
 fn print_client(client: &Client, secret: Option<&str>, json: bool) {
     if json {
-        output::json(&client_json(client, secret));
+        output::json(&client_metadata::to_json(client, secret));
         return;
     }
     let grants: Vec<String> = client.grant_types.iter().map(|g| g.to_string()).collect();
@@ -607,6 +398,14 @@ fn print_client(client: &Client, secret: Option<&str>, json: bool) {
                 "no".into()
             },
         ),
+        (
+            "registered",
+            if client.is_registered() {
+                "itself (RFC 7591)".into()
+            } else {
+                "by an administrator".into()
+            },
+        ),
         ("created", client.created_at.to_rfc3339()),
     ];
     if let Some(secret) = secret {
@@ -624,7 +423,10 @@ async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
     let clients = cx.store.clients().await?;
     if json {
         output::json(&Value::Array(
-            clients.iter().map(|c| client_json(c, None)).collect(),
+            clients
+                .iter()
+                .map(|c| client_metadata::to_json(c, None))
+                .collect(),
         ));
         return Ok(());
     }
@@ -645,11 +447,23 @@ async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
                     .collect::<Vec<_>>()
                     .join(","),
                 output::list(&c.audiences),
+                if c.is_registered() {
+                    "itself".into()
+                } else {
+                    "admin".into()
+                },
             ]
         })
         .collect();
     output::table(
-        &["CLIENT_ID", "NAME", "TYPE", "GRANT TYPES", "AUDIENCES"],
+        &[
+            "CLIENT_ID",
+            "NAME",
+            "TYPE",
+            "GRANT TYPES",
+            "AUDIENCES",
+            "REGISTERED BY",
+        ],
         &rows,
     );
     Ok(())
@@ -659,8 +473,9 @@ async fn list(cx: &Context, json: bool) -> Result<(), CliError> {
 mod tests {
     use clap::Parser;
 
-    use super::{ClientCommand, new_client_id};
+    use super::ClientCommand;
     use crate::cli::{Cli, Command};
+    use crate::oauth::client_metadata::new_client_id;
 
     fn client_command(args: &[&str]) -> ClientCommand {
         let cli = Cli::try_parse_from([&["valet", "client"], args].concat()).unwrap();

@@ -8,6 +8,7 @@ mod docs;
 mod health;
 mod keys;
 mod output;
+mod registration;
 mod user;
 
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Manage signing keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Dynamic client registration: initial access tokens (RFC 7591)
+    #[command(subcommand)]
+    Registration(registration::RegistrationCommand),
     /// Delete expired codes, sessions, tokens and other rows now (`serve` does it periodically)
     Janitor {
         /// Run once and exit (the only mode; required so that the intent is explicit)
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(cmd) => user::run(&Context::open(settings).await?, cmd).await,
         Command::Api(cmd) => api::run(&Context::open(settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&Context::open(settings).await?, cmd).await,
+        Command::Registration(cmd) => registration::run(&Context::open(settings).await?, cmd).await,
         Command::Janitor { once } => {
             if !once {
                 return Err(CliError::invalid(

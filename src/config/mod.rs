@@ -20,12 +20,13 @@ use url::Url;
 pub use duration::ConfigDuration;
 pub use sections::{
     AuthorizeConfig, ClientsConfig, CorsConfig, DatabaseConfig, HttpConfig, JanitorConfig,
-    KeysConfig, LogFormat, LoginConfig, PasswordHashConfig, TokensConfig, UiConfig,
+    KeysConfig, LogFormat, LoginConfig, PasswordHashConfig, RegistrationConfig, RegistrationMode,
+    TokensConfig, UiConfig,
 };
 pub use settings::{
     AuthorizeSettings, ClientIpHeader, ClientSettings, CorsSettings, DatabaseSettings,
-    HttpSettings, JanitorSettings, KeySettings, LoginSettings, PasswordHashSettings, Settings,
-    StoreKind, TokenSettings, TrustedProxies, UiSettings,
+    HttpSettings, JanitorSettings, KeySettings, LoginSettings, PasswordHashSettings,
+    RegistrationSettings, Settings, StoreKind, TokenSettings, TrustedProxies, UiSettings,
 };
 
 /// The file read when neither `--config` nor `VALET_CONFIG` names one (it may be absent).
@@ -53,6 +54,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub registration: RegistrationConfig,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
+            registration: RegistrationConfig::default(),
         }
     }
 }

@@ -101,6 +101,43 @@ impl Default for ClientsConfig {
     }
 }
 
+/// Who may register clients at the registration endpoint (RFC 7591 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// No registration endpoint (the default).
+    Closed,
+    /// Registration with an initial access token from `valet registration token create`.
+    Token,
+    /// Anyone may register, within the per-address and total limits.
+    Open,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    pub mode: RegistrationMode,
+    /// The APIs a registered client may ask tokens for (each an API identifier); none by
+    /// default, so a registered client can only sign users in.
+    pub audiences: Vec<String>,
+    /// At most this many registered clients exist at once.
+    pub max_clients: u32,
+    /// Registrations one address may make per `login.failure_window` before it is slowed
+    /// down like a password guesser.
+    pub per_address: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            mode: RegistrationMode::Closed,
+            audiences: Vec::new(),
+            max_clients: 10_000,
+            per_address: 10,
+        }
+    }
+}
+
 /// Argon2id parameters for user passwords; the defaults are OWASP's (m=19 MiB, t=2, p=1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

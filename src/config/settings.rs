@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::LogFormat;
+use super::{LogFormat, RegistrationMode};
 use crate::domain::{Origin, SigningAlg};
 
 /// Validated configuration, section by section as in the file.
@@ -37,6 +37,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
+    pub registration: RegistrationSettings,
 }
 
 impl Settings {
@@ -89,6 +90,15 @@ pub struct KeySettings {
     pub reload_interval: Duration,
     /// How long a key from `keys rotate` is published before it signs (SPEC §2).
     pub activation_delay: Duration,
+}
+
+/// `[registration]`: dynamic client registration (RFC 7591, RFC 7592).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationSettings {
+    pub mode: RegistrationMode,
+    pub audiences: Vec<String>,
+    pub max_clients: u32,
+    pub per_address: u32,
 }
 
 /// `[clients]`.

@@ -10,8 +10,8 @@ use url::Url;
 use super::{
     AuthorizeSettings, ClientIpHeader, ClientSettings, Config, ConfigError, CorsSettings,
     DatabaseConfig, DatabaseSettings, HttpSettings, JanitorSettings, KeySettings, LoginConfig,
-    LoginSettings, PasswordHashConfig, PasswordHashSettings, Settings, StoreKind, TokenSettings,
-    TokensConfig, TrustedProxies, UiConfig, UiSettings, redact_url,
+    LoginSettings, PasswordHashConfig, PasswordHashSettings, RegistrationSettings, Settings,
+    StoreKind, TokenSettings, TokensConfig, TrustedProxies, UiConfig, UiSettings, redact_url,
 };
 use crate::domain::Origin;
 
@@ -88,6 +88,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.registration.per_address == 0 {
+            return Err(ConfigError::invalid(
+                "registration.per_address",
+                "must be at least 1",
+            ));
+        }
         if self.database.max_connections == Some(0) {
             return Err(ConfigError::invalid(
                 "database.max_connections",
@@ -106,6 +112,12 @@ impl Config {
             keys: KeySettings {
                 reload_interval: self.keys.reload_interval.0,
                 activation_delay: self.keys.activation_delay.0,
+            },
+            registration: RegistrationSettings {
+                mode: self.registration.mode,
+                audiences: self.registration.audiences.clone(),
+                max_clients: self.registration.max_clients,
+                per_address: self.registration.per_address,
             },
             clients: ClientSettings {
                 cache_ttl: self.clients.cache_ttl.0,

@@ -26,6 +26,16 @@ pub fn public_documents() -> tower_http::cors::CorsLayer {
         .allow_methods([Method::GET])
 }
 
+/// The registration endpoints (RFC 7591, RFC 7592): any origin, since a browser-based client
+/// registers before it has an origin on file; bearer tokens, never cookies, so nothing
+/// ambient rides along.
+pub fn registration() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
 /// The middleware for `/token`, `/revoke` and `/userinfo`.
 pub async fn client_endpoints(
     State(state): State<AppState>,

@@ -4,7 +4,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 
-use crate::oauth::{OAuthError, Params};
+use crate::oauth::{ErrorCode, OAuthError, Params};
 
 /// How much of an oversized body is read and thrown away before answering. Closing a socket
 /// with unread bytes makes TCP send a reset, which can destroy our `invalid_request` answer
@@ -34,6 +34,41 @@ pub async fn oauth_form_allowing_nul(
         ));
     }
     Params::parse_allowing_nul(&read_limited(body, limit).await?, nul_ok)
+}
+
+/// A JSON request body (RFC 7591 §3.1), at most `limit` bytes; anything else is
+/// `invalid_client_metadata`, the registration endpoint's error for a bad request.
+pub async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<serde_json::Value, OAuthError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the request body must be application/json",
+        ));
+    }
+    let bytes = read_limited(body, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            format!("the request body is not JSON: {e}"),
+        )
+    })
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive);
+/// `None` for no header, another scheme, or an empty token.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, OAuthError> {
@@ -81,5 +116,20 @@ pub fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
             .to_str()
             .map(Some)
             .map_err(|_| OAuthError::invalid_request("the Authorization header is not valid text")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_tokens_are_taken_from_the_bearer_scheme_only() {
+        assert_eq!(bearer(Some("Bearer abc.def")), Some("abc.def"));
+        assert_eq!(bearer(Some("bearer  abc")), Some("abc"));
+        assert_eq!(bearer(Some("Basic YTpi")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(Some("Bearer")), None);
+        assert_eq!(bearer(None), None);
     }
 }

@@ -66,7 +66,9 @@ impl IntoResponse for OAuthError {
             }
             None => {}
         }
-        if self.code == ErrorCode::TemporarilyUnavailable {
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        } else if self.code == ErrorCode::TemporarilyUnavailable {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

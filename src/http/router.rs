@@ -3,18 +3,19 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use super::endpoints::{
-    authorize, consent, device, discovery, health, introspect, login, logout, metrics, par, revoke,
-    token, userinfo,
+    authorize, consent, device, discovery, health, introspect, login, logout, metrics, par,
+    registration, revoke, token, userinfo,
 };
 use super::{cors, middleware};
+use crate::config::RegistrationMode;
 use crate::http::state::AppState;
 use crate::oauth::device::DEVICE_PATH;
 use crate::oauth::metadata::{
     AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH,
-    PAR_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    PAR_PATH, PROTECTED_RESOURCE_PATH, REGISTRATION_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -31,7 +32,23 @@ pub fn router(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route(JWKS_PATH, get(discovery::jwks))
+        .route(PROTECTED_RESOURCE_PATH, get(discovery::protected_resource))
+        .route(
+            &format!("{PROTECTED_RESOURCE_PATH}/{{*suffix}}"),
+            get(discovery::protected_resource),
+        )
         .layer(cors::public_documents());
+    let registration = if state.settings.registration.mode == RegistrationMode::Closed {
+        Router::new()
+    } else {
+        let configuration: MethodRouter<AppState> = get(registration::read)
+            .put(registration::update)
+            .delete(registration::delete);
+        Router::new()
+            .route(REGISTRATION_PATH, post(registration::register))
+            .route(&format!("{REGISTRATION_PATH}/{{client_id}}"), configuration)
+            .layer(cors::registration())
+    };
     let browser_callable = Router::new()
         .route(TOKEN_PATH, post(token::token))
         .route(REVOKE_PATH, post(revoke::revoke))
@@ -71,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(public_documents)
+        .merge(registration)
         .merge(browser_callable)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

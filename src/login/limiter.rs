@@ -112,6 +112,23 @@ impl LoginLimiter {
         self.store.release_login(&address_key(address)).await
     }
 
+    /// A client registration (RFC 7591) from `address`: `per_window` are allowed per failure
+    /// window (the last of them starts a lock), then the address is slowed down like a
+    /// password guesser's. Counted and never given back.
+    pub async fn reserve_registration(
+        &self,
+        address: IpAddr,
+        per_window: u32,
+        now: UnixTime,
+    ) -> Result<Result<(), Locked>, StoreError> {
+        let key = LimiterKey {
+            key: format!("register:{}", address_key(address)),
+            free_failures: per_window.saturating_sub(1),
+            max_lockout_secs: secs(self.settings.address_max_lockout),
+        };
+        self.reserve_keys(&[key], now).await
+    }
+
     fn address_limit(&self, address: IpAddr) -> LimiterKey {
         LimiterKey {
             key: address_key(address),

@@ -31,6 +31,13 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     InvalidToken,
     InsufficientScope,
+    /// RFC 7591 §3.2.2: registration metadata refused.
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    UnapprovedSoftwareStatement,
+    /// Too many requests from one address or client for now (HTTP 429, `Retry-After`); the
+    /// body says `temporarily_unavailable`, the nearest RFC 6749 code.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -56,6 +63,10 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::RateLimited => "temporarily_unavailable",
         }
     }
 
@@ -66,6 +77,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => 403,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::RateLimited => 429,
             _ => 400,
         }
     }
@@ -102,6 +114,8 @@ pub struct OAuthError {
     /// For our logs only; never sent.
     pub detail: Option<String>,
     pub challenge: Option<Challenge>,
+    /// Seconds for `Retry-After` (with [`ErrorCode::RateLimited`]).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -111,6 +125,15 @@ impl OAuthError {
             description: sanitize(description.into()),
             detail: None,
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// Refused for now: try again after `seconds`.
+    pub fn rate_limited(seconds: u64, d: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(ErrorCode::RateLimited, d)
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod client_metadata;
 pub mod device;
 pub mod error;
 pub mod grants;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod pkce;
 pub mod prompt;
 pub mod redirect;
+pub mod registration;
 pub mod response_mode;
 pub mod revoke;
 pub mod scope;

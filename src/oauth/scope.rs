@@ -248,6 +248,7 @@ mod tests {
             logout: Default::default(),
             require_par: false,
             keys: Default::default(),
+            registration_token_hash: None,
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
         }

@@ -21,7 +21,8 @@ pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
     Consent, DeviceAuthorization, DevicePoll, GrantStatus, KeyStatus, LogoutDelivery,
-    PendingRequest, Redeemed, RefreshToken, Session, SessionClient, StoredKey, User, UserProfile,
+    PendingRequest, Redeemed, RefreshToken, Registered, RegistrationToken, Session, SessionClient,
+    StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -336,6 +337,36 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
+    /// Keep an initial access token for client registration (RFC 7591 §3).
+    async fn insert_registration_token(&self, token: &RegistrationToken) -> Result<(), StoreError>;
+
+    /// Register a client (RFC 7591) in one transaction: spend a use of `initial_token` if
+    /// given, count the client against `max_registered`, insert it (unless its id is a
+    /// user's: `Conflict`).
+    async fn register_client(
+        &self,
+        client: &Client,
+        initial_token: Option<&SecretHash>,
+        max_registered: u32,
+        now: UnixTime,
+    ) -> Result<Registered, StoreError>;
+
+    /// Replace a registered client's row, only while `presented` is its registration access
+    /// token (RFC 7592 §2.2); false if it is not (or the client is gone).
+    async fn update_registered_client(
+        &self,
+        client: &Client,
+        presented: &SecretHash,
+    ) -> Result<bool, StoreError>;
+
+    /// [`Store::delete_client`], only while `presented` is its registration access token
+    /// (RFC 7592 §2.3).
+    async fn delete_registered_client(
+        &self,
+        client_id: &str,
+        presented: &SecretHash,
+    ) -> Result<bool, StoreError>;
+
     /// Delete at most `batch` rows of one kind that expired before `cutoff`; returns how many.
     async fn purge(&self, purge: Purge, cutoff: UnixTime, batch: u32) -> Result<u64, StoreError>;
 }
@@ -363,10 +394,11 @@ pub enum Purge {
     LoginFailures,
     SessionClients,
     ClientAssertions,
+    RegistrationTokens,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 9] = [
+    pub const ALL: [Purge; 10] = [
         Purge::AuthorizationCodes,
         Purge::PendingRequests,
         Purge::Sessions,
@@ -376,6 +408,7 @@ impl Purge {
         Purge::LoginFailures,
         Purge::SessionClients,
         Purge::ClientAssertions,
+        Purge::RegistrationTokens,
     ];
 
     pub fn table(self) -> &'static str {
@@ -389,6 +422,7 @@ impl Purge {
             Purge::LoginFailures => "login_failures",
             Purge::SessionClients => "session_clients",
             Purge::ClientAssertions => "client_assertions",
+            Purge::RegistrationTokens => "registration_tokens",
         }
     }
 }

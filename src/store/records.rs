@@ -26,6 +26,9 @@ pub struct Client {
     pub require_par: bool,
     /// The keys a `private_key_jwt` client signs its assertions with (RFC 7523).
     pub keys: ClientKeys,
+    /// Set for a client that registered itself (RFC 7591): the keyed hash of its current
+    /// registration access token (RFC 7592), rotated on every update.
+    pub registration_token_hash: Option<SecretHash>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -55,6 +58,11 @@ pub struct ClientLogout {
 
 impl Client {
     /// A client with neither a secret nor keys: it cannot authenticate (`none`).
+    /// Registered through the registration endpoint rather than by an administrator.
+    pub fn is_registered(&self) -> bool {
+        self.registration_token_hash.is_some()
+    }
+
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none() && !self.keys.is_set()
     }
@@ -311,6 +319,7 @@ pub(super) struct ClientRow {
     pub require_par: bool,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    pub registration_token_hash: Option<Vec<u8>>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -340,6 +349,7 @@ impl TryFrom<ClientRow> for Client {
                 jwks: row.jwks,
                 jwks_uri: row.jwks_uri,
             },
+            registration_token_hash: row.registration_token_hash.map(SecretHash),
             created_at: UnixTime(row.created_at),
             updated_at: UnixTime(row.updated_at),
         })
@@ -883,4 +893,23 @@ impl TryFrom<DeviceRow> for DeviceAuthorization {
             expires_at: UnixTime(row.expires_at),
         })
     }
+}
+
+/// An initial access token for client registration (`valet registration token create`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationToken {
+    pub token_hash: SecretHash,
+    pub uses_left: u32,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What [`Store::register_client`](super::Store::register_client) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Done,
+    /// The initial access token is unknown, used up or expired: nothing was written.
+    InitialTokenRejected,
+    /// `registration.max_clients` registered clients exist already: nothing was written.
+    Full,
 }

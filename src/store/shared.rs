@@ -85,22 +85,89 @@ macro_rules! impl_store {
             }
 
             async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query(sql::DELETE_CLIENT)
-                    .bind(client_id)
-                    .execute(&mut *tx)
+                self.delete_client_with(
+                    sqlx::query_scalar(sql::DELETE_CLIENT).bind(client_id),
+                    client_id,
+                )
+                .await
+            }
+
+            async fn insert_registration_token(
+                &self,
+                token: &RegistrationToken,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_REGISTRATION_TOKEN)
+                    .bind(token.token_hash.0.as_slice())
+                    .bind(i64::from(token.uses_left))
+                    .bind(token.created_at.0)
+                    .bind(token.expires_at.0)
+                    .execute(&self.pool)
                     .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                for statement in sql::DELETE_CLIENT_REMAINS {
-                    sqlx::query(statement)
-                        .bind(client_id)
+                Ok(())
+            }
+
+            async fn register_client(
+                &self,
+                client: &Client,
+                initial_token: Option<&SecretHash>,
+                max_registered: u32,
+                now: UnixTime,
+            ) -> Result<Registered, StoreError> {
+                let mut tx = self.begin_write().await?;
+                if let Some(token) = initial_token {
+                    let spent = sqlx::query(sql::SPEND_REGISTRATION_TOKEN)
+                        .bind(token.0.as_slice())
+                        .bind(now.0)
                         .execute(&mut *tx)
                         .await?;
+                    if spent.rows_affected() != 1 {
+                        return Ok(Registered::InitialTokenRejected);
+                    }
+                }
+                let counted = sqlx::query(sql::TAKE_REGISTRATION_QUOTA)
+                    .bind(i64::from(max_registered))
+                    .execute(&mut *tx)
+                    .await?;
+                if counted.rows_affected() != 1 {
+                    return Ok(Registered::Full);
+                }
+                let cols = ClientColumns::from(client);
+                let inserted =
+                    bind_client(sqlx::query(sql::INSERT_CLIENT_UNLESS_USER), client, &cols)
+                        .bind(client.created_at.0)
+                        .bind(client.updated_at.0)
+                        .execute(&mut *tx)
+                        .await?;
+                if inserted.rows_affected() != 1 {
+                    return Err(StoreError::Conflict);
                 }
                 tx.commit().await?;
-                Ok(true)
+                Ok(Registered::Done)
+            }
+
+            async fn update_registered_client(
+                &self,
+                client: &Client,
+                presented: &SecretHash,
+            ) -> Result<bool, StoreError> {
+                let cols = ClientColumns::from(client);
+                let done = bind_client(sqlx::query(sql::UPDATE_REGISTERED_CLIENT), client, &cols)
+                    .bind(client.updated_at.0)
+                    .bind(presented.0.as_slice())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_registered_client(
+                &self,
+                client_id: &str,
+                presented: &SecretHash,
+            ) -> Result<bool, StoreError> {
+                let delete = sqlx::query_scalar(sql::DELETE_REGISTERED_CLIENT)
+                    .bind(client_id)
+                    .bind(presented.0.as_slice());
+                self.delete_client_with(delete, client_id).await
             }
 
             async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
@@ -991,6 +1058,33 @@ macro_rules! impl_store {
         }
 
         impl $engine {
+            /// Run `delete` (a DELETE of one client `RETURNING registration_token_hash`) and,
+            /// if it removed the client, what it leaves behind and its place in the
+            /// registration quota, all in one transaction.
+            async fn delete_client_with<'q>(
+                &self,
+                delete: EngineScalar<'q, Option<Vec<u8>>>,
+                client_id: &str,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let Some(registration) = delete.fetch_optional(&mut *tx).await? else {
+                    return Ok(false);
+                };
+                if registration.is_some() {
+                    sqlx::query(sql::RETURN_REGISTRATION_QUOTA)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for statement in sql::DELETE_CLIENT_REMAINS {
+                    sqlx::query(statement)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             /// In one transaction: run `condition` (an UPDATE of the token `presented`, `$2`
             /// being now) and insert `successor` only if it changed exactly one row.
             async fn insert_if(
@@ -1092,6 +1186,14 @@ macro_rules! impl_store {
             <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
         >;
 
+        /// A one-column statement of this engine, as `sqlx::query_scalar` returns it.
+        type EngineScalar<'q, O> = sqlx::query::QueryScalar<
+            'q,
+            <$engine as EngineDb>::Db,
+            O,
+            <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
+        >;
+
         /// `$1`..`$10` of both client statements: every column but the timestamps.
         fn bind_client<'q>(
             query: EngineQuery<'q>,
@@ -1114,6 +1216,12 @@ macro_rules! impl_store {
                 .bind(client.require_par)
                 .bind(client.keys.jwks.as_deref())
                 .bind(client.keys.jwks_uri.as_deref())
+                .bind(
+                    client
+                        .registration_token_hash
+                        .as_ref()
+                        .map(|h| h.0.as_slice()),
+                )
         }
 
         /// `$1`..`$12` of `INSERT_REFRESH`.

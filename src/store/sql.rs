@@ -7,16 +7,42 @@ macro_rules! client_columns {
     () => {
         "client_id, client_name, secret_hash, grant_types, redirect_uris, scope, audiences, allowed_origins, \
          first_party, created_at, updated_at, post_logout_redirect_uris, backchannel_logout_uri, require_par, \
-         jwks, jwks_uri"
+         jwks, jwks_uri, registration_token_hash"
     };
 }
 
-pub const UPDATE_CLIENT: &str = "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
+macro_rules! update_client {
+    () => {
+        "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
      grant_types = $5, redirect_uris = $6, scope = $7, audiences = $8, allowed_origins = $9, first_party = $10, \
      post_logout_redirect_uris = $11, backchannel_logout_uri = $12, require_par = $13, jwks = $14, jwks_uri = $15, \
-     updated_at = $16 WHERE client_id = $1";
+     registration_token_hash = $16, updated_at = $17 WHERE client_id = $1"
+    };
+}
 
-pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
+pub const UPDATE_CLIENT: &str = update_client!();
+/// RFC 7592 §2.2: only while `$18` is still the client's registration access token, so of two
+/// racing updates with one token exactly one wins (and hands out the next token).
+pub const UPDATE_REGISTERED_CLIENT: &str =
+    concat!(update_client!(), " AND registration_token_hash = $18");
+
+pub const DELETE_CLIENT: &str =
+    "DELETE FROM clients WHERE client_id = $1 RETURNING registration_token_hash";
+/// RFC 7592 §2.3: only with the client's current registration access token (`$2`).
+pub const DELETE_REGISTERED_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1 \
+     AND registration_token_hash = $2 RETURNING registration_token_hash";
+
+pub const INSERT_REGISTRATION_TOKEN: &str = "INSERT INTO registration_tokens \
+     (token_hash, uses_left, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+/// Spend one use of an initial access token (`$1`, `$2` now): zero rows means it is unknown,
+/// used up or expired.
+pub const SPEND_REGISTRATION_TOKEN: &str = "UPDATE registration_tokens SET uses_left = uses_left - 1 \
+     WHERE token_hash = $1 AND uses_left > 0 AND expires_at > $2";
+/// Count one more registered client unless there are `$1` already: zero rows means full.
+pub const TAKE_REGISTRATION_QUOTA: &str = "UPDATE registration_quota SET registered = registered + 1 \
+     WHERE id = 1 AND registered < $1";
+pub const RETURN_REGISTRATION_QUOTA: &str = "UPDATE registration_quota SET registered = registered - 1 \
+     WHERE id = 1 AND registered > 0";
 /// What a client leaves behind, deleted with it in one transaction (`$1` the client id): a
 /// client registered again under the same id starts with no consent and no live token.
 pub const DELETE_CLIENT_REMAINS: [&str; 7] = [
@@ -32,8 +58,8 @@ pub const DELETE_CLIENT_REMAINS: [&str; 7] = [
 /// token's `sub` must never name a user. One conditional write; zero rows is a conflict.
 pub const INSERT_CLIENT_UNLESS_USER: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
      grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, post_logout_redirect_uris, \
-     backchannel_logout_uri, require_par, jwks, jwks_uri, created_at, updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+     backchannel_logout_uri, require_par, jwks, jwks_uri, registration_token_hash, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 \
      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 pub const COUNT_CLIENTS: &str = "SELECT COUNT(*) FROM clients";
 
@@ -321,6 +347,10 @@ pub fn purge(purge: super::Purge) -> &'static str {
         Purge::ClientAssertions => {
             "DELETE FROM client_assertions WHERE (client_id, jti) IN \
              (SELECT client_id, jti FROM client_assertions WHERE expires_at < $1 LIMIT $2)"
+        }
+        Purge::RegistrationTokens => {
+            "DELETE FROM registration_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM registration_tokens WHERE expires_at < $1 OR uses_left <= 0 LIMIT $2)"
         }
     }
 }

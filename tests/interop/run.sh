@@ -67,6 +67,10 @@ issuer = "$issuer"
 
 [keys]
 reload_interval = "${reload}s"
+
+[registration]
+mode = "open"
+audiences = ["https://contacts.example.com"]
 EOF
 export VALET_CONFIG="$tmp/valet.toml"
 # Nothing from the caller's environment overrides the file.
@@ -142,4 +146,11 @@ sed -n '/<!-- signin:start -->/,/<!-- signin:end -->/p' "$root/README.md" \
 (cd "$here" && VALET_ISSUER="$issuer" CLIENT_ID="$INTEROP_WEB_CLIENT_ID" \
   CLIENT_SECRET="$INTEROP_WEB_CLIENT_SECRET" REDIRECT_URI="$web_redirect" node readme.mjs) || status=$?
 rm -f "$here/readme-signin.mjs"
+
+# The README's MCP-style registration example, exactly as written there.
+sed -n '/<!-- register:start -->/,/<!-- register:end -->/p' "$root/README.md" \
+  | sed '1,2d;$d' | sed '$d' >"$here/readme-register-example.mjs"
+(cd "$here" && RESOURCE_METADATA="$issuer/.well-known/oauth-protected-resource/contacts.example.com" \
+  REDIRECT_URI="http://127.0.0.1:$rp_port/mcp/cb" node readme-register.mjs) || status=$?
+rm -f "$here/readme-register-example.mjs"
 exit "$status"

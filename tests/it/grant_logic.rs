@@ -126,6 +126,7 @@ fn confidential(core: &Core, client_id: &str, grants: &[GrantType], scope: &str)
         logout: Default::default(),
         require_par: false,
         keys: Default::default(),
+        registration_token_hash: None,
         created_at: now,
         updated_at: now,
     }

@@ -32,6 +32,7 @@ mod private_key_jwt;
 mod prompt;
 mod readme;
 mod refresh;
+mod registration;
 mod replicas;
 mod revocation;
 mod security_challenges;

@@ -199,6 +199,7 @@ async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
         logout: Default::default(),
         require_par: false,
         keys: Default::default(),
+        registration_token_hash: None,
         created_at: now,
         updated_at: now,
     };

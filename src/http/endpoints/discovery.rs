@@ -3,11 +3,13 @@
 //! once, served as they are.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::state::AppState;
+use crate::oauth::OAuthError;
+use crate::oauth::metadata::{protected_resource_candidates, protected_resource_document};
 use crate::tokens::keys::JWKS_MAX_AGE;
 
 fn json(body: Bytes, cache: &'static str) -> Response {
@@ -41,4 +43,26 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("application/jwk-set+json"),
     );
     response
+}
+
+/// `GET /.well-known/oauth-protected-resource[/…]` (RFC 9728 §3): an API's metadata, found as
+/// [`protected_resource_candidates`] describes; 404 for a path that names no API.
+pub async fn protected_resource(
+    State(state): State<AppState>,
+    suffix: Option<Path<String>>,
+    headers: HeaderMap,
+) -> Response {
+    let suffix = suffix.map(|Path(s)| s).unwrap_or_default();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    for identifier in protected_resource_candidates(&suffix, host) {
+        match state.directory.api(&identifier).await {
+            Ok(Some(api)) => {
+                let document = protected_resource_document(&state.settings, &api);
+                return json(Bytes::from(document.to_string()), "public, max-age=300");
+            }
+            Ok(None) => {}
+            Err(error) => return OAuthError::from(error).into_response(),
+        }
+    }
+    StatusCode::NOT_FOUND.into_response()
 }

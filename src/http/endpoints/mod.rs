@@ -10,6 +10,7 @@ pub mod login;
 pub mod logout;
 pub mod metrics;
 pub mod par;
+pub mod registration;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;

@@ -47,7 +47,7 @@ async fn presented_token(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<String, OAuthError> {
-    let in_header = bearer(extract::authorization(headers)?);
+    let in_header = extract::bearer(extract::authorization(headers)?);
     let in_body = if method == Method::POST && extract::is_form_urlencoded(headers) {
         let limit = state.settings.http.body_limit;
         let params = extract::oauth_form(headers, body, limit).await?;
@@ -68,28 +68,5 @@ async fn presented_token(
             "send an access token: Authorization: Bearer <token>",
         )
         .with_challenge(Some(Challenge::BearerWithoutError))),
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive);
-/// `None` for no header, another scheme, or an empty token.
-fn bearer(authorization: Option<&str>) -> Option<&str> {
-    let (scheme, token) = authorization?.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer;
-
-    #[test]
-    fn bearer_tokens_are_taken_from_the_bearer_scheme_only() {
-        assert_eq!(bearer(Some("Bearer abc.def")), Some("abc.def"));
-        assert_eq!(bearer(Some("bearer  abc")), Some("abc"));
-        assert_eq!(bearer(Some("Basic YTpi")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-        assert_eq!(bearer(Some("Bearer")), None);
-        assert_eq!(bearer(None), None);
     }
 }
