@@ -180,14 +180,19 @@ pub async fn signed_in_for(
 
 pub fn error_page(state: &AppState, error: PageError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    state.web.pages.render(
+    let page = state.web.pages.render(
         status,
         Page::Error(ErrorView {
             title: error.title.to_owned(),
             message: error.message,
             developer_detail: error.developer_detail,
         }),
-    )
+    );
+    // A 503 (the store is away) is worth retrying soon (RFC 9110 §15.6.4).
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return retry_after(page, 1);
+    }
+    page
 }
 
 /// A page refusing for a while (the login limiter): `Retry-After` says how long (RFC 9110

@@ -1,5 +1,5 @@
 //! Layers every route shares: the URI limit, request ids, one tracing span per request, a
-//! timeout and the body limit. (The request head's size and read time are bounded per
+//! timeout, the body limit, and failing fast when the database goes away. (The request head's size and read time are bounded per
 //! connection, in `server.rs`.)
 
 use std::net::SocketAddr;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,8 +19,15 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use super::browser;
 use super::client_ip::client_ip;
+use super::page_error::PageError;
+use super::state::AppState;
 use crate::config::TrustedProxies;
+use crate::oauth::OAuthError;
+use crate::oauth::device::DEVICE_PATH;
+use crate::oauth::metadata::{AUTHORIZE_PATH, END_SESSION_PATH};
+use crate::store::StoreError;
 
 /// The longest request target accepted (SPEC §7); a longer one is 414 before any handler or
 /// log line sees it.
@@ -79,4 +86,46 @@ fn request_span<B>(request: &Request<B>, trusted_proxies: &TrustedProxies) -> tr
         .map(|peer| client_ip(peer.0, request.headers(), trusted_proxies).to_string())
         .unwrap_or_default();
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, client = %client)
+}
+
+/// Requests already waiting on the database when the breaker opens (`store::breaker`) are
+/// answered at once, as later ones are, instead of waiting out the pool's acquire timeout:
+/// `503 temporarily_unavailable` with `Retry-After`, or the 503 page on HTML routes. Dropping
+/// the handler rolls back whatever it had begun.
+pub async fn fail_fast_on_outage(
+    State(state): State<AppState>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let Some(mut outage) = state.store.outages() else {
+        return next.run(request).await;
+    };
+    if *outage.borrow_and_update() {
+        // Already open: every store call fails at once anyway.
+        return next.run(request).await;
+    }
+    let page = is_page(request.uri().path());
+    tokio::select! {
+        response = next.run(request) => response,
+        Ok(_) = outage.wait_for(|open| *open) => {
+            let error = StoreError::Unavailable("the database stopped answering".into());
+            if page {
+                browser::error_page(&state, PageError::from_store(error))
+            } else {
+                OAuthError::from(error).into_response()
+            }
+        }
+    }
+}
+
+/// The routes that answer people with HTML.
+fn is_page(path: &str) -> bool {
+    [
+        AUTHORIZE_PATH,
+        "/login",
+        "/consent",
+        END_SESSION_PATH,
+        DEVICE_PATH,
+    ]
+    .contains(&path)
 }

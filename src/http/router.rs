@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .merge(browser_callable)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::fail_fast_on_outage,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::record,
         ))
         .with_state(state);

@@ -76,6 +76,14 @@ impl Directory {
     }
 }
 
+/// How long past its lifetime a cached client or API is still used while the store is
+/// unavailable (never while the store answers).
+pub const SERVE_STALE_WHILE_DOWN: Duration = Duration::from_secs(15 * 60);
+
+fn stale_limit_ms() -> i64 {
+    i64::try_from(SERVE_STALE_WHILE_DOWN.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A bounded moka cache whose entries expire by the server's clock rather than moka's own,
 /// so that tests can expire them by advancing time.
 #[derive(Clone)]
@@ -113,7 +121,7 @@ where
             entries: Cache::builder()
                 .max_capacity(max_weight)
                 .weigher(|key: &K, _| key.weight().saturating_add(ENTRY_OVERHEAD))
-                .time_to_live(ttl)
+                .time_to_live(ttl.max(SERVE_STALE_WHILE_DOWN))
                 .build(),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             clock,
@@ -130,23 +138,39 @@ where
         (self.clock.now_ms().saturating_sub(loaded_at) < self.ttl_ms).then_some(value)
     }
 
-    /// Concurrent misses for one key share a single load.
+    /// Concurrent misses for one key share a single load. While the store is unavailable, a
+    /// stale entry younger than [`SERVE_STALE_WHILE_DOWN`] is served (and kept) instead of
+    /// the error: a known client keeps working through an outage (issue 14).
     async fn get_or_load(
         &self,
         key: K,
         load: impl Future<Output = Result<V, StoreError>>,
-    ) -> Result<V, StoreError> {
-        if let Some(value) = self.fresh(&key).await {
-            return Ok(value);
+    ) -> Result<V, StoreError>
+    where
+        K: Clone,
+    {
+        let cached = self.entries.get(&key).await;
+        let now = self.clock.now_ms();
+        if let Some((loaded_at, value)) = &cached
+            && now.saturating_sub(*loaded_at) < self.ttl_ms
+        {
+            return Ok(value.clone());
         }
         // A stale entry must go, or `try_get_with` would hand it back instead of loading.
         self.entries.invalidate(&key).await;
         let stamped = async { Ok((self.clock.now_ms(), load.await?)) };
-        self.entries
-            .try_get_with(key, stamped)
-            .await
-            .map(|(_, value)| value)
-            .map_err(unshare)
+        match self.entries.try_get_with(key.clone(), stamped).await {
+            Ok((_, value)) => Ok(value),
+            Err(error) => match (unshare(error), cached) {
+                (StoreError::Unavailable(_), Some((loaded_at, value)))
+                    if now.saturating_sub(loaded_at) < stale_limit_ms() =>
+                {
+                    self.entries.insert(key, (loaded_at, value.clone())).await;
+                    Ok(value)
+                }
+                (error, _) => Err(error),
+            },
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! once for SQLite from the same statement text (`sql.rs`) and the same method bodies
 //! (`shared.rs`); engine quirks live in each engine's file.
 
+mod breaker;
 pub mod cache;
 mod postgres;
 mod records;
@@ -66,6 +67,12 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `true` while the store is known to be down (PostgreSQL's breaker, `store::breaker`);
+    /// `None` for a store that cannot go away (SQLite).
+    fn outages(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
     /// Open and idle connections of the pool, for `/metrics`.
     fn pool_stats(&self) -> (u32, usize);
 

@@ -1,9 +1,13 @@
 //! The PostgreSQL store: production, several replicas on one database.
 
+use std::str::FromStr;
+use std::sync::Arc;
+
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
+use super::breaker::{Breaker, Prober};
 use super::records::*;
 use super::shared::{EngineDb, impl_store};
 use super::sql;
@@ -15,6 +19,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 pub struct PgStore {
     pool: PgPool,
+    breaker: Arc<Breaker>,
+    _prober: Prober,
 }
 
 impl EngineDb for PgStore {
@@ -23,12 +29,32 @@ impl EngineDb for PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str, config: &DatabaseSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect(url)
+            // A connection that died with the database is replaced, not handed out.
+            .test_before_acquire(true)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        let breaker = Arc::new(Breaker::default());
+        let prober = Prober::spawn(options, breaker.clone());
+        Ok(Self {
+            pool,
+            breaker,
+            _prober: prober,
+        })
+    }
+
+    /// Follows the breaker (see [`Store::outages`](super::Store::outages)).
+    fn outage_watch(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        Some(self.breaker.watch())
+    }
+
+    /// The pool, unless the breaker says the database is down (then fail at once).
+    fn pool(&self) -> Result<&PgPool, StoreError> {
+        self.breaker.check()?;
+        Ok(&self.pool)
     }
 
     /// sqlx's PostgreSQL migrator holds `pg_advisory_lock` for the whole run, so replicas that
@@ -41,7 +67,7 @@ impl PgStore {
     /// Read committed: a conditional UPDATE waits for a concurrent one and re-checks its
     /// WHERE clause, which is what the single-write state changes rely on.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool()?.begin().await?)
     }
 }
 

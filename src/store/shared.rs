@@ -1,6 +1,7 @@
 //! The method bodies of [`Store`](super::Store), written once and expanded for each engine.
 //!
-//! Each engine type provides `pool` (its `sqlx::Pool`), `begin_write()` (a transaction that
+//! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
+//! breaker is open), `begin_write()` (a transaction that
 //! holds the write lock from its first statement: `BEGIN IMMEDIATE` on SQLite) and
 //! `run_migrations()`; everything else is the same text for both.
 
@@ -12,12 +13,16 @@ macro_rules! impl_store {
                 self.run_migrations().await
             }
 
+            fn outages(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+                self.outage_watch()
+            }
+
             fn pool_stats(&self) -> (u32, usize) {
                 (self.pool.size(), self.pool.num_idle())
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query(sql::PING).execute(&self.pool).await?;
+                sqlx::query(sql::PING).execute(self.pool()?).await?;
                 Ok(())
             }
 
@@ -26,7 +31,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::INSERT_CLIENT_UNLESS_USER), client, &cols)
                     .bind(client.created_at.0)
                     .bind(client.updated_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A user has this id: the two namespaces stay apart.
@@ -38,7 +43,7 @@ macro_rules! impl_store {
             async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
                 sqlx::query_as::<_, ClientRow>(sql::SELECT_CLIENT)
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(Client::try_from)
                     .transpose()
@@ -46,7 +51,7 @@ macro_rules! impl_store {
 
             async fn clients(&self) -> Result<Vec<Client>, StoreError> {
                 sqlx::query_as::<_, ClientRow>(sql::SELECT_CLIENTS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?
                     .into_iter()
                     .map(Client::try_from)
@@ -55,13 +60,13 @@ macro_rules! impl_store {
 
             async fn count_clients(&self) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar::<_, i64>(sql::COUNT_CLIENTS)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.pool()?)
                     .await?)
             }
 
             async fn client_origins(&self) -> Result<Vec<String>, StoreError> {
                 let lists = sqlx::query_scalar::<_, String>(sql::CLIENT_ORIGINS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?;
                 let mut origins = Vec::new();
                 for list in lists {
@@ -79,7 +84,7 @@ macro_rules! impl_store {
                 let cols = ClientColumns::from(client);
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -101,7 +106,7 @@ macro_rules! impl_store {
                     .bind(i64::from(token.uses_left))
                     .bind(token.created_at.0)
                     .bind(token.expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -154,7 +159,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::UPDATE_REGISTERED_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
                     .bind(presented.0.as_slice())
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -181,7 +186,7 @@ macro_rules! impl_store {
                     .bind(user.disabled)
                     .bind(user.created_at.0)
                     .bind(user.updated_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A client has this id: the two namespaces stay apart.
@@ -193,7 +198,7 @@ macro_rules! impl_store {
             async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
                 let row = sqlx::query_as::<_, UserRow>(sql::SELECT_USER_BY_USERNAME)
                     .bind(username)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
                 row.map(User::try_from).transpose()
             }
@@ -201,14 +206,14 @@ macro_rules! impl_store {
             async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
                 let row = sqlx::query_as::<_, UserRow>(sql::SELECT_USER_BY_ID)
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
                 row.map(User::try_from).transpose()
             }
 
             async fn users(&self) -> Result<Vec<User>, StoreError> {
                 let rows = sqlx::query_as::<_, UserRow>(sql::SELECT_USERS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?;
                 rows.into_iter().map(User::try_from).collect()
             }
@@ -280,7 +285,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(checked)
                     .bind(upgraded)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -334,7 +339,7 @@ macro_rules! impl_store {
                     .bind(&api.name)
                     .bind(api_scopes_json(api))
                     .bind(api.created_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -342,7 +347,7 @@ macro_rules! impl_store {
             async fn api(&self, identifier: &str) -> Result<Option<Api>, StoreError> {
                 sqlx::query_as::<_, ApiRow>(sql::SELECT_API)
                     .bind(identifier)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(Api::try_from)
                     .transpose()
@@ -350,7 +355,7 @@ macro_rules! impl_store {
 
             async fn apis(&self) -> Result<Vec<Api>, StoreError> {
                 sqlx::query_as::<_, ApiRow>(sql::SELECT_APIS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?
                     .into_iter()
                     .map(Api::try_from)
@@ -360,14 +365,14 @@ macro_rules! impl_store {
             async fn delete_api(&self, identifier: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query(sql::DELETE_API)
                     .bind(identifier)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 sqlx::query_as::<_, KeyRow>(sql::SELECT_KEYS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?
                     .into_iter()
                     .map(StoredKey::try_from)
@@ -376,7 +381,7 @@ macro_rules! impl_store {
 
             async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
                 bind_key(sqlx::query(sql::INSERT_KEY), key)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -445,7 +450,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -478,7 +483,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::EXTEND_GRANT)
                     .bind(grant_id.as_str())
                     .bind(expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -489,7 +494,7 @@ macro_rules! impl_store {
             ) -> Result<Option<GrantStatus>, StoreError> {
                 let row = sqlx::query_as::<_, (bool, Option<String>)>(sql::GRANT_STATUS)
                     .bind(grant_id.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
                 row.map(|(revoked, claims)| {
                     let userinfo_claims = match claims {
@@ -516,7 +521,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::SET_GRANT_USERINFO_CLAIMS)
                     .bind(grant_id.as_str())
                     .bind(text)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -541,7 +546,7 @@ macro_rules! impl_store {
                         (!code.claims.is_empty())
                             .then(|| serde_json::to_string(&code.claims).unwrap_or_default()),
                     )
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -554,7 +559,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, CodeRow>(sql::SELECT_CODE)
                     .bind(code_hash.0.as_slice())
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(AuthorizationCode::try_from)
                     .transpose()
@@ -594,7 +599,7 @@ macro_rules! impl_store {
                     .bind(&pending.request)
                     .bind(pending.created_at.0)
                     .bind(pending.expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -607,7 +612,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, PendingRow>(sql::SELECT_PENDING)
                     .bind(id_hash.to_text())
                     .bind(now.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -623,7 +628,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(request)
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(updated.rows_affected() == 1)
             }
@@ -636,7 +641,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, PendingRow>(sql::TAKE_PENDING)
                     .bind(id_hash.to_text())
                     .bind(now.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -652,7 +657,7 @@ macro_rules! impl_store {
                     .bind(device.interval_secs)
                     .bind(device.created_at.0)
                     .bind(device.expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -665,7 +670,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, DeviceRow>(sql::SELECT_DEVICE_BY_USER_CODE)
                     .bind(user_code_hash)
                     .bind(now.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(DeviceAuthorization::try_from)
                     .transpose()
@@ -687,7 +692,7 @@ macro_rules! impl_store {
                     })
                     .bind(approved_by.map(|(user, _)| user))
                     .bind(approved_by.map(|(_, at)| at.0))
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -702,7 +707,7 @@ macro_rules! impl_store {
                 let row = sqlx::query_as::<_, DeviceRow>(sql::SELECT_DEVICE)
                     .bind(hash)
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
                 let Some(row) = row else {
                     return Ok(DevicePoll::Unknown);
@@ -716,7 +721,7 @@ macro_rules! impl_store {
                     "approved" => {
                         let spent = sqlx::query(sql::SPEND_DEVICE)
                             .bind(hash)
-                            .execute(&self.pool)
+                            .execute(self.pool()?)
                             .await?
                             .rows_affected();
                         if spent == 1 {
@@ -729,7 +734,7 @@ macro_rules! impl_store {
                         let slowed = sqlx::query(sql::SLOW_DOWN_DEVICE)
                             .bind(hash)
                             .bind(now.0)
-                            .execute(&self.pool)
+                            .execute(self.pool()?)
                             .await?
                             .rows_affected();
                         if slowed == 1 {
@@ -738,7 +743,7 @@ macro_rules! impl_store {
                             sqlx::query(sql::POLLED_DEVICE)
                                 .bind(hash)
                                 .bind(now.0)
-                                .execute(&self.pool)
+                                .execute(self.pool()?)
                                 .await?;
                             DevicePoll::Pending
                         }
@@ -756,7 +761,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(now.0)
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -769,7 +774,7 @@ macro_rules! impl_store {
                     .bind(session.auth_time.0)
                     .bind(session.created_at.0)
                     .bind(session.expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -782,7 +787,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as::<_, SessionRow>(sql::SELECT_SESSION)
                     .bind(id_hash.0.as_slice())
                     .bind(now.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(Session::from))
             }
@@ -818,7 +823,7 @@ macro_rules! impl_store {
                     .bind(&entry.sid)
                     .bind(&entry.user_id)
                     .bind(entry.expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -832,7 +837,7 @@ macro_rules! impl_store {
                     sqlx::query_as::<_, LogoutDelivery>(sql::DUE_LOGOUT_DELIVERIES)
                         .bind(now.0)
                         .bind(limit)
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.pool()?)
                         .await?,
                 )
             }
@@ -847,7 +852,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(now.0)
                     .bind(lease_until.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -860,7 +865,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::RETRY_LOGOUT_DELIVERY)
                     .bind(id)
                     .bind(at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -868,7 +873,7 @@ macro_rules! impl_store {
             async fn delete_logout_delivery(&self, id: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::DELETE_LOGOUT_DELIVERY)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -883,7 +888,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(client_id)
                     .bind(audience)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(|text| {
                         ScopeSet::parse(&text)
@@ -903,7 +908,7 @@ macro_rules! impl_store {
                     .bind(&consent.audience)
                     .bind(consent.scope.to_string())
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -911,7 +916,7 @@ macro_rules! impl_store {
             async fn login_failures(&self, key: &str) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar::<_, i64>(sql::LOGIN_FAILURES_OF)
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .unwrap_or(0))
             }
@@ -949,7 +954,7 @@ macro_rules! impl_store {
             async fn release_login(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::RELEASE_LOGIN)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -957,14 +962,14 @@ macro_rules! impl_store {
             async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::CLEAR_LOGIN_FAILURES)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
 
             async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
                 bind_refresh(sqlx::query(sql::INSERT_REFRESH), token)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -975,7 +980,7 @@ macro_rules! impl_store {
             ) -> Result<Option<RefreshToken>, StoreError> {
                 sqlx::query_as::<_, RefreshRow>(sql::SELECT_REFRESH)
                     .bind(token_hash.0.as_slice())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(RefreshToken::try_from)
                     .transpose()
@@ -1013,7 +1018,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -1021,7 +1026,7 @@ macro_rules! impl_store {
             async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
                 Ok(sqlx::query_scalar::<_, bool>(sql::ACCESS_TOKEN_REVOKED)
                     .bind(jti)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.pool()?)
                     .await?)
             }
 
@@ -1037,7 +1042,7 @@ macro_rules! impl_store {
                     .bind(jti)
                     .bind(expires_at.0)
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -1051,7 +1056,7 @@ macro_rules! impl_store {
                 let done = sqlx::query(sql::purge(purge))
                     .bind(cutoff.0)
                     .bind(i64::from(batch))
-                    .execute(&self.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected())
             }

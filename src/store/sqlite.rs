@@ -83,6 +83,16 @@ impl SqliteStore {
         Ok(Self { pool, lock_path })
     }
 
+    /// A local file has no breaker (see `store::breaker`).
+    fn outage_watch(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
+
+    /// The pool: a local file has no breaker (see `store::breaker`).
+    fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        Ok(&self.pool)
+    }
+
     /// sqlx's SQLite migrator takes no lock of its own; the process lock plays the part of
     /// PostgreSQL's advisory lock.
     async fn run_migrations(&self) -> Result<(), StoreError> {

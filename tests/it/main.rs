@@ -13,6 +13,7 @@ mod cors;
 mod device;
 mod discovery;
 mod errors;
+mod faults;
 mod grant_logic;
 mod id_token;
 mod introspection;

@@ -1,6 +1,7 @@
 //! The integration harness: the real server on `127.0.0.1:0` over a fresh SQLite file or a
 //! fresh PostgreSQL database, a real HTTP client, and the real `valet` binary for the CLI.
 
+pub mod cluster;
 pub mod fixtures;
 pub mod flow;
 pub mod postgres;

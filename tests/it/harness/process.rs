@@ -186,6 +186,12 @@ impl ServerProcess {
         assert!(sent.success(), "kill -TERM {}", self.child.id());
     }
 
+    /// SIGKILL: the process dies mid-request, nothing flushed, no shutdown code run.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
     /// Its exit status, if it has exited.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("try_wait")
