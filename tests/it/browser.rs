@@ -1,12 +1,16 @@
 //! The authorization-code flow with PKCE in a real browser: headless Chromium, driven over
 //! WebDriver by chromedriver, signs in on the login page (once wrongly, then rightly), allows
 //! on the consent page, lands on the client's redirect URI, and the code is redeemed at
-//! `/token`. Screenshots of the pages go to `screenshots/` at the crate root.
+//! `/token`. Then the device authorization grant's `/device` page (RFC 8628 §3.3): the user
+//! code typed into the real form, sign-in and consent, the page's confirmation, and the
+//! device's poll answered with tokens; and `verification_uri_complete`, the code filled in.
+//! Screenshots of the pages go to `screenshots/` at the crate root.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `apt-get install chromium
 //! chromium-driver`); the test fails, never skips, without them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,11 +25,15 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::backend_tests;
+use crate::device::{device_client, poll, start};
 use crate::harness::fixtures::{PASSWORD, verify_with_jwks};
 use crate::harness::flow::Pkce;
 use crate::harness::{Backend, CONTACTS, TestApp, free_port, spawn};
 
-backend_tests!(authorization_code_with_pkce_in_chromium);
+backend_tests!(
+    authorization_code_with_pkce_in_chromium,
+    device_sign_in_at_the_device_page_in_chromium,
+);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -35,20 +43,40 @@ const POLL: Duration = Duration::from_millis(100);
 const SUBMIT: &str = "form[method=post] button, form[method=post] input[type=submit]";
 
 async fn authorization_code_with_pkce_in_chromium(backend: Backend) {
+    let callback = CallbackServer::start().await;
+    in_chromium(backend, "code", "browser flow", move |app, browser| {
+        flow(app, browser, callback, backend)
+    })
+    .await;
+}
+
+async fn device_sign_in_at_the_device_page_in_chromium(backend: Backend) {
+    in_chromium(backend, "device", "device flow", move |app, browser| {
+        device_flow(app, browser, backend)
+    })
+    .await;
+}
+
+/// Start an app on `backend` and a Chromium session, and run `flow` with them. The flow runs
+/// in its own task so that, whatever it asserts, the browser session is closed before the
+/// test reports; if it fails, a screenshot of what the browser showed goes to
+/// `failure-{label}-{backend}.png`.
+async fn in_chromium<F, Fut>(backend: Backend, label: &str, what: &str, flow: F)
+where
+    F: FnOnce(Arc<TestApp>, Client) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
     let app = Arc::new(spawn(backend).await);
-    let callback = CallbackServer::start().await;
     let driver = ChromeDriver::start().await;
     let browser = driver.session().await;
 
-    // The flow runs in its own task so that, whatever it asserts, the browser session is
-    // closed below before the test reports.
-    let outcome = tokio::spawn(flow(app.clone(), browser.clone(), callback, backend)).await;
+    let outcome = tokio::spawn(flow(app.clone(), browser.clone())).await;
     if outcome.is_err() {
         // Best effort: what the browser showed when the flow failed.
         if let Ok(png) = browser.screenshot().await {
             let _ = std::fs::write(
-                screenshot_path(&format!("failure-{}.png", name(backend))),
+                screenshot_path(&format!("failure-{label}-{}.png", name(backend))),
                 png,
             );
         }
@@ -57,12 +85,12 @@ async fn authorization_code_with_pkce_in_chromium(backend: Backend) {
     drop(driver);
     match outcome {
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("the browser flow did not finish: {e}"),
+        Err(e) => panic!("the {what} did not finish: {e}"),
         Ok(()) => {}
     }
     closed.expect("close the browser session");
     eprintln!(
-        "browser flow on {}: {:.1} s",
+        "{what} on {}: {:.1} s",
         name(backend),
         started.elapsed().as_secs_f64()
     );
@@ -249,6 +277,145 @@ async fn flow(app: Arc<TestApp>, browser: Client, mut callback: CallbackServer, 
     assert_eq!(claims["scope"], "read:contacts");
 }
 
+/// RFC 8628 §3.3 in Chromium: the device starts over HTTP; the person opens
+/// `verification_uri`, types the user code, signs in, allows, and sees the page's
+/// confirmation; the device's next poll gets tokens for her. Then `verification_uri_complete`
+/// with the same browser: the code is filled in, and with her session and her consent
+/// remembered, one click ends at the confirmation.
+async fn device_flow(app: Arc<TestApp>, browser: Client, backend: Backend) {
+    let alice = app.create_alice().await;
+    let client = device_client(&app).await;
+    let started = start(&app, &client, "openid profile").await;
+    let user_code = started["user_code"].as_str().expect("user_code").to_owned();
+    let device_code = started["device_code"].as_str().expect("device_code");
+    let verification_uri = started["verification_uri"].as_str().expect("URI");
+    assert_eq!(verification_uri, app.url("/device"));
+
+    // The device polls while the person has not answered yet.
+    let (status, body) = poll(&app, &client, device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("authorization_pending")),
+        "{body}"
+    );
+
+    // The code form, empty.
+    browser
+        .goto(verification_uri)
+        .await
+        .expect("open verification_uri");
+    wait_for_path(&browser, "/device").await;
+    let field = wait_for(&browser, "input[name=user_code]").await;
+    assert_eq!(
+        field.prop("value").await.expect("code value").as_deref(),
+        Some(""),
+        "verification_uri fills in no code"
+    );
+    let text = page_text(&browser).await;
+    assert!(
+        text.contains("Enter the code your device shows"),
+        "the device page asks for the code; it says:\n{text}"
+    );
+    screenshot(&browser, &format!("device-{}.png", name(backend))).await;
+    field
+        .send_keys(&user_code)
+        .await
+        .expect("type the user code");
+    assert_eq!(
+        field.prop("value").await.expect("code value").as_deref(),
+        Some(user_code.as_str()),
+        "the typed code is in the field"
+    );
+    submit(&browser).await;
+
+    // A known code leads to the login page, then to the consent page.
+    wait_for_path(&browser, "/login").await;
+    let username = wait_for(&browser, "input[name=username]").await;
+    let password = wait_for(&browser, "input[name=password]").await;
+    username
+        .send_keys("alice")
+        .await
+        .expect("type the username");
+    password
+        .send_keys(PASSWORD)
+        .await
+        .expect("type the password");
+    submit(&browser).await;
+    wait_for_path(&browser, "/consent").await;
+    let allow = wait_for(&browser, "button[name=decision][value=allow]").await;
+    let text = page_text(&browser).await;
+    assert!(
+        text.contains("TV wants to access your account") && text.contains("profile"),
+        "the consent page names the device's client and scope; it says:\n{text}"
+    );
+    screenshot(&browser, &format!("device-consent-{}.png", name(backend))).await;
+    allow.click().await.expect("click allow");
+
+    // The page's "done": the device is connected, and no code form is left.
+    wait_until_replaced(&browser, &allow, "the consent page after allow").await;
+    let done = wait_for_text(&browser, "Your device is connected").await;
+    assert!(
+        !done.contains("Enter the code"),
+        "the confirmation shows no code form:\n{done}"
+    );
+    assert!(
+        browser
+            .find_all(Locator::Css("input[name=user_code]"))
+            .await
+            .expect("find inputs")
+            .is_empty(),
+        "the confirmation has no code field"
+    );
+    screenshot(&browser, &format!("device-done-{}.png", name(backend))).await;
+
+    // The device's next poll gets alice's tokens, once.
+    let (status, tokens) = poll(&app, &client, device_code).await;
+    assert_eq!(
+        status, 200,
+        "the approved device code is redeemed: {tokens}"
+    );
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    let id_token = tokens["id_token"].as_str().expect("an id_token for openid");
+    let (_, claims) = verify_with_jwks(&app, id_token, &client.id).await;
+    assert_eq!(claims["sub"], alice.as_str(), "the person who allowed");
+    assert_eq!(claims["name"], "Alice Liddell");
+    let (status, body) = poll(&app, &client, device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "spent: {body}"
+    );
+
+    // `verification_uri_complete`: the form arrives with this device's code in it.
+    let second = start(&app, &client, "openid profile").await;
+    let second_code = second["user_code"].as_str().expect("user_code");
+    assert_ne!(second_code, user_code);
+    let complete = second["verification_uri_complete"].as_str().expect("URI");
+    browser
+        .goto(complete)
+        .await
+        .expect("open verification_uri_complete");
+    wait_for_path(&browser, "/device").await;
+    let field = wait_for(&browser, "input[name=user_code]").await;
+    assert_eq!(
+        field.prop("value").await.expect("code value").as_deref(),
+        Some(second_code),
+        "verification_uri_complete fills in the code"
+    );
+    submit(&browser).await;
+    // Signed in already, and these scopes allowed before: straight to the confirmation.
+    wait_until_replaced(&browser, &field, "the device page after its code").await;
+    let url = browser.current_url().await.expect("URL");
+    assert_eq!(url.path(), "/device", "no login or consent page on the way");
+    wait_for_text(&browser, "Your device is connected").await;
+    let (status, tokens) = poll(&app, &client, second["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().expect("an id_token");
+    let (_, claims) = verify_with_jwks(&app, id_token, &client.id).await;
+    assert_eq!(claims["sub"], alice.as_str());
+}
+
 /// chromedriver on a free local port, killed (with the browsers it started) on drop.
 struct ChromeDriver {
     child: Child,
@@ -430,6 +597,24 @@ async fn wait_for(browser: &Client, css: &str) -> Element {
             current_url(browser).await,
             page_text(browser).await
         ),
+    }
+}
+
+/// Wait until the page's visible text contains `needle`; the text.
+async fn wait_for_text(browser: &Client, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = page_text(browser).await;
+        if text.contains(needle) {
+            return text;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "`{needle}` did not appear within {WAIT:?} on {}, which says:\n{text}",
+                current_url(browser).await
+            );
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

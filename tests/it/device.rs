@@ -22,16 +22,16 @@ store_tests!(
     a_client_without_the_grant_is_refused,
 );
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-async fn device_client(app: &TestApp) -> Creds {
+pub(crate) async fn device_client(app: &TestApp) -> Creds {
     let grants = [GrantType::DeviceCode, GrantType::RefreshToken];
     let client = NewClient::confidential("TV", &grants, "").without_audience();
     app.create_confidential_client(client).await
 }
 
 /// §3.1–§3.2: the device asks; the answer as JSON.
-async fn start(app: &TestApp, client: &Creds, scope: &str) -> Value {
+pub(crate) async fn start(app: &TestApp, client: &Creds, scope: &str) -> Value {
     let response = app
         .post_form(
             "/device_authorization",
@@ -44,7 +44,7 @@ async fn start(app: &TestApp, client: &Creds, scope: &str) -> Value {
 }
 
 /// §3.4: one poll of the token endpoint.
-async fn poll(app: &TestApp, client: &Creds, device_code: &str) -> (u16, Value) {
+pub(crate) async fn poll(app: &TestApp, client: &Creds, device_code: &str) -> (u16, Value) {
     let response = app
         .post_form(
             "/token",

@@ -31,7 +31,7 @@ store_tests!(
     assertion_ids_expire_and_the_janitor_purges_them
 );
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 enum Signer {
     Valet(SigningKey),
@@ -39,7 +39,7 @@ enum Signer {
 }
 
 /// A client's key pair: the public JWK to register, the private half to sign with.
-struct TestKey {
+pub(crate) struct TestKey {
     jwk: Value,
     signer: Signer,
 }
@@ -49,7 +49,7 @@ fn b64(value: &Value) -> String {
 }
 
 impl TestKey {
-    fn new(alg: &str) -> Self {
+    pub(crate) fn new(alg: &str) -> Self {
         let valet_alg = match alg {
             "RS256" | "PS256" => SigningAlg::RS256,
             "ES256" => SigningAlg::ES256,
@@ -85,7 +85,7 @@ impl TestKey {
         json!({"alg": self.alg(), "kid": self.kid(), "typ": "JWT"})
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         self.sign_with_header(&self.header(), claims)
     }
 
@@ -109,7 +109,7 @@ impl TestKey {
     }
 }
 
-fn jwks(keys: &[&TestKey]) -> String {
+pub(crate) fn jwks(keys: &[&TestKey]) -> String {
     json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
 }
 

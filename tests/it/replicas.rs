@@ -1,10 +1,12 @@
 //! Two `valet serve` processes over one PostgreSQL database, as behind a load balancer: every
 //! piece of state one replica creates, the other continues; single-use things stay single-use
-//! across both; key rotation reaches both. Then the same behind a real nginx running the
-//! `nginx.conf` of docs/deploy.md: a whole flow through it, forwarded client addresses and
-//! request ids, and a replica stopped under it.
+//! across both, also when both are asked for them at the same moment (an approved device code,
+//! a pushed request's `request_uri`, a client assertion's `jti`); key rotation reaches both.
+//! Then the same behind a real nginx running the `nginx.conf` of docs/deploy.md: a whole flow
+//! through it, forwarded client addresses and request ids, and a replica stopped under it.
 
 use std::fs::File;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -14,13 +16,16 @@ use serde_json::Value;
 use sqlx::Connection;
 use valet::domain::{GrantType, SigningAlg};
 
+use crate::device::DEVICE_GRANT;
 use crate::harness::fixtures::{
-    CALLBACK, Creds, NewClient, PASSWORD, create_contacts_api, create_service_client, create_user,
-    create_web_client, kid, rotate_signing_key, verify_at,
+    CALLBACK, Creds, NewClient, PASSWORD, create_confidential_client, create_contacts_api,
+    create_private_key_jwt_client, create_service_client, create_user, create_web_client, kid,
+    rotate_signing_key, verify_at,
 };
 use crate::harness::flow::{Form, Pkce, code_request_url, location, redirect_params};
 use crate::harness::process::{Serve, ServerProcess};
 use crate::harness::{CONTACTS, basic_header, browser, core_over, free_port, postgres};
+use crate::private_key_jwt::{JWT_BEARER, TestKey, jwks};
 
 /// Start the replicas named by `serves` together, then wait until each is ready: started
 /// together on a fresh database, their migrations and first keys must not collide.
@@ -234,6 +239,253 @@ async fn two_replicas_share_every_flow() {
         }
     }
     drop((a, b));
+}
+
+/// How many times each replica is asked for the same single-use thing at once.
+const RACERS_EACH: usize = 4;
+
+/// Replicas A and B over a fresh database, both presenting A's address as the issuer (as
+/// behind one load balancer), and the fixtures of [`register`].
+async fn two_replicas(db: &postgres::DatabaseGuard) -> ([ServerProcess; 2], Clients) {
+    let serve_a = Serve::over(&db.url);
+    let issuer = serve_a.base();
+    let replicas = start_replicas([serve_a, Serve::over(&db.url).issuer(&issuer)]).await;
+    let clients = register(&db.url).await;
+    (replicas, clients)
+}
+
+/// Send [`RACERS_EACH`] copies of one request to each replica, A and B in turn, all at once
+/// (each on its own task, none awaited before the last is sent); the answers with the base
+/// URL of the replica that gave each.
+async fn race<F, R>(replicas: &[ServerProcess; 2], request: F) -> Vec<(String, reqwest::Response)>
+where
+    F: Fn(&str) -> R,
+    R: Future<Output = reqwest::Response> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..RACERS_EACH)
+        .flat_map(|_| replicas.iter())
+        .map(|replica| {
+            let response = request(&replica.base);
+            (replica.base.clone(), tokio::spawn(response))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for (base, task) in tasks {
+        answers.push((base, task.await.expect("request task")));
+    }
+    answers
+}
+
+/// Of the raced answers, the one with status `winner` (there must be exactly one), and the
+/// error codes of all the others, which must each have status `loser`.
+async fn one_winner(
+    answers: Vec<(String, reqwest::Response)>,
+    winner: u16,
+    loser: u16,
+) -> ((String, Value), Vec<String>) {
+    let mut won = Vec::new();
+    let mut lost = Vec::new();
+    let mut statuses = Vec::new();
+    for (base, response) in answers {
+        let status = response.status().as_u16();
+        statuses.push((base.clone(), status));
+        let body: Value = response.json().await.unwrap_or_default();
+        if status == winner {
+            won.push((base, body));
+        } else {
+            assert_eq!(
+                status, loser,
+                "an answer from {base}: {body} (all: {statuses:?})"
+            );
+            lost.push(body["error"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one {winner}: {statuses:?}");
+    assert_eq!(lost.len(), 2 * RACERS_EACH - 1);
+    (won.pop().unwrap(), lost)
+}
+
+/// RFC 8628 §3.5 across replicas: a device code the person approved is polled on both
+/// replicas at once; one poll gets the tokens, every other is `invalid_grant`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_device_code_is_spent_once_across_replicas() {
+    let db = postgres::fresh_database().await;
+    let (replicas, _) = two_replicas(&db).await;
+    let [a, b] = &replicas;
+    let tv = NewClient::confidential("TV", &[GrantType::DeviceCode], "").without_audience();
+    let tv = create_confidential_client(&core_over(&db.url).await, tv).await;
+    let browser = browser();
+
+    // The device starts at A; the person enters the code at B, signs in at A, allows at B.
+    let started: Value = browser
+        .post(a.url("/device_authorization"))
+        .header("authorization", basic_header(&tv.id, &tv.secret))
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().expect("a device code");
+    let user_code = started["user_code"].as_str().expect("a user code");
+    let form =
+        Form::parse(&page(&browser, &b.url(&format!("/device?user_code={user_code}"))).await);
+    assert_eq!(form.get("user_code"), Some(user_code));
+    let response = submit(&browser, &b.url(&form.action), &form).await;
+    let login_path = location(&response);
+    assert!(login_path.starts_with("/login"), "{login_path}");
+    let mut form = Form::parse(&page(&browser, &a.url(&login_path)).await);
+    form.set("username", "alice").set("password", PASSWORD);
+    let response = submit(&browser, &a.url(&form.action), &form).await;
+    let consent_path = location(&response);
+    assert!(consent_path.starts_with("/consent"), "{consent_path}");
+    let mut form = Form::parse(&page(&browser, &b.url(&consent_path)).await);
+    form.set("decision", "allow");
+    let response = submit(&browser, &b.url(&form.action), &form).await;
+    assert_eq!(response.status(), 200);
+    let done = response.text().await.unwrap();
+    assert!(done.contains("Your device is connected"), "{done}");
+
+    // The device's polls, on both replicas at once.
+    let answers = race(&replicas, |base| {
+        let request = browser
+            .post(format!("{base}/token"))
+            .header("authorization", basic_header(&tv.id, &tv.secret))
+            .form(&[("grant_type", DEVICE_GRANT), ("device_code", device_code)]);
+        async move { request.send().await.unwrap() }
+    })
+    .await;
+    let ((_, tokens), errors) = one_winner(answers, 200, 400).await;
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    assert!(
+        errors.iter().all(|e| e == "invalid_grant"),
+        "every other poll is invalid_grant: {errors:?}"
+    );
+}
+
+/// RFC 9126 §4 across replicas: one pushed request's `request_uri` taken to `/authorize` on
+/// both replicas at once by one browser; one request goes on to the login page, every other
+/// is refused with a page (no redirect); the request that went on finishes at the other
+/// replica with the pushed `state`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_uri_is_taken_once_across_replicas() {
+    let db = postgres::fresh_database().await;
+    let (replicas, Clients { web, .. }) = two_replicas(&db).await;
+    let [a, b] = &replicas;
+    let browser = browser();
+    let pkce = Pkce::new();
+    let pushed = browser
+        .post(b.url("/par"))
+        .header("authorization", basic_header(&web.id, &web.secret))
+        .form(&[
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "read:contacts"),
+            ("audience", CONTACTS),
+            ("state", "pushed-state"),
+            ("code_challenge", pkce.challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 201);
+    let pushed: Value = pushed.json().await.unwrap();
+    let request_uri = pushed["request_uri"].as_str().expect("a request_uri");
+
+    let answers = race(&replicas, |base| {
+        let request = browser
+            .get(format!("{base}/authorize"))
+            .query(&[("client_id", web.id.as_str()), ("request_uri", request_uri)]);
+        async move { request.send().await.unwrap() }
+    })
+    .await;
+    let mut went_on = Vec::new();
+    let mut statuses = Vec::new();
+    for (base, response) in answers {
+        statuses.push(response.status().as_u16());
+        match response.status().as_u16() {
+            303 => went_on.push((base, location(&response))),
+            400 => {
+                assert!(response.headers().get("location").is_none());
+                let text = response.text().await.unwrap();
+                assert!(text.contains("<html"), "a page, not a redirect: {text}");
+            }
+            other => panic!("{other} from {base} (all: {statuses:?})"),
+        }
+    }
+    assert_eq!(went_on.len(), 1, "exactly one went on: {statuses:?}");
+    assert_eq!(statuses.len(), 2 * RACERS_EACH);
+    let (winner, login_path) = went_on.pop().unwrap();
+    assert!(login_path.starts_with("/login"), "{login_path}");
+
+    // The request that went on is the pushed one: it ends, at the other replica, with the
+    // pushed state and a code.
+    let other = if winner == a.base { b } else { a };
+    let mut form = Form::parse(&page(&browser, &other.url(&login_path)).await);
+    form.set("username", "alice").set("password", PASSWORD);
+    let response = submit(&browser, &other.url(&form.action), &form).await;
+    let consent_path = location(&response);
+    assert!(consent_path.starts_with("/consent"), "{consent_path}");
+    let mut form = Form::parse(&page(&browser, &other.url(&consent_path)).await);
+    form.set("decision", "allow");
+    let response = submit(&browser, &other.url(&form.action), &form).await;
+    let params = redirect_params(&location(&response));
+    assert_eq!(params["state"], "pushed-state", "{params:?}");
+    // The pushed request sent redirect_uri, so the redemption must too (RFC 6749 §4.1.3).
+    let mut form = redemption(&params["code"], &pkce).to_vec();
+    form.push(("redirect_uri", CALLBACK));
+    let redeemed = token(&browser, &winner, &web, &form).await;
+    let status = redeemed.status();
+    let body: Value = redeemed.json().await.unwrap();
+    assert_eq!(status, 200, "the code redeems at {winner}: {body}");
+}
+
+/// RFC 7523 §3 across replicas: one `private_key_jwt` assertion sent to `/token` on both
+/// replicas at once; one request is served, every other is `invalid_client` (its `jti` was
+/// used).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_assertion_is_used_once_across_replicas() {
+    let db = postgres::fresh_database().await;
+    let (replicas, _) = two_replicas(&db).await;
+    let [a, _] = &replicas;
+    let key = TestKey::new("ES256");
+    let signed =
+        NewClient::confidential("signed", &[GrantType::ClientCredentials], "read:contacts")
+            .jwks(&jwks(&[&key]));
+    let client_id = create_private_key_jwt_client(&core_over(&db.url).await, signed).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // `aud` is the issuer both replicas present, A's address.
+    let assertion = key.sign(&serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": a.base,
+        "exp": now + 60,
+        "iat": now,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    }));
+    let browser = browser();
+    let answers = race(&replicas, |base| {
+        let request = browser.post(format!("{base}/token")).form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", CONTACTS),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion.as_str()),
+        ]);
+        async move { request.send().await.unwrap() }
+    })
+    .await;
+    let ((_, body), errors) = one_winner(answers, 200, 401).await;
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    assert!(
+        errors.iter().all(|e| e == "invalid_client"),
+        "every other request is invalid_client: {errors:?}"
+    );
 }
 
 /// nginx in a throwaway prefix, stopped (with its workers) on drop.
