@@ -146,6 +146,10 @@ pub fn client_registered(client_id: &str, address: std::net::IpAddr) {
     tracing::info!(target: TARGET, event = "client.registered", client_id, address = %address, "client registered");
 }
 
+pub fn client_updated(client_id: &str) {
+    tracing::info!(target: TARGET, event = "client.updated", client_id, "client updated");
+}
+
 pub fn client_deleted(client_id: &str) {
     tracing::info!(target: TARGET, event = "client.deleted", client_id, "client deleted");
 }

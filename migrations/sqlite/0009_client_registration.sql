@@ -1,7 +1,13 @@
 -- Dynamic client registration (RFC 7591, RFC 7592).
--- A registered client keeps the keyed hash of its registration access token (rotated on
--- every update); the column is NULL for clients made with `valet client create`.
+-- How a client that registered itself did it ('open' or 'token'; NULL for clients made with
+-- `valet client create`), and the keyed hash of its registration access token (rotated on
+-- every update; NULL once an administrator revokes it).
+ALTER TABLE clients ADD COLUMN registered_via TEXT;
 ALTER TABLE clients ADD COLUMN registration_token_hash BLOB;
+-- Bumped by every update, which names the revision it read: a change made in between (the
+-- CLI and a client's own update, two CLI calls) makes the later write fail instead of undoing
+-- the earlier one.
+ALTER TABLE clients ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 
 -- Initial access tokens (`valet registration token create`): hashed, counted down by one
 -- conditional write per registration, useless after expires_at.

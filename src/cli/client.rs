@@ -51,6 +51,10 @@ pub enum ClientCommand {
         name: Option<String>,
         #[command(flatten)]
         fields: ClientFields,
+        /// A client that registered itself (RFC 7591): its registration access token stops
+        /// working, so it can no longer read, change or delete its registration
+        #[arg(long)]
+        revoke_registration_token: bool,
         #[arg(long)]
         json: bool,
     },
@@ -143,8 +147,19 @@ pub async fn run(cx: &Context, command: ClientCommand) -> Result<(), CliError> {
             client_id,
             name,
             fields,
+            revoke_registration_token,
             json,
-        } => update(cx, &client_id, name, fields, json).await,
+        } => {
+            update(
+                cx,
+                &client_id,
+                name,
+                fields,
+                revoke_registration_token,
+                json,
+            )
+            .await
+        }
         ClientCommand::RotateSecret { client_id, json } => {
             rotate_secret(cx, &client_id, json).await
         }
@@ -161,6 +176,14 @@ pub async fn run(cx: &Context, command: ClientCommand) -> Result<(), CliError> {
 
 fn not_found(client_id: &str) -> CliError {
     CliError::NotFound(format!("no client with id `{client_id}`"))
+}
+
+/// An update found the client gone or changed since it was read (the write names the
+/// revision it read): nothing was written.
+fn changed_meanwhile(client_id: &str) -> CliError {
+    CliError::Conflict(format!(
+        "client `{client_id}` was changed or deleted while this command ran; nothing was written, run it again"
+    ))
 }
 
 async fn find(cx: &Context, client_id: &str) -> Result<Client, CliError> {
@@ -200,7 +223,8 @@ async fn create(
         logout: ClientLogout::default(),
         require_par: false,
         keys: Default::default(),
-        registration_token_hash: None,
+        registration: None,
+        revision: 0,
         created_at: now,
         updated_at: now,
     };
@@ -235,15 +259,24 @@ async fn update(
     client_id: &str,
     name: Option<String>,
     fields: ClientFields,
+    revoke_registration_token: bool,
     json: bool,
 ) -> Result<(), CliError> {
     let mut client = find(cx, client_id).await?;
+    if revoke_registration_token {
+        let Some(registration) = &mut client.registration else {
+            return Err(CliError::invalid(format!(
+                "client `{client_id}` did not register itself: it has no registration access token"
+            )));
+        };
+        registration.access_token_hash = None;
+    }
     let change = metadata_change(name, fields)?;
     // A client made confidential needs a secret: one is made and shown once.
     let secret = apply(cx, &mut client, change).await?;
     client.updated_at = super::now();
     if !cx.store.update_client(&client).await? {
-        return Err(not_found(client_id));
+        return Err(changed_meanwhile(client_id));
     }
     print_client(&client, secret.as_deref(), json);
     Ok(())
@@ -284,7 +317,7 @@ async fn rotate_secret(cx: &Context, client_id: &str, json: bool) -> Result<(), 
     client.secret_hash = Some(cx.server_keys()?.hasher.hash(&secret));
     client.updated_at = super::now();
     if !cx.store.update_client(&client).await? {
-        return Err(not_found(client_id));
+        return Err(changed_meanwhile(client_id));
     }
     print_client(&client, Some(&secret), json);
     Ok(())

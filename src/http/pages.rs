@@ -126,6 +126,9 @@ pub struct LoginView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsentView {
     pub client_name: String,
+    /// For a client that registered itself (so its name is its own claim): the host the
+    /// answer goes back to, shown beside a warning.
+    pub unverified_host: Option<String>,
     pub request: String,
     pub csrf: String,
     /// Who is signed in.
@@ -451,6 +454,7 @@ fn sample_pages() -> Vec<Page> {
         }),
         Page::Consent(ConsentView {
             client_name: text("Sample app"),
+            unverified_host: None,
             request: text("request"),
             csrf: text("csrf"),
             username: text("alice"),
@@ -469,6 +473,7 @@ fn sample_pages() -> Vec<Page> {
         }),
         Page::Consent(ConsentView {
             client_name: text("Sample app"),
+            unverified_host: None,
             request: text("request"),
             csrf: text("csrf"),
             username: text("alice"),
@@ -533,6 +538,7 @@ mod tests {
     fn consent() -> Page {
         Page::Consent(ConsentView {
             client_name: "Acme CRM".into(),
+            unverified_host: None,
             request: "req-1".into(),
             csrf: "csrf-1".into(),
             username: "alice".into(),
@@ -868,6 +874,7 @@ mod tests {
 
         let page = Page::Consent(ConsentView {
             client_name: evil.into(),
+            unverified_host: None,
             request: "r".into(),
             csrf: "c".into(),
             username: evil.into(),

@@ -192,10 +192,10 @@ pub async fn apply(
                 "must not be empty",
             ));
         }
-        if name.chars().any(char::is_control) || name.chars().count() > 200 {
+        if name.chars().any(is_invisible) || name.chars().count() > 200 {
             return Err(MetadataError::invalid(
                 Field::ClientName,
-                "must be at most 200 characters without control characters",
+                "must be at most 200 characters, without control or formatting characters",
             ));
         }
         client.client_name = name;
@@ -298,6 +298,17 @@ pub async fn apply(
     }
     check_consistency(client)?;
     Ok(secret)
+}
+
+/// Control characters, and the formatting ones (bidirectional overrides, zero-width joiners,
+/// Unicode category Cf) that make a name on the consent page read as something else.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}')
+        || ('\u{200B}'..='\u{200F}').contains(&c)
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2060}'..='\u{206F}').contains(&c)
+        || ('\u{FFF9}'..='\u{FFFB}').contains(&c)
 }
 
 fn non_empty(values: Vec<String>) -> Vec<String> {
@@ -403,6 +414,14 @@ fn check_consistency(client: &Client) -> Result<(), MetadataError> {
             format!(
                 "a public client may not use the {g} grant: it has no secret to authenticate with"
             ),
+        ));
+    }
+    // Unreachable through `apply`, which sets one or the other; a row changed by other
+    // means must not carry both.
+    if client.keys.is_set() && client.secret_hash.is_some() {
+        return Err(MetadataError::invalid(
+            Field::Keys,
+            "a client authenticates with a secret or with private_key_jwt keys, not both",
         ));
     }
     if client.redirect_uris.is_empty()

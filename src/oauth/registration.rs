@@ -25,15 +25,15 @@ use crate::config::RegistrationMode;
 use crate::core::Core;
 use crate::crypto::{SecretHash, SecretHasher, random_token};
 use crate::domain::{GrantType, ScopeSet, UnixTime};
-use crate::store::{Client, Registered, RegistrationToken, Store, StoreError};
+use crate::store::{Client, Registered, Registration, RegistrationToken, Store, StoreError};
 
-/// Members a client must not send when it updates itself (RFC 7592 §2.2): the server sets them.
-const SERVER_SET: [&str; 4] = [
-    "registration_access_token",
-    "registration_client_uri",
-    "client_secret_expires_at",
-    "client_id_issued_at",
-];
+/// The name of a client that registers none.
+const UNNAMED: &str = "Unnamed client";
+
+/// At most this many entries in each list a client registers for itself (redirect URIs,
+/// origins, logout URIs, audiences), each at most [`MAX_MEMBER_BYTES`].
+const MAX_LIST: usize = 10;
+const MAX_MEMBER_BYTES: usize = 2048;
 
 /// A client as the registration endpoint answers with it: its metadata, a new secret (if
 /// one was made) and a new registration access token (RFC 7591 §3.2.1, RFC 7592 §3).
@@ -47,6 +47,13 @@ impl RegisteredClient {
     pub fn to_json(&self, core: &Core) -> Value {
         let mut value = client_metadata::to_json(&self.client, self.secret.as_deref());
         if let Value::Object(map) = &mut value {
+            // RFC 7591 §3.2.1: required whenever a secret was issued, not only when shown.
+            if self.client.secret_hash.is_some() {
+                map.insert("client_secret_expires_at".into(), json!(0));
+            }
+            if self.client.scope.is_empty() {
+                map.remove("scope");
+            }
             map.insert(
                 "registration_client_uri".into(),
                 json!(configuration_uri(core, &self.client.client_id)),
@@ -92,10 +99,13 @@ pub async fn register(
         (RegistrationMode::Token, Some(token)) => Some(core.server_keys.hasher.hash(token)),
         (RegistrationMode::Open, _) => None,
     };
-    if let Err(locked) = core
-        .limiter
-        .reserve_registration(address, core.settings.registration.per_address, now)
-        .await?
+    // Holders of an initial access token were let in by an administrator; anonymous
+    // registrants are counted per address.
+    if mode == RegistrationMode::Open
+        && let Err(locked) = core
+            .limiter
+            .reserve_registration(address, core.settings.registration.per_address, now)
+            .await?
     {
         return Err(OAuthError::rate_limited(
             locked.retry_after,
@@ -103,26 +113,9 @@ pub async fn register(
         ));
     }
     let object = as_object(body)?;
-    let mut client = Client {
-        client_id: new_client_id(),
-        client_name: "Unnamed client".into(),
-        secret_hash: None,
-        grant_types: vec![],
-        redirect_uris: vec![],
-        scope: ScopeSet::default(),
-        audiences: vec![],
-        allowed_origins: vec![],
-        first_party: false,
-        logout: Default::default(),
-        require_par: false,
-        keys: Default::default(),
-        registration_token_hash: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let secret = apply_registered_metadata(core, &mut client, object, mode).await?;
-    let access_token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
-    client.registration_token_hash = Some(core.server_keys.hasher.hash(&access_token));
+    let mut client = blank(new_client_id(), now, mode == RegistrationMode::Token);
+    let secret = apply_registered_metadata(core, &mut client, object).await?;
+    let access_token = new_access_token(core, &mut client)?;
     let max = core.settings.registration.max_clients;
     match core
         .store
@@ -156,10 +149,53 @@ pub async fn register(
     })
 }
 
-/// RFC 7592 §2.1: the client's registration, for the holder of its access token.
-pub async fn read(core: &Core, client_id: &str, token: &str) -> Result<Client, OAuthError> {
+/// What a registration starts from; every member the request sends replaces a field.
+fn blank(client_id: String, now: UnixTime, with_initial_token: bool) -> Client {
+    Client {
+        client_id,
+        client_name: UNNAMED.into(),
+        secret_hash: None,
+        grant_types: vec![],
+        redirect_uris: vec![],
+        scope: ScopeSet::default(),
+        audiences: vec![],
+        allowed_origins: vec![],
+        first_party: false,
+        logout: Default::default(),
+        require_par: false,
+        keys: Default::default(),
+        registration: Some(Registration {
+            with_initial_token,
+            access_token_hash: None,
+        }),
+        revision: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A new registration access token for `client` (its hash kept on the client).
+fn new_access_token(core: &Core, client: &mut Client) -> Result<String, OAuthError> {
+    let token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
+    if let Some(registration) = &mut client.registration {
+        registration.access_token_hash = Some(core.server_keys.hasher.hash(&token));
+    }
+    Ok(token)
+}
+
+/// RFC 7592 §2.1: the client's registration, for the holder of its access token (which §3
+/// requires in the answer; it is not rotated by a read).
+pub async fn read(
+    core: &Core,
+    client_id: &str,
+    token: &str,
+) -> Result<RegisteredClient, OAuthError> {
     let (client, _) = authorized(core, client_id, token).await?;
-    Ok(client)
+    Ok(RegisteredClient {
+        client,
+        secret: None,
+        access_token: Some(token.to_owned()),
+    })
 }
 
 /// RFC 7592 §2.2: replace the client's metadata with `body` (omitted members are cleared or
@@ -172,14 +208,12 @@ pub async fn update(
 ) -> Result<RegisteredClient, OAuthError> {
     let (stored, presented) = authorized(core, client_id, token).await?;
     let object = as_object(body)?;
-    if let Some(member) = SERVER_SET.iter().find(|m| object.contains_key(**m)) {
-        return Err(OAuthError::invalid_request(format!(
-            "the request must not include {member}: the server sets it"
-        )));
-    }
+    // The members the server sets (RFC 7592 §2.2) are ignored, so a client can send back
+    // what it read.
     if object.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return Err(OAuthError::invalid_request(
-            "client_id must be in the body and match the client being updated",
+        return Err(metadata_error(
+            "client_id",
+            "must be in the body and match the client being updated",
         ));
     }
     // RFC 7592 §2.2: a client may echo its secret but never choose one.
@@ -189,29 +223,45 @@ pub async fn update(
             _ => false,
         };
         if !matches {
-            return Err(OAuthError::invalid_request(
-                "client_secret does not match the secret issued to this client",
+            return Err(metadata_error(
+                "client_secret",
+                "does not match the secret issued to this client (a client cannot choose one)",
             ));
         }
     }
-    let mut client = stored.clone();
-    // Every member is replaced: start from what a new registration would have.
-    client.client_name = "Unnamed client".into();
-    client.logout = Default::default();
-    client.require_par = false;
-    client.allowed_origins = vec![];
-    let mode = core.settings.registration.mode;
-    let secret = apply_registered_metadata(core, &mut client, object, mode).await?;
-    let access_token = random_token().map_err(|e| OAuthError::server_error(e.to_string()))?;
-    client.registration_token_hash = Some(core.server_keys.hasher.hash(&access_token));
+    // Every member is replaced (RFC 7592 §2.2): start from a blank registration, keeping only
+    // what is not metadata: the id, how it registered, its secret and keys (which the auth
+    // method then keeps or drops), its revision and creation time.
+    let with_initial_token = stored
+        .registration
+        .as_ref()
+        .is_some_and(|r| r.with_initial_token);
+    let mut client = Client {
+        secret_hash: stored.secret_hash.clone(),
+        keys: stored.keys.clone(),
+        revision: stored.revision,
+        ..blank(
+            stored.client_id.clone(),
+            stored.created_at,
+            with_initial_token,
+        )
+    };
+    let secret = apply_registered_metadata(core, &mut client, object).await?;
+    let access_token = new_access_token(core, &mut client)?;
     client.updated_at = core.clock.now();
     if !core
         .store
         .update_registered_client(&client, &presented)
         .await?
     {
-        return Err(invalid_token());
+        // The token was spent by a racing update, or an administrator changed the client
+        // meanwhile: either way this update did not happen.
+        authorized(core, client_id, token).await?;
+        return Err(OAuthError::invalid_request(
+            "the registration changed while this update was made; read it again and retry",
+        ));
     }
+    audit::client_updated(client_id);
     Ok(RegisteredClient {
         client,
         secret,
@@ -274,8 +324,9 @@ async fn authorized(
     match client {
         Some(client)
             if client
-                .registration_token_hash
+                .registration
                 .as_ref()
+                .and_then(|r| r.access_token_hash.as_ref())
                 .is_some_and(|stored| presented.matches(stored)) =>
         {
             Ok((client, presented))
@@ -299,7 +350,6 @@ async fn apply_registered_metadata(
     core: &Core,
     client: &mut Client,
     object: &Map<String, Value>,
-    mode: RegistrationMode,
 ) -> Result<Option<String>, OAuthError> {
     if object.contains_key("software_statement") {
         return Err(OAuthError::new(
@@ -363,7 +413,7 @@ async fn apply_registered_metadata(
     let grant_types =
         strings(object, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     let change = MetadataChange {
-        client_name: string(object, "client_name")?.or(Some("Unnamed client".into())),
+        client_name: string(object, "client_name")?.or(Some(UNNAMED.into())),
         grant_types: Some(grant_types),
         // Checked only when sent: the default ("code") says nothing about a client that has
         // no authorization code grant.
@@ -389,11 +439,20 @@ async fn apply_registered_metadata(
     )
     .await
     .map_err(registration_error)?;
+    let with_initial_token = client
+        .registration
+        .as_ref()
+        .is_some_and(|r| r.with_initial_token);
     for grant in &client.grant_types {
         let refused = match grant {
             GrantType::Password => Some("the password grant hands the client the user's password"),
-            GrantType::ClientCredentials if mode != RegistrationMode::Token => {
+            GrantType::ClientCredentials if !with_initial_token => {
                 Some("client_credentials needs registration with an initial access token")
+            }
+            // A device code shown by an anonymous app is a phishing kit (RFC 8628 §5.4);
+            // implicit hands tokens to the front channel (RFC 9700 §2.1.2).
+            GrantType::DeviceCode | GrantType::Implicit => {
+                Some("it is available only to clients an administrator creates")
             }
             _ => None,
         };
@@ -461,21 +520,36 @@ fn string(object: &Map<String, Value>, member: &str) -> Result<Option<String>, O
     }
 }
 
-/// An array-of-strings member; `null` counts as absent.
+/// An array-of-strings member, duplicates dropped, at most [`MAX_LIST`] entries of at most
+/// [`MAX_MEMBER_BYTES`]; `null` counts as absent.
 fn strings(object: &Map<String, Value>, member: &str) -> Result<Option<Vec<String>>, OAuthError> {
-    match object.get(member) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| metadata_error(member, "must be an array of strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(metadata_error(member, "must be an array of strings")),
+    let items = match object.get(member) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(metadata_error(member, "must be an array of strings")),
+    };
+    let mut values: Vec<String> = Vec::new();
+    for item in items {
+        let value = item
+            .as_str()
+            .ok_or_else(|| metadata_error(member, "must be an array of strings"))?;
+        if value.len() > MAX_MEMBER_BYTES {
+            return Err(metadata_error(
+                member,
+                &format!("entries must be at most {MAX_MEMBER_BYTES} bytes"),
+            ));
+        }
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
     }
+    if values.len() > MAX_LIST {
+        return Err(metadata_error(
+            member,
+            &format!("at most {MAX_LIST} entries"),
+        ));
+    }
+    Ok(Some(values))
 }
 
 fn boolean(object: &Map<String, Value>, member: &str) -> Result<bool, OAuthError> {

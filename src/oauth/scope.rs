@@ -248,7 +248,8 @@ mod tests {
             logout: Default::default(),
             require_par: false,
             keys: Default::default(),
-            registration_token_hash: None,
+            registration: None,
+            revision: 0,
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
         }

@@ -56,6 +56,8 @@ pub enum EndSessionError {
     RedirectWithoutClient,
     #[error("post_logout_redirect_uri is not registered for this client")]
     UnregisteredRedirect,
+    #[error("a client that registered itself is redirected to only with its id_token_hint")]
+    RegisteredClientWithoutHint,
 }
 
 /// The request's parameters, as sent (query or form): what the confirmation form carries on.
@@ -103,6 +105,11 @@ pub async fn validate(core: &Core, params: &Params) -> Result<EndSession, EndSes
     let redirect = match (params.get("post_logout_redirect_uri"), &client) {
         (None, _) => None,
         (Some(_), None) => return Err(EndSessionError::RedirectWithoutClient),
+        // Anyone may register a client where registration is open: its URI is followed only
+        // with an ID token it was issued, or Valet's domain would redirect anywhere on demand.
+        (Some(_), Some(client)) if client.is_registered() && hint.is_none() => {
+            return Err(EndSessionError::RegisteredClientWithoutHint);
+        }
         (Some(uri), Some(client)) => {
             // Exact match only (§3, as RFC 9700 §4.1 for redirect URIs).
             if !client

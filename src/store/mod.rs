@@ -22,8 +22,8 @@ pub use postgres::PgStore;
 pub use records::{
     Address, AddressPart, Api, AuthorizationCode, ClaimEdit, Client, ClientKeys, ClientLogout,
     Consent, DeviceAuthorization, DevicePoll, GrantStatus, KeyStatus, LogoutDelivery,
-    PendingRequest, Redeemed, RefreshToken, Registered, RegistrationToken, Session, SessionClient,
-    StoredKey, User, UserProfile,
+    PendingRequest, Redeemed, RefreshToken, Registered, Registration, RegistrationToken, Session,
+    SessionClient, StoredKey, User, UserProfile,
 };
 pub use sqlite::SqliteStore;
 
@@ -84,7 +84,8 @@ pub trait Store: Send + Sync + 'static {
     async fn count_clients(&self) -> Result<i64, StoreError>;
     /// Every origin any client allows (for CORS preflights, which name no client).
     async fn client_origins(&self) -> Result<Vec<String>, StoreError>;
-    /// Replace every field but `client_id` and `created_at`; false if there is no such client.
+    /// Replace every field but `client_id` and `created_at`, only while the row is still at
+    /// `client.revision`; false if there is no such client or it changed since it was read.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// Delete the client with its consents, grants, codes, refresh tokens and pending
     /// requests, in one transaction; false if there is no such client.

@@ -26,11 +26,32 @@ pub struct Client {
     pub require_par: bool,
     /// The keys a `private_key_jwt` client signs its assertions with (RFC 7523).
     pub keys: ClientKeys,
-    /// Set for a client that registered itself (RFC 7591): the keyed hash of its current
-    /// registration access token (RFC 7592), rotated on every update.
-    pub registration_token_hash: Option<SecretHash>,
+    /// Set for a client that registered itself (RFC 7591).
+    pub registration: Option<Registration>,
+    /// Bumped by every update; an update names the revision it read (see `UPDATE_CLIENT`).
+    pub revision: i64,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+}
+
+/// How a client registered itself, and its current registration access token (RFC 7592).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// With an initial access token (`registration.mode = "token"`), not anonymously.
+    pub with_initial_token: bool,
+    /// The keyed hash of the registration access token: rotated on every update; `None` once
+    /// an administrator revokes it.
+    pub access_token_hash: Option<SecretHash>,
+}
+
+impl Registration {
+    fn via(&self) -> &'static str {
+        if self.with_initial_token {
+            "token"
+        } else {
+            "open"
+        }
+    }
 }
 
 /// Where a client's public keys are (RFC 7591 `jwks` / `jwks_uri`): at most one is set.
@@ -57,12 +78,25 @@ pub struct ClientLogout {
 }
 
 impl Client {
-    /// A client with neither a secret nor keys: it cannot authenticate (`none`).
     /// Registered through the registration endpoint rather than by an administrator.
     pub fn is_registered(&self) -> bool {
-        self.registration_token_hash.is_some()
+        self.registration.is_some()
     }
 
+    /// The `registered_via` column.
+    pub(super) fn registered_via(&self) -> Option<&'static str> {
+        self.registration.as_ref().map(Registration::via)
+    }
+
+    /// The `registration_token_hash` column.
+    pub(super) fn registration_token_hash(&self) -> Option<&[u8]> {
+        self.registration
+            .as_ref()
+            .and_then(|r| r.access_token_hash.as_ref())
+            .map(|h| h.0.as_slice())
+    }
+
+    /// A client with neither a secret nor keys: it cannot authenticate (`none`).
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none() && !self.keys.is_set()
     }
@@ -319,7 +353,9 @@ pub(super) struct ClientRow {
     pub require_par: bool,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    pub registered_via: Option<String>,
     pub registration_token_hash: Option<Vec<u8>>,
+    pub revision: i64,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -349,7 +385,11 @@ impl TryFrom<ClientRow> for Client {
                 jwks: row.jwks,
                 jwks_uri: row.jwks_uri,
             },
-            registration_token_hash: row.registration_token_hash.map(SecretHash),
+            registration: row.registered_via.map(|via| Registration {
+                with_initial_token: via == "token",
+                access_token_hash: row.registration_token_hash.map(SecretHash),
+            }),
+            revision: row.revision,
             created_at: UnixTime(row.created_at),
             updated_at: UnixTime(row.updated_at),
         })

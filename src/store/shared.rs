@@ -84,6 +84,7 @@ macro_rules! impl_store {
                 let cols = ClientColumns::from(client);
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
+                    .bind(client.revision)
                     .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
@@ -158,6 +159,7 @@ macro_rules! impl_store {
                 let cols = ClientColumns::from(client);
                 let done = bind_client(sqlx::query(sql::UPDATE_REGISTERED_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
+                    .bind(client.revision)
                     .bind(presented.0.as_slice())
                     .execute(self.pool()?)
                     .await?;
@@ -1063,12 +1065,12 @@ macro_rules! impl_store {
         }
 
         impl $engine {
-            /// Run `delete` (a DELETE of one client `RETURNING registration_token_hash`) and,
+            /// Run `delete` (a DELETE of one client `RETURNING registered_via`) and,
             /// if it removed the client, what it leaves behind and its place in the
             /// registration quota, all in one transaction.
             async fn delete_client_with<'q>(
                 &self,
-                delete: EngineScalar<'q, Option<Vec<u8>>>,
+                delete: EngineScalar<'q, Option<String>>,
                 client_id: &str,
             ) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
@@ -1199,7 +1201,7 @@ macro_rules! impl_store {
             <<$engine as EngineDb>::Db as sqlx::Database>::Arguments,
         >;
 
-        /// `$1`..`$10` of both client statements: every column but the timestamps.
+        /// `$1`..`$17` of both client statements: every column but the timestamps and revision.
         fn bind_client<'q>(
             query: EngineQuery<'q>,
             client: &'q Client,
@@ -1221,12 +1223,8 @@ macro_rules! impl_store {
                 .bind(client.require_par)
                 .bind(client.keys.jwks.as_deref())
                 .bind(client.keys.jwks_uri.as_deref())
-                .bind(
-                    client
-                        .registration_token_hash
-                        .as_ref()
-                        .map(|h| h.0.as_slice()),
-                )
+                .bind(client.registration_token_hash())
+                .bind(client.registered_via())
         }
 
         /// `$1`..`$12` of `INSERT_REFRESH`.

@@ -7,7 +7,7 @@ macro_rules! client_columns {
     () => {
         "client_id, client_name, secret_hash, grant_types, redirect_uris, scope, audiences, allowed_origins, \
          first_party, created_at, updated_at, post_logout_redirect_uris, backchannel_logout_uri, require_par, \
-         jwks, jwks_uri, registration_token_hash"
+         jwks, jwks_uri, registered_via, registration_token_hash, revision"
     };
 }
 
@@ -16,21 +16,21 @@ macro_rules! update_client {
         "UPDATE clients SET client_name = $2, secret_hash = $3, token_endpoint_auth_method = $4, \
      grant_types = $5, redirect_uris = $6, scope = $7, audiences = $8, allowed_origins = $9, first_party = $10, \
      post_logout_redirect_uris = $11, backchannel_logout_uri = $12, require_par = $13, jwks = $14, jwks_uri = $15, \
-     registration_token_hash = $16, updated_at = $17 WHERE client_id = $1"
+     registration_token_hash = $16, registered_via = $17, updated_at = $18, revision = revision + 1 \
+     WHERE client_id = $1 AND revision = $19"
     };
 }
 
 pub const UPDATE_CLIENT: &str = update_client!();
-/// RFC 7592 §2.2: only while `$18` is still the client's registration access token, so of two
+/// RFC 7592 §2.2: only while `$20` is still the client's registration access token, so of two
 /// racing updates with one token exactly one wins (and hands out the next token).
 pub const UPDATE_REGISTERED_CLIENT: &str =
-    concat!(update_client!(), " AND registration_token_hash = $18");
+    concat!(update_client!(), " AND registration_token_hash = $20");
 
-pub const DELETE_CLIENT: &str =
-    "DELETE FROM clients WHERE client_id = $1 RETURNING registration_token_hash";
+pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1 RETURNING registered_via";
 /// RFC 7592 §2.3: only with the client's current registration access token (`$2`).
 pub const DELETE_REGISTERED_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1 \
-     AND registration_token_hash = $2 RETURNING registration_token_hash";
+     AND registration_token_hash = $2 RETURNING registered_via";
 
 pub const INSERT_REGISTRATION_TOKEN: &str = "INSERT INTO registration_tokens \
      (token_hash, uses_left, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -58,8 +58,9 @@ pub const DELETE_CLIENT_REMAINS: [&str; 7] = [
 /// token's `sub` must never name a user. One conditional write; zero rows is a conflict.
 pub const INSERT_CLIENT_UNLESS_USER: &str = "INSERT INTO clients (client_id, client_name, secret_hash, token_endpoint_auth_method, \
      grant_types, redirect_uris, scope, audiences, allowed_origins, first_party, post_logout_redirect_uris, \
-     backchannel_logout_uri, require_par, jwks, jwks_uri, registration_token_hash, created_at, updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 \
+     backchannel_logout_uri, require_par, jwks, jwks_uri, registration_token_hash, registered_via, \
+     created_at, updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 \
      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 pub const COUNT_CLIENTS: &str = "SELECT COUNT(*) FROM clients";
 

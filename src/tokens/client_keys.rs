@@ -127,6 +127,9 @@ pub fn check_jwks_uri(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// At most this many clients' keys are held by one process.
+pub const MAX_CLIENTS_CACHED: usize = 10_000;
+
 struct Entry {
     /// The inline JWK Set text or the `jwks_uri` the keys came from: a client changed since
     /// has another, and its keys are parsed again.
@@ -168,12 +171,22 @@ impl ClientKeyCache {
             .cloned()
     }
 
+    /// Keep `entry` for `client_id`; when [`MAX_CLIENTS_CACHED`] clients are cached already,
+    /// the one parsed or fetched longest ago makes room (clients can register themselves, so
+    /// the number of clients is not the operator's alone).
     fn remember(&self, client_id: &str, entry: Entry) -> Arc<Vec<ClientKey>> {
         let keys = entry.keys.clone();
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(client_id.to_owned(), Arc::new(entry));
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_CLIENTS_CACHED && !entries.contains_key(client_id) {
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, e)| e.fetched_at.0)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(client_id.to_owned(), Arc::new(entry));
         keys
     }
 

@@ -126,7 +126,8 @@ fn confidential(core: &Core, client_id: &str, grants: &[GrantType], scope: &str)
         logout: Default::default(),
         require_par: false,
         keys: Default::default(),
-        registration_token_hash: None,
+        registration: None,
+        revision: 0,
         created_at: now,
         updated_at: now,
     }

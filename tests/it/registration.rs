@@ -20,6 +20,7 @@ backend_tests!(
     closed_and_token_modes,
     registrations_are_limited_per_address_and_in_total,
     protected_resource_metadata_is_found_both_ways,
+    registered_clients_cannot_redirect_after_logout_unasked_and_admins_can_cut_them_off,
 );
 
 const MCP: &str = "https://mcp.example.com/mcp";
@@ -166,6 +167,10 @@ async fn an_mcp_style_client_finds_valet_registers_and_signs_a_user_in(backend: 
         consent.contains("notes:read"),
         "consent is asked: {consent}"
     );
+    assert!(
+        consent.contains("registered itself") && consent.contains("app.example.com"),
+        "a registered client's name is marked unverified, with where it returns to"
+    );
     let response = app.decide(&consent, "allow").await;
     let answer = redirect_params(&location(&response));
     assert_eq!(answer["state"], STATE);
@@ -227,7 +232,16 @@ async fn a_registration_is_read_updated_and_deleted_with_its_token(backend: Back
     let read: Value = read.json().await.unwrap();
     assert_eq!(read["client_id"], first["client_id"]);
     assert_eq!(read["redirect_uris"], json!([CALLBACK]));
-    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
+    assert!(
+        read.get("client_secret").is_none(),
+        "never shown again: {read}"
+    );
+    assert_eq!(
+        read["registration_access_token"],
+        token.as_str(),
+        "RFC 7592 §3"
+    );
+    assert_eq!(read["client_secret_expires_at"], 0, "RFC 7591 §3.2.1");
 
     let other_token = other["registration_access_token"].as_str().unwrap();
     for (token, challenge_has_error) in [
@@ -245,21 +259,16 @@ async fn a_registration_is_read_updated_and_deleted_with_its_token(backend: Back
         assert_eq!(error_of(response, 401).await, "invalid_token");
     }
 
-    // The update sends back what it read, minus what the server sets (RFC 7592 §2.2).
+    // The update sends back what it read (the members the server sets are ignored).
     let mut update = read.clone();
     let map = update.as_object_mut().unwrap();
-    map.retain(|k, _| !["client_id_issued_at", "registration_client_uri"].contains(&k.as_str()));
     map.insert("client_name".into(), json!("Web app, renamed"));
     map.insert(
         "redirect_uris".into(),
         json!([CALLBACK, "https://app.example.com/other"]),
     );
     for (bad, member) in [
-        (
-            json!({"registration_access_token": token}),
-            "registration_access_token",
-        ),
-        (json!({"client_id_issued_at": 1}), "client_id_issued_at"),
+        (json!({"grant_types": ["password"]}), "grant_types"),
         (json!({"client_id": "someone-else"}), "client_id"),
         (
             json!({"client_secret": "chosen-by-the-client"}),
@@ -272,8 +281,15 @@ async fn a_registration_is_read_updated_and_deleted_with_its_token(backend: Back
             .extend(bad.as_object().unwrap().clone());
         let response =
             configuration(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&body)).await;
-        assert_eq!(error_of(response, 400).await, "invalid_request", "{member}");
+        assert_eq!(
+            error_of(response, 400).await,
+            "invalid_client_metadata",
+            "{member}"
+        );
     }
+    // An administrator's write in between would be undone by a stale write; the revision
+    // the write names makes it fail instead.
+    let stale = app.state.store.client(&client_id).await.unwrap().unwrap();
     let mut with_secret = update.clone();
     with_secret["client_secret"] = json!(secret);
     let racing: Vec<_> = (0..4)
@@ -309,6 +325,10 @@ async fn a_registration_is_read_updated_and_deleted_with_its_token(backend: Back
         "{statuses:?}"
     );
     let updated = answers.into_iter().find(|(s, _)| *s == 200).unwrap().1;
+    assert!(
+        !app.state.store.update_client(&stale).await.unwrap(),
+        "a write of the revision read before the update changes nothing"
+    );
     assert_eq!(updated["client_name"], "Web app, renamed");
     assert_eq!(updated["redirect_uris"].as_array().unwrap().len(), 2);
     let new_token = updated["registration_access_token"].as_str().unwrap();
@@ -317,6 +337,11 @@ async fn a_registration_is_read_updated_and_deleted_with_its_token(backend: Back
     assert_eq!(old.status(), 401, "the old token is spent");
     let now = configuration(&app, reqwest::Method::GET, &uri, Some(new_token), None).await;
     assert_eq!(now.status(), 200);
+    let now: Value = now.json().await.unwrap();
+    assert_eq!(
+        now["client_name"], "Web app, renamed",
+        "not undone by the stale write"
+    );
 
     // The secret still authenticates (an unknown code is invalid_grant, not invalid_client).
     let redeem = [
@@ -438,6 +463,26 @@ async fn every_rfc_7591_error_is_answered_and_nothing_is_written(backend: Backen
             with(json!({"require_pushed_authorization_requests": "yes"})),
             "invalid_client_metadata",
         ),
+        (
+            with(json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})),
+            "invalid_client_metadata",
+        ),
+        (
+            with(json!({"grant_types": ["implicit"], "response_types": ["id_token"]})),
+            "invalid_client_metadata",
+        ),
+        (
+            with(json!({"client_name": "Goo\u{202e}elgoog"})),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": (0..11).map(|i| format!("https://app.example.com/{i}")).collect::<Vec<_>>()}),
+            "invalid_client_metadata",
+        ),
+        (
+            with(json!({"jwks_uri": "https://keys.example.com/jwks"})),
+            "invalid_client_metadata",
+        ),
         (json!(["not", "an", "object"]), "invalid_client_metadata"),
         (
             with(json!({"software_statement": "eyJhbGciOiJSUzI1NiJ9.e30.sig"})),
@@ -516,7 +561,7 @@ async fn closed_and_token_modes(backend: Backend) {
         .await;
     let token = created["initial_access_token"].as_str().unwrap();
     assert_eq!(created["uses"], 2);
-    registered(&app, &mcp_metadata(), Some(token)).await;
+    let first = registered(&app, &mcp_metadata(), Some(token)).await;
     let service = registered(
         &app,
         &json!({
@@ -529,6 +574,34 @@ async fn closed_and_token_modes(backend: Backend) {
     .await;
     let used_up = post_registration(&app, &mcp_metadata(), Some(token)).await;
     assert_eq!(error_of(used_up, 401).await, "invalid_token");
+
+    // A client registered anonymously (say before the server switched from open to token
+    // mode) cannot give itself client_credentials later: what counts is how it registered.
+    let first_id = first["client_id"].as_str().unwrap();
+    let mut record = app.state.store.client(first_id).await.unwrap().unwrap();
+    record.registration.as_mut().unwrap().with_initial_token = false;
+    assert!(app.state.store.update_client(&record).await.unwrap());
+    let mut escalate = first.clone();
+    escalate["grant_types"] = json!(["authorization_code", "client_credentials"]);
+    escalate["token_endpoint_auth_method"] = json!("client_secret_basic");
+    let response = configuration(
+        &app,
+        reqwest::Method::PUT,
+        first["registration_client_uri"].as_str().unwrap(),
+        first["registration_access_token"].as_str(),
+        Some(&escalate),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("initial access token"),
+        "{body}"
+    );
     let issued = app
         .post_as(
             "/token",
@@ -684,4 +757,54 @@ async fn protected_resource_metadata_is_found_both_ways(backend: Backend) {
     ] {
         assert_eq!(app.get(path).await.status(), 404, "{path}");
     }
+}
+
+/// A client that registered itself is redirected to after logout only with an ID token it was
+/// issued (else Valet's domain would redirect anywhere on an anonymous registrant's say); an
+/// administrator can revoke its registration access token.
+async fn registered_clients_cannot_redirect_after_logout_unasked_and_admins_can_cut_them_off(
+    backend: Backend,
+) {
+    let app = open_app(backend, |_| {}).await;
+    let mut metadata = mcp_metadata();
+    metadata["post_logout_redirect_uris"] = json!(["https://evil.example.com/landing"]);
+    let client = registered(&app, &metadata, None).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let logout = app
+        .get(&format!(
+            "/logout?client_id={client_id}&post_logout_redirect_uri=https%3A%2F%2Fevil.example.com%2Flanding"
+        ))
+        .await;
+    assert_eq!(logout.status(), 400);
+    assert!(logout.headers().get("location").is_none());
+    assert!(
+        logout
+            .text()
+            .await
+            .unwrap()
+            .contains("sign-out request is not valid")
+    );
+
+    let uri = client["registration_client_uri"].as_str().unwrap();
+    let token = client["registration_access_token"].as_str();
+    let before = configuration(&app, reqwest::Method::GET, uri, token, None).await;
+    assert_eq!(before.status(), 200);
+    app.cli_ok(&["client", "update", client_id, "--revoke-registration-token"])
+        .await;
+    let after = configuration(&app, reqwest::Method::GET, uri, token, None).await;
+    assert_eq!(error_of(after, 401).await, "invalid_token");
+    let shown = app.cli_json(&["client", "show", client_id, "--json"]).await;
+    assert_eq!(
+        shown["dynamically_registered"], true,
+        "still a registered client"
+    );
+    let out = app
+        .cli(&[
+            "client",
+            "update",
+            "nope-not-registered",
+            "--revoke-registration-token",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
 }

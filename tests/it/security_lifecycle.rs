@@ -199,7 +199,8 @@ async fn a_client_id_may_not_be_a_user_id(app: TestApp) {
         logout: Default::default(),
         require_par: false,
         keys: Default::default(),
-        registration_token_hash: None,
+        registration: None,
+        revision: 0,
         created_at: now,
         updated_at: now,
     };

@@ -792,7 +792,8 @@ async fn a_logout_delivery_is_claimed_by_one_replica_at_a_time(backend: Backend)
             },
             require_par: false,
             keys: Default::default(),
-            registration_token_hash: None,
+            registration: None,
+            revision: 0,
             created_at: now,
             updated_at: now,
         })

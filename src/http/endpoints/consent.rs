@@ -171,8 +171,15 @@ async fn consent_view(
             description: openid_description(name).map(str::to_owned),
         })
         .collect();
+    let unverified_host = pending.client.is_registered().then(|| {
+        url::Url::parse(&pending.request.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| pending.request.redirect_uri.clone())
+    });
     Ok(ConsentView {
         client_name: pending.client.client_name.clone(),
+        unverified_host,
         request: pending.id.clone(),
         csrf: state
             .web

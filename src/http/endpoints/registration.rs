@@ -42,12 +42,7 @@ pub async fn read(
 ) -> Response {
     let result = async {
         let token = access_token(&headers)?;
-        let client = registration::read(&state, &client_id, token).await?;
-        Ok(RegisteredClient {
-            client,
-            secret: None,
-            access_token: None,
-        })
+        registration::read(&state, &client_id, token).await
     }
     .await;
     answer(&state, StatusCode::OK, result)

@@ -239,7 +239,8 @@ async fn register(core: &Core, new: &NewClient) -> (String, Option<String>) {
         logout: new.logout.clone(),
         require_par: new.require_par,
         keys: new.keys.clone(),
-        registration_token_hash: None,
+        registration: None,
+        revision: 0,
         created_at: now,
         updated_at: now,
     };
