@@ -15,6 +15,7 @@ use crate::core::{Core, Parts};
 use crate::crypto::SecretError;
 use crate::domain::{ScopeSet, UnixTime};
 use crate::http::pages::{PageLoadError, Pages};
+use crate::http::rate_limit::RateLimits;
 use crate::http::router::router;
 use crate::http::server::{ConnectionLimits, serve};
 use crate::http::state::{AppState, Web};
@@ -89,6 +90,7 @@ impl App {
             pages: Pages::load(&core.settings.ui)?,
             csrf: CsrfTokens::new(core.server_keys.csrf.clone()),
             draining: AtomicBool::new(false),
+            rate_limits: RateLimits::new(&core.settings.rate_limit),
         };
         let state = AppState {
             core,

@@ -20,13 +20,14 @@ use url::Url;
 pub use duration::ConfigDuration;
 pub use sections::{
     AuthorizeConfig, ClientsConfig, CorsConfig, DatabaseConfig, HttpConfig, JanitorConfig,
-    KeysConfig, LogFormat, LoginConfig, PasswordHashConfig, RegistrationConfig, RegistrationMode,
-    TokensConfig, UiConfig,
+    KeysConfig, LogFormat, LoginConfig, PasswordHashConfig, RateLimitConfig, RegistrationConfig,
+    RegistrationMode, TokensConfig, UiConfig,
 };
 pub use settings::{
     AuthorizeSettings, ClientIpHeader, ClientSettings, CorsSettings, DatabaseSettings,
     HttpSettings, JanitorSettings, KeySettings, LoginSettings, PasswordHashSettings,
-    RegistrationSettings, Settings, StoreKind, TokenSettings, TrustedProxies, UiSettings,
+    RateLimitSettings, RegistrationSettings, Settings, StoreKind, TokenSettings, TrustedProxies,
+    UiSettings,
 };
 
 /// The file read when neither `--config` nor `VALET_CONFIG` names one (it may be absent).
@@ -55,6 +56,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub registration: RegistrationConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             registration: RegistrationConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

@@ -101,6 +101,32 @@ impl Default for ClientsConfig {
     }
 }
 
+/// Flood limits (`http::rate_limit`): token buckets refilled at these rates per second, bursts
+/// of twice that; 0 turns one off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second from one address to `/token`, `/authorize`, the login, consent and
+    /// device pages and the device, pushed request and registration endpoints.
+    pub per_address: u32,
+    /// Requests per second from one authenticated client to `/token`, the device
+    /// authorization and pushed request endpoints.
+    pub per_client: u32,
+    /// Loopback addresses are not limited per address (without a trusted proxy, everything a
+    /// local reverse proxy forwards comes from loopback).
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_address: 50,
+            per_client: 1000,
+            exempt_loopback: true,
+        }
+    }
+}
+
 /// Who may register clients at the registration endpoint (RFC 7591 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -38,6 +38,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub registration: RegistrationSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Settings {
@@ -90,6 +91,14 @@ pub struct KeySettings {
     pub reload_interval: Duration,
     /// How long a key from `keys rotate` is published before it signs (SPEC §2).
     pub activation_delay: Duration,
+}
+
+/// `[rate_limit]`: flood limits per second (0: off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub per_address: u32,
+    pub per_client: u32,
+    pub exempt_loopback: bool,
 }
 
 /// `[registration]`: dynamic client registration (RFC 7591, RFC 7592).

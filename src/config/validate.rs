@@ -10,8 +10,9 @@ use url::Url;
 use super::{
     AuthorizeSettings, ClientIpHeader, ClientSettings, Config, ConfigError, CorsSettings,
     DatabaseConfig, DatabaseSettings, HttpSettings, JanitorSettings, KeySettings, LoginConfig,
-    LoginSettings, PasswordHashConfig, PasswordHashSettings, RegistrationSettings, Settings,
-    StoreKind, TokenSettings, TokensConfig, TrustedProxies, UiConfig, UiSettings, redact_url,
+    LoginSettings, PasswordHashConfig, PasswordHashSettings, RateLimitSettings,
+    RegistrationSettings, Settings, StoreKind, TokenSettings, TokensConfig, TrustedProxies,
+    UiConfig, UiSettings, redact_url,
 };
 use crate::domain::Origin;
 
@@ -112,6 +113,11 @@ impl Config {
             keys: KeySettings {
                 reload_interval: self.keys.reload_interval.0,
                 activation_delay: self.keys.activation_delay.0,
+            },
+            rate_limit: RateLimitSettings {
+                per_address: self.rate_limit.per_address,
+                per_client: self.rate_limit.per_client,
+                exempt_loopback: self.rate_limit.exempt_loopback,
             },
             registration: RegistrationSettings {
                 mode: self.registration.mode,

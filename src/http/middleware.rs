@@ -119,7 +119,7 @@ pub async fn fail_fast_on_outage(
 }
 
 /// The routes that answer people with HTML.
-fn is_page(path: &str) -> bool {
+pub fn is_page(path: &str) -> bool {
     [
         AUTHORIZE_PATH,
         "/login",

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod middleware;
 pub mod page_error;
 pub mod pages;
+pub mod rate_limit;
 pub mod respond;
 pub mod router;
 pub mod server;

@@ -62,6 +62,17 @@ impl PageError {
         .detail(error.description.to_string())
     }
 
+    /// Over the per-address limit (`http::rate_limit`).
+    pub fn too_many_requests(seconds: u64) -> Self {
+        Self::new(
+            429,
+            "Too many requests",
+            format!(
+                "Too many requests came from your network. Wait {seconds} seconds and try again."
+            ),
+        )
+    }
+
     pub fn from_store(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(detail) => {

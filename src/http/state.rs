@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::core::Core;
 use crate::http::pages::Pages;
+use crate::http::rate_limit::RateLimits;
 use crate::login::csrf::CsrfTokens;
 use crate::oidc::discovery::Metadata;
 
@@ -22,6 +23,8 @@ pub struct Web {
     pub metadata: Metadata,
     /// Set when shutdown begins: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// Flood limits per address and per client.
+    pub rate_limits: RateLimits,
 }
 
 impl std::ops::Deref for AppState {

@@ -31,6 +31,7 @@ mod par;
 mod password;
 mod private_key_jwt;
 mod prompt;
+mod rate_limits;
 mod readme;
 mod refresh;
 mod registration;

@@ -43,6 +43,7 @@ async fn start(
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client = client_auth::authenticate(state, &presented, now).await?;
+    state.web.rate_limits.check_client(&client.client_id)?;
     device::start(state, &client, &params, now).await
 }
 

@@ -25,6 +25,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Pus
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client = client_auth::authenticate(state, &presented, now).await?;
+    state.web.rate_limits.check_client(&client.client_id)?;
     // The credentials are not part of the authorization request.
     let params = params.without(&["client_secret", "client_assertion", "client_assertion_type"]);
     pushed::push(state, &client, params, now).await

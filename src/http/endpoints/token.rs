@@ -44,6 +44,7 @@ async fn handle(
     let params = extract::oauth_form(headers, body, state.settings.http.body_limit).await?;
     let presented = client_auth::presented(extract::authorization(headers)?, &params)?;
     let client = client_auth::authenticate(state, &presented, now).await?;
+    state.web.rate_limits.check_client(&client.client_id)?;
     *origins = Some(ClientOrigins(client.allowed_origins.clone().into()));
     let request = token::parse(&params, &client)?;
     let grant = request.grant_type();
