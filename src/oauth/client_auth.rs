@@ -257,9 +257,12 @@ async fn verify_assertion(
         Err(reason) => return Ok(Err(reason)),
     };
     let (jti, exp) = checked;
+    // Kept until the assertion is refused as expired, which is `ASSERTION_SKEW` after its
+    // `exp`: kept only until `exp`, it could be replayed for those seconds.
+    let refused_from = UnixTime(exp.saturating_add(ASSERTION_SKEW));
     if !core
         .store
-        .use_client_assertion(&client.client_id, &jti, UnixTime(exp), now)
+        .use_client_assertion(&client.client_id, &jti, refused_from, now)
         .await?
     {
         return Ok(Err("client assertion jti replayed".into()));

@@ -302,6 +302,19 @@ async fn rfc7523_violations_are_invalid_client(app: TestApp) {
         "replay after purge",
     )
     .await;
+    // Past its exp but within the clock skew: accepted once, and its replay is refused too,
+    // also after the janitor ran (found by the fuzz target `assertion`).
+    let assertion = key.sign(&with("exp", json!(now - 10)));
+    ok_json(client_credentials(&app, &assertion).await).await;
+    for what in [
+        "replay within the skew",
+        "replay within the skew after purge",
+    ] {
+        assert_invalid_client(client_credentials(&app, &assertion).await, what).await;
+        valet::janitor::run_once(&app.state.store, &app.state.settings, app.clock.now())
+            .await
+            .expect("janitor");
+    }
 }
 
 async fn replayed_jti_in_parallel_succeeds_once(app: TestApp) {
