@@ -421,7 +421,8 @@ pub fn client(
         logout: Default::default(),
         require_par: false,
         keys: keys.unwrap_or_default(),
-        registration_token_hash: None,
+        registration: None,
+        revision: 0,
         created_at: now,
         updated_at: now,
     }
