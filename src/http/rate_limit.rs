@@ -74,7 +74,11 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 
     /// `Err(seconds to wait)` when `key` is over its limit.
     fn check(&self, key: &K) -> Result<(), u64> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TRIM_EVERY)
+        {
             self.buckets.retain_recent();
             self.buckets.shrink_to_fit();
             self.saturated
