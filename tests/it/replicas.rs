@@ -990,3 +990,95 @@ async fn two_replicas_behind_the_documented_nginx() {
     drop(nginx);
     drop((a, b));
 }
+
+/// Behind the documented nginx, replica A is killed with SIGKILL in the middle of a burst of
+/// token requests: whatever answer reached the client was committed, so every refresh token
+/// handed out before the kill still works (on B), and nginx keeps serving from B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_load_behind_nginx_loses_no_committed_grant() {
+    nginx_binary();
+    let db = postgres::fresh_database().await;
+    let nginx_port = free_port();
+    let issuer = format!("http://127.0.0.1:{nginx_port}");
+    let replica = || {
+        Serve::over(&db.url)
+            .issuer(&issuer)
+            .env("VALET_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#)
+    };
+    let [mut a, b] = start_replicas([replica(), replica()]).await;
+    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    let nginx = start_nginx(&a, &b, nginx_port, &direct).await;
+    let core = core_over(&db.url).await;
+    create_contacts_api(&core).await;
+    let client = create_confidential_client(
+        &core,
+        NewClient::confidential(
+            "burst",
+            &[GrantType::Password, GrantType::RefreshToken],
+            "read:contacts",
+        ),
+    )
+    .await;
+    for i in 0..24 {
+        create_user(&core, &format!("user{i}")).await;
+    }
+    let authorization = basic_header(&client.id, &client.secret);
+    let grant = |username: String| {
+        direct
+            .post(nginx.url("/token"))
+            .header("authorization", &authorization)
+            .form(&[
+                ("grant_type", "password".to_owned()),
+                ("username", username),
+                ("password", PASSWORD.to_owned()),
+                ("scope", "read:contacts".to_owned()),
+                ("audience", CONTACTS.to_owned()),
+            ])
+            .send()
+    };
+    let burst: Vec<_> = (0..24)
+        .map(|i| {
+            let request = grant(format!("user{i}"));
+            tokio::spawn(async move {
+                let response = request.await.ok()?;
+                if response.status() != 200 {
+                    return None;
+                }
+                let body: Value = response.json().await.ok()?;
+                body["refresh_token"].as_str().map(str::to_owned)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.kill9();
+    let mut handed_out = Vec::new();
+    for task in burst {
+        handed_out.extend(task.await.unwrap());
+    }
+    assert!(
+        !handed_out.is_empty(),
+        "some grants were answered before the kill"
+    );
+    for token in &handed_out {
+        let refreshed = direct
+            .post(nginx.url("/token"))
+            .header("authorization", &authorization)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            refreshed.status(),
+            200,
+            "a refresh token handed out before A died works on B"
+        );
+    }
+    let after = grant("user0".into()).await.unwrap();
+    assert!(
+        [200, 400].contains(&after.status().as_u16()),
+        "nginx answers from B: {}",
+        after.status()
+    );
+    drop(nginx);
+    drop((a, b));
+}
