@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 SECONDS_EACH="${FLOOD_SECONDS:-15}"
-GOOD_RATE="${FLOOD_GOOD_RATE:-200}"
+GOOD_RATE="${FLOOD_GOOD_RATE:-40}"
 AUDIENCE="https://contacts.example.com"
 
 log() { printf '[flood] %s\n' "$*" >&2; }
@@ -69,7 +69,7 @@ NOISY="$(cli client create --name noisy --grant-type client_credentials --scope 
 BODY="grant_type=client_credentials&audience=https%3A%2F%2Fcontacts.example.com"
 CTYPE="Content-Type: application/x-www-form-urlencoded"
 
-# The good client: a fixed rate well under its limits, from its own address.
+# The good client: a fixed rate under its limits (50/s per address), from its own address.
 good() {
     oha -z "${SECONDS_EACH}s" -c 4 -q "$GOOD_RATE" --no-tui --output-format json -m POST \
         -H "Authorization: Basic $GOOD" -H "$CTYPE" -H "X-Forwarded-For: 198.51.100.1" \

@@ -24,7 +24,7 @@ AUDIENCE="https://contacts.example.com"
 log() { printf '[soak] %s\n' "$*" >&2; }
 
 cargo build --release --locked --example soak
-BIN="${VALET_BIN:-$PWD/target/release/valet}"
+BIN="$(realpath -- "${VALET_BIN:-target/release/valet}")"
 GEN="$PWD/target/release/examples/soak"
 
 DIR="$(mktemp -d -t valet-soak-XXXXXX)"

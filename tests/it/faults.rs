@@ -8,10 +8,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use valet::domain::GrantType;
 
 use crate::backend_tests;
 use crate::harness::cluster::Cluster;
-use crate::harness::fixtures::ok_json;
+use crate::harness::fixtures::{
+    NewClient, PASSWORD, create_confidential_client, create_contacts_api, create_user, ok_json,
+};
 use crate::harness::process::Serve;
 use crate::harness::{self, Backend, CONTACTS, TestApp, basic_header, core_over, postgres};
 
@@ -168,43 +171,38 @@ async fn a_killed_server_restarts_with_its_tokens_and_keys(backend: Backend) {
     let mut server = serve().start();
     server.wait_ready().await;
     let core = core_over(&guard.url).await;
-    let client = crate::harness::fixtures::create_confidential_client(
+    let grants = [GrantType::Password, GrantType::RefreshToken];
+    let client = create_confidential_client(
         &core,
-        crate::harness::fixtures::NewClient::confidential(
-            "crash-test",
-            &[
-                valet::domain::GrantType::Password,
-                valet::domain::GrantType::RefreshToken,
-            ],
-            "read:contacts",
-        ),
+        NewClient::confidential("crash-test", &grants, "read:contacts"),
     )
     .await;
-    crate::harness::fixtures::create_contacts_api(&core).await;
-    crate::harness::fixtures::create_user(&core, "alice").await;
-    crate::harness::fixtures::create_user(&core, "bob").await;
+    create_contacts_api(&core).await;
+    create_user(&core, "alice").await;
+    create_user(&core, "bob").await;
     let http = reqwest::Client::new();
-    let jwks_before: Value = http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let authorization = basic_header(&client.id, &client.secret);
-    let password_form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", crate::harness::fixtures::PASSWORD),
-        ("scope", "read:contacts"),
-        ("audience", CONTACTS),
-    ];
-    let before: Value = http
-        .post(server.url("/token"))
-        .header("authorization", &authorization)
-        .form(&password_form)
-        .send()
+    let token = |base: &str, form: &[(&str, &str)]| {
+        http.post(format!("{base}/token"))
+            .header("authorization", &authorization)
+            .form(form)
+            .send()
+    };
+    let jwks = |base: String| {
+        let request = http.get(format!("{base}/.well-known/jwks.json")).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let password = |username| {
+        [
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", PASSWORD),
+            ("scope", "read:contacts"),
+            ("audience", CONTACTS),
+        ]
+    };
+    let jwks_before = jwks(server.base.clone()).await;
+    let before: Value = token(&server.base, &password("alice"))
         .await
         .unwrap()
         .json()
@@ -214,45 +212,32 @@ async fn a_killed_server_restarts_with_its_tokens_and_keys(backend: Backend) {
     // A burst of password grants; the kill lands while some are in flight.
     let burst: Vec<_> = (0..24)
         .map(|_| {
-            let request = http
-                .post(server.url("/token"))
-                .header("authorization", &authorization)
-                .form(&password_form)
-                .send();
+            let request = token(&server.base, &password("alice"));
             tokio::spawn(async move {
-                match request.await {
-                    Ok(response) if response.status() == 200 => response.json::<Value>().await.ok(),
-                    _ => None,
-                }
+                let response = request.await.ok().filter(|r| r.status() == 200)?;
+                let body: Value = response.json().await.ok()?;
+                body["refresh_token"].as_str().map(str::to_owned)
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(30)).await;
     server.kill9();
     for task in burst {
-        if let Some(body) = task.await.unwrap() {
-            answered.push(body["refresh_token"].as_str().unwrap().to_owned());
-        }
+        answered.extend(task.await.unwrap());
     }
     let mut server = serve().start();
     server.wait_ready().await;
-    let jwks_after: Value = http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(jwks_before, jwks_after, "the same keys after the crash");
-    for token in &answered {
-        let rotated = http
-            .post(server.url("/token"))
-            .header("authorization", &authorization)
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-            .send()
-            .await
-            .unwrap();
+    assert_eq!(
+        jwks_before,
+        jwks(server.base.clone()).await,
+        "the same keys after the crash"
+    );
+    for refresh_token in &answered {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        let rotated = token(&server.base, &form).await.unwrap();
         assert_eq!(
             rotated.status(),
             200,
@@ -261,15 +246,7 @@ async fn a_killed_server_restarts_with_its_tokens_and_keys(backend: Backend) {
     }
     // Grants killed between the limiter's reservation and the password check count as
     // failures for alice until the window forgets them (login/limiter.rs); bob is untouched.
-    let mut bob_form = password_form;
-    bob_form[1] = ("username", "bob");
-    let fresh = http
-        .post(server.url("/token"))
-        .header("authorization", &authorization)
-        .form(&bob_form)
-        .send()
-        .await
-        .unwrap();
+    let fresh = token(&server.base, &password("bob")).await.unwrap();
     let status = fresh.status();
     assert_eq!(
         status,
