@@ -112,13 +112,18 @@ d, warmup, tables = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 soak = json.load(open(f"{d}/soak.json"))
 cap = json.load(open(f"{d}/capacity.json"))
 rss = [tuple(map(int, l.split())) for l in open(f"{d}/rss.txt") if len(l.split()) == 2]
-after = [kb for t, kb in rss if t >= warmup]
-base, end, peak = after[0], after[-1], max(after)
+# RSS swings by the Argon2 buffers (19 MiB each, handed back when idle), so compare windows:
+# the minute after warm-up against the last minute, by their lows and their highs.
+end_t = rss[-1][0]
+first = [kb for t, kb in rss if warmup <= t < warmup + 60]
+last = [kb for t, kb in rss if t > end_t - 60]
+def pct(a, b): return f"{(b - a) / a * 100:+.1f} %"
 print(f"capacity: {cap['ops_per_second']:.0f} ops/s (errors {cap['errors']})")
 print(f"soak: {soak['operations']} operations in {soak['seconds']:.0f} s = {soak['ops_per_second']:.0f} ops/s, errors {soak['errors']} {soak['first_errors'][:3]}")
 for name, o in sorted(soak["per_operation"].items()):
     print(f"  {name:<18} {o['count']:>7}  p50 {o['p50_ms']:7.1f} ms  p99 {o['p99_ms']:7.1f} ms")
-print(f"RSS after {warmup} s warm-up: {base/1024:.1f} MiB; end {end/1024:.1f} MiB ({(end-base)/base*100:+.1f} %); peak {peak/1024:.1f} MiB ({(peak-base)/base*100:+.1f} %)")
+print(f"RSS low:  {min(first)/1024:.1f} MiB in the minute after warm-up, {min(last)/1024:.1f} MiB in the last ({pct(min(first), min(last))})")
+print(f"RSS high: {max(first)/1024:.1f} MiB in the minute after warm-up, {max(last)/1024:.1f} MiB in the last ({pct(max(first), max(last))}); peak {max(kb for _, kb in rss)/1024:.1f} MiB")
 print("rows (t s: " + " ".join(tables) + "):")
 for line in open(f"{d}/rows.txt"):
     print("  " + line.strip())
