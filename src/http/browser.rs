@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 
 use super::extract;
-use super::pages::{ErrorView, FormPostView, Page};
+use super::pages::{DeviceView, ErrorView, FormPostView, Page};
 use crate::crypto::random_token;
 use crate::domain::UnixTime;
 use crate::http::page_error::PageError;
@@ -243,4 +243,20 @@ pub fn page_url(path: &str, request_id: &str) -> String {
         .append_pair("request", request_id)
         .finish();
     format!("{path}?{query}")
+}
+
+/// How a device sign-in ended, for the person at the browser.
+pub fn device_answered(state: &AppState, approved: bool, still_pending: bool) -> Response {
+    let done = match (still_pending, approved) {
+        (false, _) => "This code has expired or was already used. Start again on your device.",
+        (true, true) => "Your device is connected. You can close this window and return to it.",
+        (true, false) => "The request was denied. Your device will not be connected.",
+    };
+    let view = DeviceView {
+        csrf: String::new(),
+        user_code: String::new(),
+        error: None,
+        done: Some(done.into()),
+    };
+    state.web.pages.render(StatusCode::OK, Page::Device(view))
 }

@@ -22,6 +22,7 @@ use tracing::Level;
 use super::browser;
 use super::client_ip::client_ip;
 use super::page_error::PageError;
+use super::rate_limit;
 use super::state::AppState;
 use crate::config::TrustedProxies;
 use crate::oauth::OAuthError;
@@ -128,4 +129,34 @@ pub fn is_page(path: &str) -> bool {
         DEVICE_PATH,
     ]
     .contains(&path)
+}
+
+/// The per-address flood limit (`http::rate_limit`), in front of every route; the routes it
+/// does not cover pass untouched.
+pub async fn limit_per_address(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !rate_limit::is_limited(path) {
+        return next.run(request).await;
+    }
+    let address = client_ip(
+        peer,
+        request.headers(),
+        &state.settings.http.trusted_proxies,
+    );
+    match state.web.rate_limits.check_address(address) {
+        Ok(()) => next.run(request).await,
+        Err(seconds) if is_page(path) => browser::retry_after(
+            browser::error_page(&state, PageError::too_many_requests(seconds)),
+            seconds,
+        ),
+        Err(seconds) => {
+            OAuthError::rate_limited(seconds, "too many requests from this address; slow down")
+                .into_response()
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! reach (`/token`, `/authorize`, the login, consent and device pages, the device, pushed
 //! request and registration endpoints), and one per authenticated client at `/token`, the
 //! device authorization and pushed request endpoints. A request over its limit gets `429` with
-//! `Retry-After`: the OAuth error JSON, or the page on HTML routes.
+//! `Retry-After`: the OAuth error JSON, or the page on HTML routes (the per-address check is
+//! `http::middleware::limit_per_address`).
 //!
 //! The per-client bucket is charged only after the client has authenticated, so nobody can
 //! spend another client's allowance by sending its id. Addresses are the ones
@@ -18,17 +19,9 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::browser;
-use super::client_ip::client_ip;
-use super::middleware::is_page;
-use super::page_error::PageError;
-use super::state::AppState;
 use crate::config::RateLimitSettings;
 use crate::oauth::OAuthError;
 use crate::oauth::device::DEVICE_PATH;
@@ -42,7 +35,12 @@ pub const MAX_KEYS: usize = 100_000;
 /// How many checks pass between two sweeps of idle buckets.
 const TRIM_EVERY: u64 = 4096;
 
-/// The routes limited per address.
+/// Whether `path` is limited per address.
+pub fn is_limited(path: &str) -> bool {
+    LIMITED.contains(&path) || path.starts_with(REGISTRATION_PATH)
+}
+
+/// The routes limited per address (and every path under the registration endpoint).
 const LIMITED: [&str; 8] = [
     TOKEN_PATH,
     AUTHORIZE_PATH,
@@ -109,7 +107,8 @@ impl RateLimits {
         }
     }
 
-    fn check_address(&self, address: IpAddr) -> Result<(), u64> {
+    /// Charge `address`'s bucket: `Err(seconds to wait)` when it is over its limit.
+    pub fn check_address(&self, address: IpAddr) -> Result<(), u64> {
         match &self.per_address {
             Some(_) if self.exempt_loopback && address.is_loopback() => Ok(()),
             Some(limiter) => limiter.check(&bucket_of(address)),
@@ -140,35 +139,5 @@ fn bucket_of(address: IpAddr) -> IpAddr {
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
         ),
         v4 => v4,
-    }
-}
-
-/// The per-address limit, as a middleware in front of every route (it passes the ones not
-/// in [`LIMITED`] untouched).
-pub async fn per_address(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    if !LIMITED.contains(&path) && !path.starts_with(REGISTRATION_PATH) {
-        return next.run(request).await;
-    }
-    let address = client_ip(
-        peer,
-        request.headers(),
-        &state.settings.http.trusted_proxies,
-    );
-    match state.web.rate_limits.check_address(address) {
-        Ok(()) => next.run(request).await,
-        Err(seconds) if is_page(path) => {
-            let page = browser::error_page(&state, PageError::too_many_requests(seconds));
-            browser::retry_after(page, seconds)
-        }
-        Err(seconds) => {
-            OAuthError::rate_limited(seconds, "too many requests from this address; slow down")
-                .into_response()
-        }
     }
 }

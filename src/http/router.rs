@@ -9,7 +9,7 @@ use super::endpoints::{
     authorize, consent, device, discovery, health, introspect, login, logout, metrics, par,
     registration, revoke, token, userinfo,
 };
-use super::{cors, middleware, rate_limit};
+use super::{cors, middleware};
 use crate::config::RegistrationMode;
 use crate::http::state::AppState;
 use crate::oauth::device::DEVICE_PATH;
@@ -96,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            rate_limit::per_address,
+            middleware::limit_per_address,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::device;
 use crate::audit;
 use crate::domain::UnixTime;
 use crate::http::browser::{self, CsrfCookie, page_url};
@@ -146,7 +145,7 @@ async fn finish_device(
 ) -> Result<Response, PageError> {
     let approved = approved_by.is_some();
     let still_pending = authorize::answer_device(state, pending, approved_by, now).await?;
-    Ok(device::answered(state, approved, still_pending))
+    Ok(browser::device_answered(state, approved, still_pending))
 }
 
 async fn consent_view(

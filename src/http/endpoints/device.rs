@@ -131,19 +131,3 @@ fn form(
     };
     state.web.pages.render(status, Page::Device(view))
 }
-
-/// How a device sign-in ended, for the person at the browser.
-pub fn answered(state: &AppState, approved: bool, still_pending: bool) -> Response {
-    let done = match (still_pending, approved) {
-        (false, _) => "This code has expired or was already used. Start again on your device.",
-        (true, true) => "Your device is connected. You can close this window and return to it.",
-        (true, false) => "The request was denied. Your device will not be connected.",
-    };
-    let view = DeviceView {
-        csrf: String::new(),
-        user_code: String::new(),
-        error: None,
-        done: Some(done.into()),
-    };
-    state.web.pages.render(StatusCode::OK, Page::Device(view))
-}
