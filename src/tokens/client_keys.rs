@@ -42,6 +42,20 @@ pub struct ClientKey {
     pub algs: Vec<Algorithm>,
 }
 
+/// RSA moduli accepted: at least 2048 bits (RFC 7518 §3.3); at most 8192, since each
+/// assertion costs one verification and clients may register themselves.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// The size in bits of a base64url big-endian modulus.
+fn modulus_bits(n: &str) -> Option<usize> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(n.trim_end_matches('='))
+        .ok()?;
+    let first = bytes.iter().position(|b| *b != 0)?;
+    Some((bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize)
+}
+
 /// Parse and check a JWK Set: at least one key, each an RSA, P-256 or Ed25519 public key whose
 /// `alg`, if given, is one of [`ASSERTION_ALGS`], with no private members and not for encryption.
 pub fn parse_jwks(text: &str) -> Result<Vec<ClientKey>, String> {
@@ -68,7 +82,17 @@ pub fn parse_jwks(text: &str) -> Result<Vec<ClientKey>, String> {
             return Err(format!("key {i} is for encryption (\"use\": \"enc\")"));
         }
         let mut algs = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![Algorithm::RS256, Algorithm::PS256],
+            AlgorithmParameters::RSA(p) => {
+                let bits = modulus_bits(&p.n).ok_or(format!("key {i}: \"n\" is not base64url"))?;
+                if !RSA_BITS.contains(&bits) {
+                    return Err(format!(
+                        "key {i}: an RSA key of {bits} bits; use {} to {} bits (RFC 7518 section 3.3)",
+                        RSA_BITS.start(),
+                        RSA_BITS.end()
+                    ));
+                }
+                vec![Algorithm::RS256, Algorithm::PS256]
+            }
             AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
                 vec![Algorithm::ES256]
             }
@@ -312,6 +336,14 @@ mod tests {
             (
                 set(&[serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})]),
                 "private member",
+            ),
+            (
+                set(&[serde_json::json!({"kty": "RSA", "e": "AQAB", "n": "w".repeat(171)})]),
+                "1024 bits",
+            ),
+            (
+                set(&[serde_json::json!({"kty": "RSA", "e": "AQAB", "n": "w".repeat(1400)})]),
+                "8400 bits",
             ),
             (set(&[]), "no keys"),
             ("{}".into(), "no \"keys\""),
