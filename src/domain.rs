@@ -62,6 +62,41 @@ impl fmt::Display for GrantId {
     }
 }
 
+/// A loopback host: `localhost`, or a loopback IP literal.
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// An address Valet itself sends requests to (a client's `jwks_uri`, a back-channel logout
+/// URI): absolute, no fragment, https (plain http only to this machine).
+pub fn is_server_endpoint(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| {
+        url.fragment().is_none()
+            && (url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url)))
+    })
+}
+
+/// The unit a client address is counted by: an IPv4 address (also when IPv4-mapped), or
+/// the /64 of an IPv6 one, since an IPv6 client usually controls a whole /64.
+pub fn address_unit(address: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match address {
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = ip.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// A browser origin as a client registers it and as the `Origin` header carries it:
 /// scheme, host and port only, serialised exactly as browsers do (`https://app.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -275,6 +310,33 @@ pub fn is_valid_client_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_count_per_ipv4_address_or_ipv6_64() {
+        let unit = |a: &str| address_unit(a.parse().unwrap()).to_string();
+        assert_eq!(unit("203.0.113.7"), "203.0.113.7");
+        assert_eq!(unit("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(unit("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+    }
+
+    #[test]
+    fn server_endpoints_are_https_or_loopback_http_without_fragment() {
+        for good in [
+            "https://rp.example.com/bc",
+            "http://localhost:9/x",
+            "http://[::1]/x",
+        ] {
+            assert!(is_server_endpoint(good), "{good}");
+        }
+        for bad in [
+            "http://rp.example.com/bc",
+            "https://rp.example.com/#f",
+            "relative",
+            "ftp://x/",
+        ] {
+            assert!(!is_server_endpoint(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn scope_parses_and_prints_sorted() {

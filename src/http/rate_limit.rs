@@ -23,6 +23,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::RateLimitSettings;
+use crate::domain::address_unit;
 use crate::oauth::OAuthError;
 use crate::oauth::device::DEVICE_PATH;
 use crate::oauth::metadata::{
@@ -111,7 +112,7 @@ impl RateLimits {
     pub fn check_address(&self, address: IpAddr) -> Result<(), u64> {
         match &self.per_address {
             Some(_) if self.exempt_loopback && address.is_loopback() => Ok(()),
-            Some(limiter) => limiter.check(&bucket_of(address)),
+            Some(limiter) => limiter.check(&address_unit(address)),
             None => Ok(()),
         }
     }
@@ -124,20 +125,5 @@ impl RateLimits {
         limiter.check(&client_id.to_owned()).map_err(|seconds| {
             OAuthError::rate_limited(seconds, "this client is sending too many requests")
         })
-    }
-}
-
-/// An IPv6 client usually controls a whole /64, so that is one bucket.
-fn bucket_of(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(ip) if ip.to_ipv4_mapped().is_none() => {
-            let s = ip.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        IpAddr::V6(ip) => IpAddr::V4(
-            ip.to_ipv4_mapped()
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-        ),
-        v4 => v4,
     }
 }

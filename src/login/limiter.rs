@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::LoginSettings;
-use crate::domain::UnixTime;
+use crate::domain::{UnixTime, address_unit};
 use crate::metrics::Metrics;
 use crate::store::{LimiterKey, SharedStore, StoreError};
 
@@ -51,17 +51,15 @@ impl Attempt<'_> {
     }
 }
 
-/// An IPv6 client usually controls a whole /64, so that is the unit counted.
+/// The limiter key of an address's unit (see [`address_unit`]); the text is stored, so it
+/// keeps its form.
 fn address_key(address: IpAddr) -> String {
-    match address {
+    match address_unit(address) {
         IpAddr::V4(ip) => format!("addr:{ip}"),
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => format!("addr:{v4}"),
-            None => {
-                let s = ip.segments();
-                format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
+        IpAddr::V6(ip) => {
+            let s = ip.segments();
+            format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde_json::{Value, json};
 
 use crate::crypto::{SecretHasher, random_token};
-use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType};
+use crate::domain::{GrantType, Origin, ScopeSet, UnknownGrantType, is_server_endpoint};
 use crate::oauth::redirect;
 use crate::store::{Client, ClientKeys, Store, StoreError};
 use crate::tokens::client_keys::{check_jwks_uri, parse_jwks};
@@ -260,7 +260,7 @@ pub async fn apply(
         client.logout.post_logout_redirect_uris = uris;
     }
     if let Some(uri) = change.backchannel_logout_uri {
-        if !uri.is_empty() && !is_backchannel_uri(&uri) {
+        if !uri.is_empty() && !is_server_endpoint(&uri) {
             return Err(MetadataError::invalid(
                 Field::BackchannelLogoutUri,
                 format!(
@@ -381,18 +381,6 @@ fn set_auth_method(
             Ok(Some(secret))
         }
     }
-}
-
-/// Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, reached server to server
-/// with the logout token in it, so https (plain http only to this machine).
-fn is_backchannel_uri(text: &str) -> bool {
-    let Ok(url) = url::Url::parse(text) else {
-        return false;
-    };
-    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
-        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-    url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
 }
 
 /// Rules that involve several fields at once.

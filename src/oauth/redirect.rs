@@ -1,6 +1,7 @@
 //! Redirect URIs (RFC 6749 §3.1.2, RFC 9700 §4.1, RFC 8252 §7): what may be registered, and
 //! matching a requested URI against the registered ones.
 
+use crate::domain::is_loopback_host;
 use url::{Host, Url};
 
 /// Check a redirect URI at registration. Accepted: `https`; `http` only on a loopback address
@@ -16,7 +17,7 @@ pub fn validate_registration(uri: &str) -> Result<(), String> {
     }
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
         "http" => Err(format!(
             "redirect URI `{uri}` uses plain http on a non-loopback host; use https (http is allowed only for 127.0.0.1, [::1] and localhost)"
         )),
@@ -97,12 +98,6 @@ fn is_loopback_ip(url: &Url) -> bool {
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         _ => false,
     }
-}
-
-/// Hosts where plain http is acceptable at registration: loopback IPs and `localhost`.
-fn is_loopback(url: &Url) -> bool {
-    is_loopback_ip(url)
-        || matches!(url.host(), Some(Host::Domain(name)) if name.eq_ignore_ascii_case("localhost"))
 }
 
 #[cfg(test)]

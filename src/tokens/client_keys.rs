@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::domain::UnixTime;
+use crate::domain::{UnixTime, is_server_endpoint};
 use crate::store::Client;
 
 /// The only algorithms an assertion may be signed with: no `none`, no HMAC (a client's
@@ -135,15 +135,10 @@ pub fn parse_jwks(text: &str) -> Result<Vec<ClientKey>, String> {
 
 /// A `jwks_uri`: absolute https (http only on a loopback host), no fragment.
 pub fn check_jwks_uri(text: &str) -> Result<(), String> {
-    let Ok(url) = url::Url::parse(text) else {
+    if url::Url::parse(text).is_err() {
         return Err(format!("`{text}` is not an absolute URI"));
-    };
-    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
-        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-    if url.fragment().is_some()
-        || !(url.scheme() == "https" || (url.scheme() == "http" && loopback))
-    {
+    }
+    if !is_server_endpoint(text) {
         return Err(format!(
             "`{text}` must be an https URI without a fragment (http only on a loopback host)"
         ));
