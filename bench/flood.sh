@@ -16,6 +16,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 SECONDS_EACH="${FLOOD_SECONDS:-15}"
 GOOD_RATE="${FLOOD_GOOD_RATE:-40}"
@@ -43,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENV=(-i "PATH=$PATH" "HOME=$HOME"
     "VALET_DATABASE_URL=sqlite://$DIR/valet.db" "VALET_LISTEN=127.0.0.1:$PORT"
@@ -52,11 +53,7 @@ ENV=(-i "PATH=$PATH" "HOME=$HOME"
     "VALET_RATE_LIMIT__PER_ADDRESS=50" "VALET_RATE_LIMIT__PER_CLIENT=200")
 (cd "$DIR" && exec env "${ENV[@]}" "$BIN" serve) >"$DIR/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 300); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz" || true)" == 200 ]] && break
-    sleep 0.1
-done
-cli() { (cd "$DIR" && env "${ENV[@]}" "$BIN" "$@"); }
+wait_ready "$BASE"
 cli api create --identifier "$AUDIENCE" --name Contacts --scope read:contacts >/dev/null
 basic_of() {
     python3 -c '

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 SOAK_SECONDS="${SOAK_SECONDS:-600}"
 WARMUP=60
@@ -39,7 +40,7 @@ trap cleanup EXIT
 psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENV=(-i "PATH=$PATH" "HOME=$HOME" "RUST_LOG=warn"
     "VALET_DATABASE_URL=$DB_URL" "VALET_LISTEN=127.0.0.1:$PORT" "VALET_ISSUER=$BASE"
@@ -51,11 +52,7 @@ ENV=(-i "PATH=$PATH" "HOME=$HOME" "RUST_LOG=warn"
     "VALET_RATE_LIMIT__PER_CLIENT=0")
 (cd "$DIR" && exec env "${ENV[@]}" "$BIN" serve) >"$DIR/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 300); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz" || true)" == 200 ]] && break
-    sleep 0.1
-done
-cli() { (cd "$DIR" && env "${ENV[@]}" "$BIN" "$@"); }
+wait_ready "$BASE"
 cli api create --identifier "$AUDIENCE" --name Contacts --scope "read:contacts" >/dev/null
 cli client create --name soak-service --grant-type client_credentials --scope read:contacts \
     --audience "$AUDIENCE" --json >"$DIR/service.json"
@@ -115,8 +112,8 @@ rss = [tuple(map(int, l.split())) for l in open(f"{d}/rss.txt") if len(l.split()
 # RSS swings by the Argon2 buffers (19 MiB each, handed back when idle), so compare windows:
 # the minute after warm-up against the last minute, by their lows and their highs.
 end_t = rss[-1][0]
-first = [kb for t, kb in rss if warmup <= t < warmup + 60]
-last = [kb for t, kb in rss if t > end_t - 60]
+first = [kb for t, kb in rss if warmup <= t < warmup + 60] or [kb for _, kb in rss]
+last = [kb for t, kb in rss if t > end_t - 60] or [kb for _, kb in rss]
 def pct(a, b): return f"{(b - a) / a * 100:+.1f} %"
 print(f"capacity: {cap['ops_per_second']:.0f} ops/s (errors {cap['errors']})")
 print(f"soak: {soak['operations']} operations in {soak['seconds']:.0f} s = {soak['ops_per_second']:.0f} ops/s, errors {soak['errors']} {soak['first_errors'][:3]}")
