@@ -30,6 +30,8 @@ use crate::crypto::aead::SealError;
 use crate::domain::{SigningAlg, UnixTime};
 use crate::store::{KeyStatus, SharedStore, StoreError, StoredKey};
 
+use super::verifier::{self, Verifier};
+
 /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`). A key must be
 /// published at least this long, plus a reload, before it signs: see `keys.activation_delay`.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(60);
@@ -135,6 +137,19 @@ impl SigningKey {
         self.alg
     }
 
+    /// The public half, parsed once for every verification until the next key change.
+    pub fn verifier(&self) -> Result<Verifier, KeyError> {
+        let public = match &self.pair {
+            Pair::Rsa(pair) => pair.public_key().as_ref().to_vec(),
+            Pair::Ecdsa(pair) => pair.public_key().as_ref().to_vec(),
+            Pair::Ed25519(pair) => pair.public_key().as_ref().to_vec(),
+        };
+        Verifier::new(self.alg, &public).map_err(|reason| KeyError::Unusable {
+            kid: self.kid.clone(),
+            reason,
+        })
+    }
+
     /// The public key as a JWK with `kid`, `alg` and `use`; never any private member.
     pub fn public_jwk(&self) -> &Value {
         &self.public_jwk
@@ -202,7 +217,7 @@ pub struct KeySet {
     current_created_at: UnixTime,
     jwks: bytes::Bytes,
     /// Verification keys of every published key, by kid, built once per key change.
-    verifiers: HashMap<String, (jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>,
+    verifiers: HashMap<String, Verifier>,
     /// (kid, status) of the published keys: a reload that finds the same rebuilds nothing.
     fingerprint: Vec<(String, KeyStatus)>,
 }
@@ -232,30 +247,7 @@ impl KeySet {
         issuer: &str,
         required: &[&str],
     ) -> Option<T> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.typ.as_deref() != Some(typ) {
-            return None;
-        }
-        let (key, alg) = self.verifier(header.kid.as_deref()?)?;
-        if header.alg != *alg {
-            return None;
-        }
-        let mut validation = jsonwebtoken::Validation::new(*alg);
-        validation.set_issuer(&[issuer]);
-        validation.validate_aud = false;
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(required);
-        jsonwebtoken::decode::<T>(token, key, &validation)
-            .ok()
-            .map(|data| data.claims)
-    }
-
-    /// The verification key for `kid`, if that key is published.
-    pub fn verifier(
-        &self,
-        kid: &str,
-    ) -> Option<&(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)> {
-        self.verifiers.get(kid)
+        verifier::decode_own(token, |kid| self.verifiers.get(kid), typ, issuer, required)
     }
 }
 
@@ -357,7 +349,7 @@ impl KeyLoader {
         }
         let verifiers = published
             .iter()
-            .map(|k| Ok((k.kid().to_owned(), verifier(k)?)))
+            .map(|k| Ok((k.kid().to_owned(), k.verifier()?)))
             .collect::<Result<_, KeyError>>()?;
         Ok(KeySet {
             current,
@@ -391,26 +383,6 @@ impl KeyLoader {
         }
         Ok(key)
     }
-}
-
-/// The public half as jsonwebtoken wants it, from the JWK we publish.
-fn verifier(
-    key: &SigningKey,
-) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), KeyError> {
-    let unusable = |reason: String| KeyError::Unusable {
-        kid: key.kid().to_owned(),
-        reason,
-    };
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(key.public_jwk().clone()).map_err(|e| unusable(e.to_string()))?;
-    let decoding =
-        jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
-    let alg = match key.alg() {
-        SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
-        SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
-        SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-    };
-    Ok((decoding, alg))
 }
 
 /// Decrypt and parse one stored key, checking that it is the key its row says it is.

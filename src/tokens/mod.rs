@@ -6,5 +6,6 @@ pub mod id_token;
 pub mod keys;
 pub mod logout_token;
 pub mod signer;
+pub mod verifier;
 
 pub use keys::{KeyError, KeyRing, SigningKey};
