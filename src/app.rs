@@ -28,6 +28,7 @@ use crate::oauth::metadata::USERINFO_PATH;
 use crate::oidc::backchannel;
 use crate::oidc::discovery::Metadata;
 use crate::secret::{self, SecretSource};
+use crate::store::batch::RevocationChecks;
 use crate::store::cache::Directory;
 use crate::store::{self, Api, StoreError};
 use crate::tokens::client_keys::ClientKeyCache;
@@ -212,6 +213,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> Result<Core, StartE
         metrics,
         passwords,
         settings,
+        revocations: RevocationChecks::start(store.clone()),
         store,
         keys,
         server_keys,

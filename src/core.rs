@@ -11,6 +11,7 @@ use crate::login::limiter::LoginLimiter;
 use crate::login::password::PasswordVerifier;
 use crate::login::sign_in::SignIn;
 use crate::metrics::Metrics;
+use crate::store::batch::RevocationChecks;
 use crate::store::cache::Directory;
 use crate::store::{Api, SharedStore};
 use crate::tokens::KeyRing;
@@ -26,6 +27,8 @@ pub struct Parts {
     pub keys: KeyRing,
     pub server_keys: ServerKeys,
     pub directory: Directory,
+    /// The access-token deny list, one store query for the checks in flight.
+    pub revocations: RevocationChecks,
     /// The public keys of `private_key_jwt` clients, parsed or fetched once.
     pub client_keys: ClientKeyCache,
     pub limiter: LoginLimiter,

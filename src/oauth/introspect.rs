@@ -109,7 +109,7 @@ pub async fn active_access_token(
     let Some(claims) = access::verify(&keys, token, core.settings.issuer_str(), now) else {
         return Ok(None);
     };
-    if core.store.access_token_revoked(&claims.jti).await? {
+    if core.revocations.revoked(&claims.jti).await? {
         return Ok(None);
     }
     let Some(client) = core.directory.client(&claims.client_id).await? else {

@@ -2,6 +2,7 @@
 //! once for SQLite from the same statement text (`sql.rs`) and the same method bodies
 //! (`shared.rs`); engine quirks live in each engine's file.
 
+pub mod batch;
 mod breaker;
 pub mod cache;
 mod postgres;
@@ -27,7 +28,7 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint said no: the id, username or identifier exists already.
     #[error("already exists")]
@@ -333,7 +334,12 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
-    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(!self.revoked_access_tokens(&[jti]).await?.is_empty())
+    }
+    /// Which of `jtis` are on the deny list: one query per 32 ids,
+    /// so concurrent checks can share a round trip (see [`batch`]).
+    async fn revoked_access_tokens(&self, jtis: &[&str]) -> Result<Vec<String>, StoreError>;
 
     /// Accept a client assertion's `jti` once until `expires_at` (RFC 7523 §3 item 7), in one
     /// conditional write: false if the client used it already and it has not expired at `now`.

@@ -1025,11 +1025,20 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-                Ok(sqlx::query_scalar::<_, bool>(sql::ACCESS_TOKEN_REVOKED)
-                    .bind(jti)
-                    .fetch_one(self.pool()?)
-                    .await?)
+            async fn revoked_access_tokens(
+                &self,
+                jtis: &[&str],
+            ) -> Result<Vec<String>, StoreError> {
+                let mut revoked = Vec::new();
+                for chunk in jtis.chunks(sql::REVOKED_AMONG_SIZE) {
+                    let padding = sql::REVOKED_AMONG_SIZE - chunk.len();
+                    let query = chunk.iter().chain(std::iter::repeat_n(&"", padding)).fold(
+                        sqlx::query_scalar::<_, String>(sql::REVOKED_AMONG),
+                        |q, jti| q.bind(*jti),
+                    );
+                    revoked.extend(query.fetch_all(self.pool()?).await?);
+                }
+                Ok(revoked)
             }
 
             async fn use_client_assertion(

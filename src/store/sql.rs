@@ -298,8 +298,14 @@ pub const WITHDRAW_SUCCESSOR: &str = "UPDATE refresh_tokens SET revoked_at = $2 
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
-pub const ACCESS_TOKEN_REVOKED: &str =
-    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)";
+/// How many ids one [`REVOKED_AMONG`] asks about; a shorter list is padded with `""`, which
+/// no jti is, so a single prepared statement serves every batch on both engines.
+pub const REVOKED_AMONG_SIZE: usize = 32;
+pub const REVOKED_AMONG: &str = concat!(
+    "SELECT jti FROM revoked_access_tokens WHERE jti IN (",
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ",
+    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
+);
 
 /// Accept a client assertion id (`$1` client, `$2` jti, `$3` expires_at, `$4` now): a new row,
 /// or the row of an expired one taken over; zero rows changed is a replay.
