@@ -14,10 +14,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use rand::Rng;
-use scraper::{Html, Selector};
 use serde_json::{Value, json};
+
+mod common;
+use common::{CodeRequest, authorize, basic, browser, env, expect_json};
 
 #[derive(Clone)]
 struct Setup {
@@ -46,10 +47,6 @@ struct Stats {
 }
 
 const POOL: usize = 512;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 #[tokio::main]
 async fn main() {
@@ -160,24 +157,6 @@ async fn main() {
 
 type Outcome = Result<(), String>;
 
-fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let joined = format!("{}:{}", enc(id), enc(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(joined)
-    )
-}
-
-async fn expect_json(response: reqwest::Response, status: u16) -> Result<Value, String> {
-    let got = response.status().as_u16();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    if got != status {
-        return Err(format!("status {got}: {text}"));
-    }
-    serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
-}
-
 fn push(pool: &mut VecDeque<String>, value: String) {
     if pool.len() >= POOL {
         pool.pop_front();
@@ -220,85 +199,21 @@ async fn introspect(s: &Setup, http: &reqwest::Client, pools: &Mutex<Pools>) -> 
     Ok(())
 }
 
-/// The parameters of a redirect back to the client.
-fn query_of(location: &str) -> HashMap<String, String> {
-    url::Url::parse(location)
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
-
 /// `/authorize` → login → consent (when asked) → the client's redirect URI; then the code
 /// redeemed with PKCE; a third of the time, RP-initiated logout with the ID token.
 async fn code_flow(s: &Setup, http: &reqwest::Client, pools: &Mutex<Pools>) -> Outcome {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let browser = browser();
     let user = {
         let mut rng = rand::rng();
         s.users[rng.random_range(0..s.users.len())].clone()
     };
-    let verifier: String = {
-        let bytes: [u8; 32] = rand::rng().random();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    let request = CodeRequest {
+        client_id: &s.web.0,
+        redirect_uri: &s.redirect_uri,
+        scope: "openid profile offline_access read:contacts",
+        audience: &s.audience,
     };
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
-    );
-    let mut url = url::Url::parse(&format!("{}/authorize", s.base)).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &s.web.0)
-        .append_pair("redirect_uri", &s.redirect_uri)
-        .append_pair("scope", "openid profile offline_access read:contacts")
-        .append_pair("audience", &s.audience)
-        .append_pair("state", "soak")
-        .append_pair("nonce", "soak")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let mut response = browser.get(url).send().await.map_err(|e| e.to_string())?;
-    let mut answer = None;
-    for _ in 0..8 {
-        let status = response.status().as_u16();
-        if status == 303 || status == 302 {
-            let location = response.headers()["location"].to_str().unwrap().to_owned();
-            if location.starts_with(&s.redirect_uri) {
-                answer = Some(query_of(&location));
-                break;
-            }
-            let next = if location.starts_with('/') {
-                format!("{}{location}", s.base)
-            } else {
-                location
-            };
-            response = browser.get(next).send().await.map_err(|e| e.to_string())?;
-            continue;
-        }
-        if status != 200 {
-            return Err(format!("page status {status}"));
-        }
-        let html = response.text().await.map_err(|e| e.to_string())?;
-        let (action, mut fields) = form(&html).ok_or("a page without a form")?;
-        if fields.iter().any(|(n, _)| n == "username") {
-            set(&mut fields, "username", &user);
-            set(&mut fields, "password", &s.password);
-        } else {
-            set(&mut fields, "decision", "allow");
-        }
-        let target = if action.starts_with('/') {
-            format!("{}{action}", s.base)
-        } else {
-            action
-        };
-        response = browser
-            .post(target)
-            .form(&fields)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let answer = answer.ok_or("never got back to the client")?;
+    let (answer, verifier) = authorize(&s.base, &browser, &request, (&user, &s.password)).await?;
     let code = answer.get("code").ok_or("no code in the answer")?;
     let response = http
         .post(format!("{}/token", s.base))
@@ -348,28 +263,6 @@ async fn code_flow(s: &Setup, http: &reqwest::Client, pools: &Mutex<Pools>) -> O
         }
     }
     Ok(())
-}
-
-fn form(html: &str) -> Option<(String, Vec<(String, String)>)> {
-    let doc = Html::parse_document(html);
-    let form = doc
-        .select(&Selector::parse("form[method=post]").unwrap())
-        .next()?;
-    let fields = form
-        .select(&Selector::parse("input[name]").unwrap())
-        .map(|input| {
-            let attr = |n| input.value().attr(n).unwrap_or("").to_owned();
-            (attr("name"), attr("value"))
-        })
-        .collect();
-    Some((form.value().attr("action").unwrap_or("").to_owned(), fields))
-}
-
-fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
-    match fields.iter_mut().find(|(n, _)| n == name) {
-        Some(field) => field.1 = value.to_owned(),
-        None => fields.push((name.to_owned(), value.to_owned())),
-    }
 }
 
 async fn refresh(s: &Setup, http: &reqwest::Client, pools: &Mutex<Pools>) -> Outcome {
