@@ -1,7 +1,11 @@
 //! User passwords: Argon2id (RFC 9106) with the configured parameters, PHC string format.
 //!
-//! Hashing is CPU- and memory-heavy, so it runs on the blocking pool, never on the runtime,
-//! at most `password_hash.max_concurrent` at a time. Its working memory (`memory_kib` per
+//! Hashing is CPU- and memory-heavy, so it runs on threads of its own, never on the runtime,
+//! at most `password_hash.max_concurrent` at a time, at a lower CPU priority (nice
+//! [`HASH_NICE`]): a burst of sign-ins then takes the CPU the token endpoint leaves instead of
+//! an equal share of it, so other requests keep their latency while hashes wait (measured in
+//! BENCHMARKS.md, "password_isolation"); with nothing else to run, the threads still get every
+//! core, as nice only weighs threads that compete. Its working memory (`memory_kib` per
 //! hash, 19 MiB by default) comes from a pool of at most `max_concurrent` buffers that are
 //! allocated once and reused (`Argon2::hash_password_into_with_memory`): were each hash to
 //! allocate its own, the allocator would keep a freed buffer per blocking thread (glibc's
@@ -10,11 +14,11 @@
 //! given back to the OS (`madvise(MADV_DONTNEED)`), so memory returns to idle after a burst.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::PasswordHashSettings;
 use crate::crypto::{random_bytes, random_token};
@@ -225,10 +229,62 @@ pub struct PoolStats {
 
 /// Checks passwords off the async runtime, at most `max_concurrent` at a time, in reused
 /// memory, and at the same cost whether or not the user exists.
+/// How much nicer the hashing threads are than the server: CFS gives a thread 10 nice levels
+/// up about a tenth of the CPU of one it competes with.
+pub const HASH_NICE: i32 = 10;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Start `count` hashing threads at [`HASH_NICE`]; they end when the returned sender (and
+/// every clone of it) is dropped.
+fn start_hash_threads(count: usize) -> Result<mpsc::Sender<HashJob>, PasswordError> {
+    let (jobs, queue) = mpsc::channel::<HashJob>();
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..count {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                lower_own_priority();
+                loop {
+                    // The guard ends with the statement: the job runs unlocked.
+                    let job = queue
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|q| q.recv().map_err(drop));
+                    match job {
+                        Ok(job) => job(),
+                        Err(()) => return,
+                    }
+                }
+            })
+            .map_err(hash_error)?;
+    }
+    Ok(jobs)
+}
+
+#[cfg(target_os = "linux")]
+fn lower_own_priority() {
+    // On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value. Failing to
+    // lower it leaves it as it was: hashing still works, only less politely.
+    // SAFETY: plain system calls on this thread's own id; no memory is passed.
+    unsafe {
+        let me = libc::gettid() as libc::id_t;
+        // Relative to what the thread inherited (the server's own nice value), capped at 19.
+        let inherited = libc::getpriority(libc::PRIO_PROCESS, me);
+        libc::setpriority(libc::PRIO_PROCESS, me, (inherited + HASH_NICE).min(19));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_own_priority() {}
+
 #[derive(Clone)]
 pub struct PasswordVerifier {
     params: PasswordHashSettings,
     permits: Arc<Semaphore>,
+    /// The hashing threads' queue; never longer than the free permits.
+    threads: mpsc::Sender<HashJob>,
     max_concurrent: usize,
     pool: Arc<MemoryPool>,
     /// Argon2 evaluations of presented passwords so far (dummy ones included).
@@ -247,6 +303,7 @@ impl PasswordVerifier {
         let verifier = Self {
             params: *params,
             permits: Arc::new(Semaphore::new(max_concurrent)),
+            threads: start_hash_threads(max_concurrent)?,
             max_concurrent,
             pool: Arc::new(MemoryPool::new()),
             evaluations: Arc::new(AtomicU64::new(0)),
@@ -262,10 +319,10 @@ impl PasswordVerifier {
         })
     }
 
-    /// Run `work` on the blocking pool with a permit and a pooled buffer. The permit moves
-    /// into the blocking task: if the caller gives up (a request timeout), the hash still
-    /// finishes before another may start, so `max_concurrent` bounds running hashes, not
-    /// waiting requests.
+    /// Run `work` on a hashing thread with a permit and a pooled buffer. The permit moves
+    /// into the job: if the caller gives up (a request timeout), the hash still finishes
+    /// before another may start, so `max_concurrent` bounds running hashes, not waiting
+    /// requests; and as there are as many threads as permits, a job never waits for a thread.
     async fn in_pool<T: Send + 'static>(
         &self,
         work: impl FnOnce(PasswordHashSettings, &mut Vec<Block>) -> Result<T, PasswordError>
@@ -279,15 +336,19 @@ impl PasswordVerifier {
             .await
             .map_err(hash_error)?;
         let (pool, params) = (self.pool.clone(), self.params);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let mut memory = pool.take();
-            let result = work(params, &mut memory);
-            pool.put(memory);
-            result
-        })
-        .await
-        .map_err(hash_error)?
+        let (done, result) = oneshot::channel();
+        self.threads
+            .send(Box::new(move || {
+                let mut memory = pool.take();
+                let outcome = work(params, &mut memory);
+                pool.put(memory);
+                // Free before answering: whoever hears the answer finds the permit back.
+                drop(permit);
+                // The caller may have given up; the hash is done either way.
+                let _ = done.send(outcome);
+            }))
+            .map_err(hash_error)?;
+        result.await.map_err(hash_error)?
     }
 
     /// Whether `password` matches `stored` (a PHC string); `None` for an unknown user costs
@@ -397,6 +458,26 @@ pub async fn hash(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_threads_of_lower_priority() {
+        let verifier = PasswordVerifier::new(&params(1024)).await.unwrap();
+        // SAFETY: a read of this thread's own nice value.
+        let runtime_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let (name, nice) = verifier
+            .in_pool(|_, _| {
+                let name = std::thread::current().name().map(str::to_owned);
+                // SAFETY: a read of this thread's own nice value.
+                let nice =
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+                Ok((name, nice))
+            })
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("argon2-"));
+        assert_eq!(nice, (runtime_nice + HASH_NICE).min(19));
+    }
 
     #[test]
     fn hashes_are_argon2id_with_the_configured_parameters() {
