@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::StoreError;
 use super::breaker::{Breaker, Prober};
 use super::records::*;
-use super::shared::{EngineDb, impl_store};
+use super::shared::{EngineDb, WriteTx, impl_store};
 use super::sql;
 use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
@@ -66,8 +66,8 @@ impl PgStore {
 
     /// Read committed: a conditional UPDATE waits for a concurrent one and re-checks its
     /// WHERE clause, which is what the single-write state changes rely on.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        Ok(self.pool()?.begin().await?)
+    async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, StoreError> {
+        Ok(WriteTx::new(self.pool()?.begin().await?, None))
     }
 }
 

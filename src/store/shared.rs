@@ -1130,7 +1130,7 @@ macro_rules! impl_store {
 
         /// The id of the user `username`, read inside the transaction that changes the user.
         async fn user_id_in(
-            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            tx: &mut WriteTx<<$engine as EngineDb>::Db>,
             username: &str,
         ) -> Result<Option<String>, StoreError> {
             Ok(sqlx::query_scalar::<_, String>(sql::USER_ID_BY_USERNAME)
@@ -1142,7 +1142,7 @@ macro_rules! impl_store {
         /// End the user's sessions, revoke their grants and refresh families, and drop their
         /// unredeemed codes, inside the caller's transaction.
         async fn end_user_access(
-            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            tx: &mut WriteTx<<$engine as EngineDb>::Db>,
             user_id: &str,
             now: UnixTime,
         ) -> Result<(), StoreError> {
@@ -1164,7 +1164,7 @@ macro_rules! impl_store {
         /// Queue a logout token for each client told of one of the user's sessions, and forget
         /// them, inside the caller's transaction (the sessions are ending).
         async fn queue_user_logouts(
-            tx: &mut sqlx::Transaction<'static, <$engine as EngineDb>::Db>,
+            tx: &mut WriteTx<<$engine as EngineDb>::Db>,
             user_id: &str,
             now: UnixTime,
         ) -> Result<(), StoreError> {
@@ -1270,6 +1270,39 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
+
+/// A write transaction and, on SQLite, this process's turn to write, held until it ends.
+/// It reads and writes as the transaction's connection (`&mut *tx`), as a transaction does.
+pub(super) struct WriteTx<Db: sqlx::Database> {
+    tx: sqlx::Transaction<'static, Db>,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<Db: sqlx::Database> WriteTx<Db> {
+    pub(super) fn new(
+        tx: sqlx::Transaction<'static, Db>,
+        turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
+        Self { tx, _turn: turn }
+    }
+
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl<Db: sqlx::Database> std::ops::Deref for WriteTx<Db> {
+    type Target = Db::Connection;
+    fn deref(&self) -> &Db::Connection {
+        &self.tx
+    }
+}
+
+impl<Db: sqlx::Database> std::ops::DerefMut for WriteTx<Db> {
+    fn deref_mut(&mut self) -> &mut Db::Connection {
+        &mut self.tx
+    }
+}
 
 /// Names the sqlx database of an engine type, for the few helpers that take a query.
 pub(super) trait EngineDb {
