@@ -39,9 +39,10 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VALET = os.environ.get("VALET_BIN", f"{ROOT}/target/release/valet")
-LOADGEN = os.environ.get("LOADGEN_BIN", f"{ROOT}/target/release/examples/loadgen")
-ARGON2 = os.environ.get("ARGON2_BIN", f"{ROOT}/target/release/examples/argon2_rate")
+# Absolute: each server runs in its own working directory.
+VALET = os.path.abspath(os.environ.get("VALET_BIN", f"{ROOT}/target/release/valet"))
+LOADGEN = os.path.abspath(os.environ.get("LOADGEN_BIN", f"{ROOT}/target/release/examples/loadgen"))
+ARGON2 = os.path.abspath(os.environ.get("ARGON2_BIN", f"{ROOT}/target/release/examples/argon2_rate"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
@@ -155,9 +156,21 @@ class Valet:
             time.sleep(0.002)
 
     def stop(self):
+        """SIGTERM, as a container runtime sends it; a server that has not exited within
+        30 s is killed and reported (a finding, not a crash of the suite)."""
         if self.proc and self.proc.poll() is None:
+            started = time.perf_counter()
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                kept = shutil.copy(self.log.name, tempfile.gettempdir())
+                log(f"WARNING: valet did not exit within 30 s of SIGTERM; log kept at {kept}")
+                STOP_FAILURES.append(kept)
+            else:
+                log(f"  stopped in {time.perf_counter() - started:.1f} s")
         self.proc = None
 
     def cli(self, *args, stdin=None):
@@ -171,6 +184,7 @@ class Valet:
 
 
 SECRET = secrets.token_hex(24)
+STOP_FAILURES = []
 
 
 # ------------------------------------------------------------------------------ load tools
@@ -596,6 +610,7 @@ def main():
                     clients=clients)
     if PEER:
         results["peer"] = run_peer(limits)
+    results["stop_failures"] = STOP_FAILURES
     with open(OUT, "w") as f:
         json.dump(results, f, indent=1)
     text = report(results)

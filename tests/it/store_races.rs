@@ -644,6 +644,7 @@ async fn parallel_claim_updates_all_land(backend: Backend) {
 backend_tests!(
     parallel_consent_saves_never_conflict,
     parallel_revocations_of_one_access_token_never_conflict,
+    checks_in_flight_share_queries_and_each_sees_the_deny_list,
     parallel_key_rotations_leave_one_current_key,
     parallel_activations_promote_the_next_key_once,
 );
@@ -700,6 +701,51 @@ async fn parallel_revocations_of_one_access_token_never_conflict(backend: Backen
             .await
             .unwrap()
     );
+}
+
+/// The deny-list checks of many requests at once (introspection, UserInfo) ride shared
+/// queries of up to 32 ids: each still gets its own token's answer, and a revocation made
+/// after one check is seen by the next.
+async fn checks_in_flight_share_queries_and_each_sees_the_deny_list(backend: Backend) {
+    let core = test_core(backend).await;
+    let now = core.clock.now();
+    let jtis: Vec<String> = (0..100).map(|i| format!("grant-{i}.jti")).collect();
+    for jti in jtis.iter().step_by(2) {
+        core.store
+            .revoke_access_token(jti, CLIENT, now, hour_after(now))
+            .await
+            .unwrap();
+    }
+
+    // One call across several padded chunks of 32.
+    let all: Vec<&str> = jtis.iter().map(String::as_str).collect();
+    let mut revoked = core.store.revoked_access_tokens(&all).await.unwrap();
+    revoked.sort_by_key(|jti| jti[6..].split('.').next().unwrap().parse::<u32>().unwrap());
+    let expected: Vec<String> = jtis.iter().step_by(2).cloned().collect();
+    assert_eq!(revoked, expected);
+    assert!(
+        core.store
+            .revoked_access_tokens(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let answers = race(jtis.len(), |i| {
+        let (checks, jti) = (core.revocations.clone(), jtis[i].clone());
+        async move { (i, checks.revoked(&jti).await.unwrap()) }
+    })
+    .await;
+    for (i, revoked) in answers {
+        assert_eq!(revoked, i % 2 == 0, "{}", jtis[i]);
+    }
+
+    assert!(!core.revocations.revoked("grant-1.jti").await.unwrap());
+    core.store
+        .revoke_access_token("grant-1.jti", CLIENT, now, hour_after(now))
+        .await
+        .unwrap();
+    assert!(core.revocations.revoked("grant-1.jti").await.unwrap());
 }
 
 /// Two `valet keys rotate` at once: each either rotates or gets `Conflict`; one key is current.
