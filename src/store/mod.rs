@@ -69,6 +69,11 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Close the pool: connections are closed as they come back. Call before the runtime
+    /// stops: sqlx's pool maintenance task (idle reaping) loops on a timer, and once the
+    /// runtime's timers have stopped it spins in one poll, so the process never exits.
+    async fn close(&self);
+
     /// `true` while the store is known to be down (PostgreSQL's breaker, `store::breaker`);
     /// `None` for a store that cannot go away (SQLite).
     fn outages(&self) -> Option<tokio::sync::watch::Receiver<bool>> {

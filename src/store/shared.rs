@@ -21,6 +21,10 @@ macro_rules! impl_store {
                 (self.pool.size(), self.pool.num_idle())
             }
 
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query(sql::PING).execute(self.pool()?).await?;
                 Ok(())
