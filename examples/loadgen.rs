@@ -36,7 +36,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 mod common;
-use common::{CodeRequest, authorize, basic, browser, env, expect_json};
+use common::{CodeRequest, authorize, basic, browser, client_credentials, env, expect_json};
 
 struct Setup {
     base: String,
@@ -387,22 +387,8 @@ async fn timed(
 }
 
 async fn service_token(s: &Setup) -> Result<String, String> {
-    let response = s
-        .http
-        .post(format!("{}/token", s.base))
-        .header("authorization", basic(&s.service.0, &s.service.1))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("audience", s.audience.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = expect_json(response, 200).await?;
-    Ok(body["access_token"]
-        .as_str()
-        .ok_or("no access_token")?
-        .to_owned())
+    let client = (s.service.0.as_str(), s.service.1.as_str());
+    client_credentials(&s.http, &s.base, client, &s.audience).await
 }
 
 async fn password_grant(s: &Setup, username: &str) -> Outcome {

@@ -18,7 +18,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 mod common;
-use common::{CodeRequest, authorize, basic, browser, env, expect_json};
+use common::{CodeRequest, authorize, basic, browser, client_credentials, env, expect_json};
 
 #[derive(Clone)]
 struct Setup {
@@ -165,19 +165,9 @@ fn push(pool: &mut VecDeque<String>, value: String) {
 }
 
 async fn service_token(s: &Setup, http: &reqwest::Client, pools: &Mutex<Pools>) -> Outcome {
-    let response = http
-        .post(format!("{}/token", s.base))
-        .header("authorization", basic(&s.service.0, &s.service.1))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("audience", s.audience.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = expect_json(response, 200).await?;
-    let token = body["access_token"].as_str().ok_or("no access_token")?;
-    push(&mut pools.lock().unwrap().service_tokens, token.to_owned());
+    let client = (s.service.0.as_str(), s.service.1.as_str());
+    let token = client_credentials(http, &s.base, client, &s.audience).await?;
+    push(&mut pools.lock().unwrap().service_tokens, token);
     Ok(())
 }
 

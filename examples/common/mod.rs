@@ -33,6 +33,27 @@ pub async fn expect_json(response: reqwest::Response, status: u16) -> Result<Val
     serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
 }
 
+/// A client_credentials access token for `audience`, with HTTP Basic client authentication.
+pub async fn client_credentials(
+    http: &reqwest::Client,
+    base: &str,
+    client: (&str, &str),
+    audience: &str,
+) -> Result<String, String> {
+    let response = http
+        .post(format!("{base}/token"))
+        .header("authorization", basic(client.0, client.1))
+        .form(&[("grant_type", "client_credentials"), ("audience", audience)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = expect_json(response, 200).await?;
+    Ok(body["access_token"]
+        .as_str()
+        .ok_or("no access_token")?
+        .to_owned())
+}
+
 /// A PKCE verifier and its S256 challenge.
 pub fn pkce() -> (String, String) {
     let bytes: [u8; 32] = rand::rng().random();
