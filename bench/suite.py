@@ -218,11 +218,16 @@ def oha(url, method="GET", headers=(), body=None, concurrency=CONCURRENCY, secon
     }
 
 
+def loadgen_env(valet, setup_file, scenario, concurrency=CONCURRENCY, **extra):
+    """examples/loadgen.rs's environment for one scenario; `extra` overrides the defaults."""
+    return {**os.environ, "LOADGEN_BASE": valet.base, "LOADGEN_SETUP": setup_file,
+            "LOADGEN_SCENARIO": scenario, "LOADGEN_CONCURRENCY": str(concurrency),
+            "LOADGEN_SECONDS": str(SECONDS), "LOADGEN_WARMUP": str(WARMUP),
+            **{k: str(v) for k, v in extra.items()}}
+
+
 def loadgen(valet, setup_file, scenario, concurrency=CONCURRENCY, **extra):
-    env = {**os.environ, "LOADGEN_BASE": valet.base, "LOADGEN_SETUP": setup_file,
-           "LOADGEN_SCENARIO": scenario, "LOADGEN_CONCURRENCY": str(concurrency),
-           "LOADGEN_SECONDS": str(SECONDS), "LOADGEN_WARMUP": str(WARMUP),
-           **{k: str(v) for k, v in extra.items()}}
+    env = loadgen_env(valet, setup_file, scenario, concurrency, **extra)
     out = subprocess.run([LOADGEN], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"loadgen {scenario} failed: {out.stderr[-2000:]}")
@@ -356,10 +361,8 @@ def run_store(store, limits, scale=False, workdir=None, database_url=None, clien
         alone = oha(f"{valet.base}/token", "POST", cc_headers, cc_body, concurrency=4, rate=200)
         flood = subprocess.Popen(
             [LOADGEN], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "LOADGEN_BASE": valet.base, "LOADGEN_SETUP": setup,
-                 "LOADGEN_SCENARIO": "password", "LOADGEN_CONCURRENCY": str(CONCURRENCY),
-                 "LOADGEN_USERS": str(PASSWORD_USERS), "LOADGEN_WARMUP": "0",
-                 "LOADGEN_SECONDS": str(SECONDS + WARMUP + 3)})
+            env=loadgen_env(valet, setup, "password", LOADGEN_USERS=PASSWORD_USERS,
+                            LOADGEN_WARMUP=0, LOADGEN_SECONDS=SECONDS + WARMUP + 3))
         time.sleep(1)
         beside = oha(f"{valet.base}/token", "POST", cc_headers, cc_body, concurrency=4, rate=200)
         flood.wait()

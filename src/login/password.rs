@@ -227,8 +227,6 @@ pub struct PoolStats {
     pub trims: usize,
 }
 
-/// Checks passwords off the async runtime, at most `max_concurrent` at a time, in reused
-/// memory, and at the same cost whether or not the user exists.
 /// How much nicer the hashing threads are than the server: CFS gives a thread 10 nice levels
 /// up about a tenth of the CPU of one it competes with.
 pub const HASH_NICE: i32 = 10;
@@ -279,6 +277,8 @@ fn lower_own_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_own_priority() {}
 
+/// Checks passwords off the async runtime, at most `max_concurrent` at a time, in reused
+/// memory, and at the same cost whether or not the user exists.
 #[derive(Clone)]
 pub struct PasswordVerifier {
     params: PasswordHashSettings,

@@ -8,14 +8,13 @@
 //! committed before that is seen; under load, up to [`MAX_BATCH`] requests share one round
 //! trip, and a lone request waits for nothing.
 
-use std::collections::HashSet;
-
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SharedStore, StoreError};
+use super::{SharedStore, StoreError, sql};
 
-/// The most ids one round of queries asks about.
-pub const MAX_BATCH: usize = 128;
+/// The most ids one round asks about: as many as the deny-list statement takes, so a round
+/// is one query.
+pub const MAX_BATCH: usize = sql::REVOKED_AMONG_SIZE;
 /// Checks waiting for their round; beyond this, requests wait to queue (memory stays bounded).
 const QUEUE: usize = 4096;
 
@@ -35,14 +34,10 @@ impl RevocationChecks {
             while waiting.recv_many(&mut round, MAX_BATCH).await > 0 {
                 let jtis: Vec<&str> = round.iter().map(|(jti, _)| jti.as_str()).collect();
                 let answer = store.revoked_access_tokens(&jtis).await;
-                let revoked: HashSet<&str> = match &answer {
-                    Ok(revoked) => revoked.iter().map(String::as_str).collect(),
-                    Err(_) => HashSet::new(),
-                };
                 for (jti, reply) in round.drain(..) {
                     // A caller that gave up (its request timed out) is no one to answer.
                     let _ = reply.send(match &answer {
-                        Ok(_) => Ok(revoked.contains(jti.as_str())),
+                        Ok(revoked) => Ok(revoked.contains(&jti)),
                         Err(e) => Err(e.clone()),
                     });
                 }

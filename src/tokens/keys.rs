@@ -139,12 +139,12 @@ impl SigningKey {
 
     /// The public half, parsed once for every verification until the next key change.
     pub fn verifier(&self) -> Result<Verifier, KeyError> {
-        let public = match &self.pair {
-            Pair::Rsa(pair) => pair.public_key().as_ref().to_vec(),
-            Pair::Ecdsa(pair) => pair.public_key().as_ref().to_vec(),
-            Pair::Ed25519(pair) => pair.public_key().as_ref().to_vec(),
+        let public: &[u8] = match &self.pair {
+            Pair::Rsa(pair) => pair.public_key().as_ref(),
+            Pair::Ecdsa(pair) => pair.public_key().as_ref(),
+            Pair::Ed25519(pair) => pair.public_key().as_ref(),
         };
-        Verifier::new(self.alg, &public).map_err(|reason| KeyError::Unusable {
+        Verifier::new(self.alg, public).map_err(|reason| KeyError::Unusable {
             kid: self.kid.clone(),
             reason,
         })
