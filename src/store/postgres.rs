@@ -25,6 +25,7 @@ pub struct PgStore {
 
 impl EngineDb for PgStore {
     type Db = sqlx::Postgres;
+    const DATA_MODIFYING_WITH: bool = true;
 }
 
 impl PgStore {

@@ -1105,17 +1105,24 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
-            /// In one transaction: run `condition` (an UPDATE of the token `presented`, `$2`
-            /// being now) and insert `successor` only if it changed exactly one row.
+            /// Run `swap.condition` (an UPDATE of the token `presented`, `$2` being now) and
+            /// insert `successor` only if it changed exactly one row, atomically.
             async fn insert_if(
                 &self,
-                condition: &'static str,
+                swap: sql::SuccessorIf,
                 presented: &SecretHash,
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                if <$engine as EngineDb>::DATA_MODIFYING_WITH {
+                    let query = sqlx::query(swap.with_insert)
+                        .bind(presented.0.as_slice())
+                        .bind(now.0);
+                    let done = bind_refresh(query, successor).execute(self.pool()?).await?;
+                    return Ok(done.rows_affected() == 1);
+                }
                 let mut tx = self.begin_write().await?;
-                let changed = sqlx::query(condition)
+                let changed = sqlx::query(swap.condition)
                     .bind(presented.0.as_slice())
                     .bind(now.0)
                     .execute(&mut *tx)
@@ -1240,7 +1247,7 @@ macro_rules! impl_store {
                 .bind(client.registered_via())
         }
 
-        /// `$1`..`$12` of `INSERT_REFRESH`.
+        /// The successor's columns, in `INSERT_REFRESH`'s order (its `$1`..`$14`).
         fn bind_refresh<'q>(query: EngineQuery<'q>, token: &'q RefreshToken) -> EngineQuery<'q> {
             query
                 .bind(token.token_hash.0.as_slice())
@@ -1311,4 +1318,7 @@ impl<Db: sqlx::Database> std::ops::DerefMut for WriteTx<Db> {
 /// Names the sqlx database of an engine type, for the few helpers that take a query.
 pub(super) trait EngineDb {
     type Db: sqlx::Database;
+    /// Whether a `WITH` clause may hold an INSERT, UPDATE or DELETE (PostgreSQL, not
+    /// SQLite): then a conditional write and its follow-up are one statement.
+    const DATA_MODIFYING_WITH: bool;
 }

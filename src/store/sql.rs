@@ -287,14 +287,44 @@ pub const SELECT_REFRESH: &str = concat!(
     ", EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL) AS grant_revoked \
      FROM refresh_tokens WHERE token_hash = $1"
 );
+/// A conditional UPDATE of the refresh token `$1` (`$2` being now) and the insert of its
+/// successor when it changed exactly one row: as a transaction of two statements, or where
+/// the engine allows data-modifying `WITH` (PostgreSQL) as one statement, one round trip.
+pub struct SuccessorIf {
+    /// The UPDATE alone; the successor is then bound to [`INSERT_REFRESH`].
+    pub condition: &'static str,
+    /// Both in one statement: `$1`, `$2` as above, the successor's columns from `$3`.
+    pub with_insert: &'static str,
+}
+
+macro_rules! successor_if {
+    ($condition:expr) => {
+        SuccessorIf {
+            condition: $condition,
+            with_insert: concat!(
+                "WITH changed AS (",
+                $condition,
+                " RETURNING 1) INSERT INTO refresh_tokens (",
+                refresh_columns!(),
+                ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL \
+                 WHERE (SELECT count(*) FROM changed) = 1"
+            ),
+        }
+    };
+}
+
 /// The one conditional write that makes a refresh token single-use.
-pub const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
+pub const ROTATE_REFRESH: SuccessorIf = successor_if!(
+    "UPDATE refresh_tokens SET rotated_at = $2 \
      WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
      AND expires_at > $2 AND family_expires_at > $2 \
-     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)";
+     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)"
+);
 /// Grace period: the unused successor of a just-rotated token is withdrawn for a new one.
-pub const WITHDRAW_SUCCESSOR: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
-     WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
+pub const WITHDRAW_SUCCESSOR: SuccessorIf = successor_if!(
+    "UPDATE refresh_tokens SET revoked_at = $2 \
+     WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL"
+);
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";

@@ -41,6 +41,7 @@ pub struct SqliteStore {
 
 impl EngineDb for SqliteStore {
     type Db = sqlx::Sqlite;
+    const DATA_MODIFYING_WITH: bool = false;
 }
 
 impl SqliteStore {

@@ -100,10 +100,11 @@ async fn database_outage() {
     // The service client was looked up before the outage: it keeps working.
     app.advance(Duration::from_secs(30)); // far past clients.cache_ttl
     let issued = app.client_credentials(&caller, CONTACTS).await;
+    let status = issued.status();
+    let body = issued.text().await.unwrap();
     assert_eq!(
-        issued.status(),
-        200,
-        "cached client_credentials keeps issuing"
+        status, 200,
+        "cached client_credentials keeps issuing: {body}"
     );
 
     cluster.resume();
