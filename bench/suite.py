@@ -18,7 +18,8 @@ Environment (defaults in brackets): VALET_BIN [target/release/valet], LOADGEN_BI
 [target/release/examples/loadgen], ARGON2_BIN [target/release/examples/argon2_rate],
 BENCH_SECONDS [20], BENCH_WARMUP [3], BENCH_CONCURRENCY [64], BENCH_STORES ["sqlite postgres"],
 BENCH_SCENARIOS [all], BENCH_PEER [1], BENCH_SCALE [0], BENCH_SEED_ARGS [""],
-BENCH_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres], BENCH_OUT [bench/results.json].
+BENCH_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres], BENCH_DB_QUERY [""] (appended
+to each bench database's URL, e.g. `?sslmode=disable`), BENCH_OUT [bench/results.json].
 """
 
 import base64
@@ -418,7 +419,7 @@ def fresh_store(store):
             database = f"valet_bench_{secrets.token_hex(4)}"
             subprocess.run(["psql", "-q", ADMIN_URL, "-c", f"CREATE DATABASE {database}"],
                            check=True, capture_output=True)
-            yield workdir, ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+            yield workdir, ADMIN_URL.rsplit("/", 1)[0] + "/" + database + os.environ.get("BENCH_DB_QUERY", "")
     finally:
         if database:
             subprocess.run(["psql", "-q", ADMIN_URL, "-c",
