@@ -6,8 +6,9 @@
 //! [`PROBE_TIMEOUT`]. A failed or slow probe opens the breaker: every store call then fails at
 //! once with [`StoreError::Unavailable`] (OAuth endpoints answer `503 temporarily_unavailable`
 //! with `Retry-After`, pages a friendly 503, `/readyz` 503). The prober keeps reconnecting; the
-//! first probe that succeeds closes it again. The pool tests each connection before handing it
-//! out, so connections that died with the database are replaced, not used.
+//! first probe that succeeds closes it again. The pool pings a connection that sat idle
+//! before handing it out (`store::postgres`), so connections that died with the database in
+//! an outage are replaced, not used.
 //!
 //! SQLite is a file in the process's own hands; it has no breaker.
 

@@ -2,7 +2,9 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -23,6 +25,9 @@ pub struct PgStore {
     _prober: Prober,
 }
 
+/// A pooled connection idle for this long is pinged before it is handed out.
+const PING_IF_IDLE: Duration = Duration::from_secs(1);
+
 impl EngineDb for PgStore {
     type Db = sqlx::Postgres;
     const DATA_MODIFYING_WITH: bool = true;
@@ -34,8 +39,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            // A connection that died with the database is replaced, not handed out.
-            .test_before_acquire(true)
+            // sqlx's default pings every connection it hands out: one more round trip per
+            // statement. A connection in steady use is known alive; one that sat idle for
+            // PING_IF_IDLE (every one through an outage longer than that) is pinged, and
+            // replaced if it died with the database.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await?;
         let breaker = Arc::new(Breaker::default());
