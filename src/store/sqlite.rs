@@ -80,6 +80,10 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            // sqlx's default pings each connection it hands out: a round trip through the
+            // connection's worker thread (two thread switches) before every statement, for
+            // a file that cannot have gone away the way a server can.
+            .test_before_acquire(false)
             .idle_timeout(idle_timeout)
             .max_lifetime(max_lifetime)
             .acquire_timeout(config.acquire_timeout)

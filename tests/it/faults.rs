@@ -67,6 +67,14 @@ async fn database_outage() {
         detected < Duration::from_secs(1),
         "detected after {detected:?}"
     );
+    // /readyz can fail on a dead pooled connection before the prober has opened the breaker;
+    // what follows is about the outage once the breaker knows.
+    let mut breaker = app.state.store.outages().expect("PostgreSQL has a breaker");
+    let opened = time_until(Duration::from_secs(5), "the breaker opens", async || {
+        *breaker.borrow_and_update()
+    })
+    .await;
+    assert!(opened < Duration::from_secs(1), "opened after {opened:?}");
 
     let started = Instant::now();
     let introspection = app
