@@ -710,6 +710,12 @@ def parse_rust_string(text: str, i: int) -> tuple[str, int]:
 
 
 # What each statement binds, $1 first (see src/store/shared.rs), grouped by how hot it is.
+# A successor refresh token's columns (INSERT_REFRESH's order).
+SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", "scope",
+             "audience", "null", "now", "later", "family_expiry", "null", "null"]
+# Statements SQLite cannot run (a data-modifying WITH), explained on PostgreSQL only.
+POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT"}
+
 HOT = {
     # token endpoint: client authentication, audience, user
     "SELECT_CLIENT": ["client_id"],
@@ -732,10 +738,14 @@ HOT = {
     "SELECT_USER_BY_ID": ["user_id"],
     "ROTATE_REFRESH": ["token_hash", "now"],
     "WITHDRAW_SUCCESSOR": ["token_hash", "now"],
+    # PostgreSQL: the conditional write and the successor's insert as one statement
+    "ROTATE_REFRESH_THEN_INSERT": ["token_hash", "now", *SUCCESSOR],
+    "WITHDRAW_SUCCESSOR_THEN_INSERT": ["token_hash", "now", *SUCCESSOR],
     "REVOKE_GRANT": ["grant_id", "now"],
     "REVOKE_GRANT_REFRESH_TOKENS": ["grant_id", "now"],
     # introspection, userinfo, revocation
-    "ACCESS_TOKEN_REVOKED": ["jti"],
+    # the deny-list check of the requests in flight: 32 ids, padded with ""
+    "REVOKED_AMONG": ["jti", *["text"] * 31],
     "GRANT_STATUS": ["grant_id"],
     "REVOKE_ACCESS_TOKEN": ["jti", "client_id", "now", "later"],
     # authorize / consent / login pages
@@ -836,7 +846,7 @@ def explain(store, sql_rs: Path) -> int:
     for group, table in (("hot paths", HOT), ("admin, janitor and rare paths", OTHER)):
         log(f"=== {group} ({store.name}) ===")
         for name, kinds in table.items():
-            if name not in consts:
+            if name not in consts or (name in POSTGRES_ONLY and isinstance(store, Sqlite)):
                 continue
             sql = consts[name]
             n_params = max([int(x) for x in re.findall(r"\$(\d+)", sql)] or [0])

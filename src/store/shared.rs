@@ -998,7 +998,7 @@ macro_rules! impl_store {
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                self.insert_if(sql::ROTATE_REFRESH, presented, successor, now)
+                self.insert_if(sql::ROTATION, presented, successor, now)
                     .await
             }
 
@@ -1008,7 +1008,7 @@ macro_rules! impl_store {
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
-                self.insert_if(sql::WITHDRAW_SUCCESSOR, presented, successor, now)
+                self.insert_if(sql::SUCCESSOR_WITHDRAWAL, presented, successor, now)
                     .await
             }
 

@@ -297,34 +297,47 @@ pub struct SuccessorIf {
     pub with_insert: &'static str,
 }
 
-macro_rules! successor_if {
+macro_rules! then_insert_successor {
     ($condition:expr) => {
-        SuccessorIf {
-            condition: $condition,
-            with_insert: concat!(
-                "WITH changed AS (",
-                $condition,
-                " RETURNING 1) INSERT INTO refresh_tokens (",
-                refresh_columns!(),
-                ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL \
-                 WHERE (SELECT count(*) FROM changed) = 1"
-            ),
-        }
+        concat!(
+            "WITH changed AS (",
+            $condition,
+            " RETURNING 1) INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL \
+             WHERE (SELECT count(*) FROM changed) = 1"
+        )
     };
 }
 
 /// The one conditional write that makes a refresh token single-use.
-pub const ROTATE_REFRESH: SuccessorIf = successor_if!(
-    "UPDATE refresh_tokens SET rotated_at = $2 \
-     WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
-     AND expires_at > $2 AND family_expires_at > $2 \
-     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)"
-);
+macro_rules! rotate_refresh {
+    () => {
+        "UPDATE refresh_tokens SET rotated_at = $2 \
+         WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+         AND expires_at > $2 AND family_expires_at > $2 \
+         AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)"
+    };
+}
 /// Grace period: the unused successor of a just-rotated token is withdrawn for a new one.
-pub const WITHDRAW_SUCCESSOR: SuccessorIf = successor_if!(
-    "UPDATE refresh_tokens SET revoked_at = $2 \
-     WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL"
-);
+macro_rules! withdraw_successor {
+    () => {
+        "UPDATE refresh_tokens SET revoked_at = $2 \
+         WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL"
+    };
+}
+pub const ROTATE_REFRESH: &str = rotate_refresh!();
+pub const ROTATE_REFRESH_THEN_INSERT: &str = then_insert_successor!(rotate_refresh!());
+pub const WITHDRAW_SUCCESSOR: &str = withdraw_successor!();
+pub const WITHDRAW_SUCCESSOR_THEN_INSERT: &str = then_insert_successor!(withdraw_successor!());
+pub const ROTATION: SuccessorIf = SuccessorIf {
+    condition: ROTATE_REFRESH,
+    with_insert: ROTATE_REFRESH_THEN_INSERT,
+};
+pub const SUCCESSOR_WITHDRAWAL: SuccessorIf = SuccessorIf {
+    condition: WITHDRAW_SUCCESSOR,
+    with_insert: WITHDRAW_SUCCESSOR_THEN_INSERT,
+};
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
