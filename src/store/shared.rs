@@ -1105,24 +1105,24 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
-            /// Run `swap.condition` (an UPDATE of the token `presented`, `$2` being now) and
-            /// insert `successor` only if it changed exactly one row, atomically.
+            /// Run `statements.condition` (an UPDATE of the token `presented`, `$2` being now)
+            /// and insert `successor` only if it changed exactly one row, atomically.
             async fn insert_if(
                 &self,
-                swap: sql::SuccessorIf,
+                statements: sql::SuccessorIf,
                 presented: &SecretHash,
                 successor: &RefreshToken,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
                 if <$engine as EngineDb>::DATA_MODIFYING_WITH {
-                    let query = sqlx::query(swap.with_insert)
+                    let query = sqlx::query(statements.with_insert)
                         .bind(presented.0.as_slice())
                         .bind(now.0);
                     let done = bind_refresh(query, successor).execute(self.pool()?).await?;
                     return Ok(done.rows_affected() == 1);
                 }
                 let mut tx = self.begin_write().await?;
-                let changed = sqlx::query(swap.condition)
+                let changed = sqlx::query(statements.condition)
                     .bind(presented.0.as_slice())
                     .bind(now.0)
                     .execute(&mut *tx)
