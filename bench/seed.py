@@ -734,6 +734,7 @@ HOT = {
     "SELECT_SESSION": ["session_hash", "now"],
     "INSERT_SESSION_CLIENT": ["session_hash", "client_id", "text", "user_id", "later"],
     # refresh rotation
+    "SELECT_REFRESH_AND_USER": ["token_hash"],
     "SELECT_REFRESH": ["token_hash"],
     "SELECT_USER_BY_ID": ["user_id"],
     "ROTATE_REFRESH": ["token_hash", "now"],
@@ -747,6 +748,7 @@ HOT = {
     # the deny-list check of the requests in flight: 32 ids, padded with ""
     "REVOKED_AMONG": ["jti", *["text"] * 31],
     "GRANT_STATUS": ["grant_id"],
+    "GRANT_STATUS_AND_USER": ["grant_id", "user_id"],
     "REVOKE_ACCESS_TOKEN": ["jti", "client_id", "now", "later"],
     # authorize / consent / login pages
     "SELECT_CONSENT": ["user_id", "client_id", "audience"],

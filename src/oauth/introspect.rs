@@ -117,13 +117,16 @@ pub async fn active_access_token(
     };
     let (user, userinfo_claims) = match claims.grant_id() {
         Some(grant_id) => {
-            let status = match core.store.grant_status(&grant_id).await? {
-                Some(status) if !status.revoked => status,
-                _ => return Ok(None),
+            let Some((status, user)) = core
+                .store
+                .grant_status_and_user(&grant_id, &claims.sub)
+                .await?
+            else {
+                return Ok(None);
             };
-            match active_user(core, &claims.sub).await? {
-                Some(user) => (Some(user), status.userinfo_claims),
-                None => return Ok(None),
+            match user.filter(|u| !u.disabled) {
+                Some(user) if !status.revoked => (Some(user), status.userinfo_claims),
+                _ => return Ok(None),
             }
         }
         None => (None, Vec::new()),
@@ -174,11 +177,11 @@ async fn as_refresh(
     token: &str,
     now: UnixTime,
 ) -> Result<Option<ActiveToken>, OAuthError> {
-    let Some(stored) = core
+    let Some((stored, user)) = core
         .store
-        .refresh_token(&core.server_keys.hasher.hash(token))
+        .refresh_token_and_user(&core.server_keys.hasher.hash(token))
         .await?
-        .filter(|stored| stored.client_id == caller.client_id)
+        .filter(|(stored, _)| stored.client_id == caller.client_id)
     else {
         return Ok(None);
     };
@@ -190,7 +193,7 @@ async fn as_refresh(
     if !live || core.directory.client(&stored.client_id).await?.is_none() {
         return Ok(None);
     }
-    let Some(user) = active_user(core, &stored.user_id).await? else {
+    let Some(user) = user.filter(|u| !u.disabled) else {
         return Ok(None);
     };
     Ok(Some(ActiveToken {
@@ -205,8 +208,4 @@ async fn as_refresh(
         iss: core.settings.issuer_str().to_owned(),
         jti: None,
     }))
-}
-
-async fn active_user(core: &Core, id: &str) -> Result<Option<User>, OAuthError> {
-    Ok(core.store.user_by_id(id).await?.filter(|u| !u.disabled))
 }

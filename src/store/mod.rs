@@ -173,9 +173,15 @@ pub trait Store: Send + Sync + 'static {
         grant_id: &GrantId,
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
-    /// `Some(true)` once revoked; `None` for an unknown grant.
     /// Whether the grant was revoked, and what UserInfo was asked for; `None` if it is gone.
     async fn grant_status(&self, grant_id: &GrantId) -> Result<Option<GrantStatus>, StoreError>;
+    /// [`grant_status`](Store::grant_status) and the user `user_id` in one read; the user is
+    /// `None` when it is gone.
+    async fn grant_status_and_user(
+        &self,
+        grant_id: &GrantId,
+        user_id: &str,
+    ) -> Result<Option<(GrantStatus, Option<User>)>, StoreError>;
     /// Whether the grant was revoked; `None` if it is gone.
     async fn grant_revoked(&self, grant_id: &GrantId) -> Result<Option<bool>, StoreError> {
         Ok(self.grant_status(grant_id).await?.map(|s| s.revoked))
@@ -314,6 +320,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<RefreshToken>, StoreError>;
+    /// The refresh token and its user in one read; the user is `None` when it is gone.
+    async fn refresh_token_and_user(
+        &self,
+        token_hash: &SecretHash,
+    ) -> Result<Option<(RefreshToken, Option<User>)>, StoreError>;
     /// Mark `presented` rotated and insert `successor`, in one transaction; false (and
     /// nothing written) if `presented` was no longer live: another request rotated it first.
     async fn rotate_refresh(

@@ -867,6 +867,19 @@ pub struct GrantStatus {
     pub userinfo_claims: Vec<String>,
 }
 
+impl GrantStatus {
+    /// From `GRANT_STATUS`'s columns; `userinfo_claims` is a JSON array or NULL.
+    pub(super) fn from_columns(revoked: bool, claims: Option<String>) -> Result<Self, StoreError> {
+        Ok(GrantStatus {
+            revoked,
+            userinfo_claims: match claims {
+                Some(text) => from_json("userinfo_claims", &text)?,
+                None => Vec::new(),
+            },
+        })
+    }
+}
+
 /// A device sign-in (RFC 8628) as stored: both codes only as hashes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceAuthorization {

@@ -502,19 +502,28 @@ macro_rules! impl_store {
                     .bind(grant_id.as_str())
                     .fetch_optional(self.pool()?)
                     .await?;
-                row.map(|(revoked, claims)| {
-                    let userinfo_claims = match claims {
-                        Some(text) => serde_json::from_str(&text).map_err(|e| {
-                            StoreError::Internal(format!("corrupt userinfo_claims column: {e}"))
-                        })?,
-                        None => Vec::new(),
-                    };
-                    Ok(GrantStatus {
-                        revoked,
-                        userinfo_claims,
-                    })
-                })
-                .transpose()
+                row.map(|(revoked, claims)| GrantStatus::from_columns(revoked, claims))
+                    .transpose()
+            }
+
+            async fn grant_status_and_user(
+                &self,
+                grant_id: &GrantId,
+                user_id: &str,
+            ) -> Result<Option<(GrantStatus, Option<User>)>, StoreError> {
+                let Some(row) = sqlx::query(sql::GRANT_STATUS_AND_USER)
+                    .bind(grant_id.as_str())
+                    .bind(user_id)
+                    .fetch_optional(self.pool()?)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let status = GrantStatus::from_columns(
+                    sqlx::Row::try_get(&row, "revoked")?,
+                    sqlx::Row::try_get(&row, "userinfo_claims")?,
+                )?;
+                Ok(Some((status, user_of_left_join(&row)?)))
             }
 
             async fn set_grant_userinfo_claims(
@@ -992,6 +1001,22 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn refresh_token_and_user(
+                &self,
+                token_hash: &SecretHash,
+            ) -> Result<Option<(RefreshToken, Option<User>)>, StoreError> {
+                let Some(row) = sqlx::query(sql::SELECT_REFRESH_AND_USER)
+                    .bind(token_hash.0.as_slice())
+                    .fetch_optional(self.pool()?)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let token =
+                    RefreshToken::try_from(<RefreshRow as sqlx::FromRow<_>>::from_row(&row)?)?;
+                Ok(Some((token, user_of_left_join(&row)?)))
+            }
+
             async fn rotate_refresh(
                 &self,
                 presented: &SecretHash,
@@ -1204,6 +1229,16 @@ macro_rules! impl_store {
                 },
                 Some(_) => Redeemed::Expired,
             }
+        }
+
+        /// The user of a row that LEFT JOINs `users`: `None` when its columns are NULL, the
+        /// user being gone.
+        fn user_of_left_join(
+            row: &<<$engine as EngineDb>::Db as sqlx::Database>::Row,
+        ) -> Result<Option<User>, StoreError> {
+            let id: Option<String> = sqlx::Row::try_get(row, "id")?;
+            id.map(|_| User::try_from(<UserRow as sqlx::FromRow<_>>::from_row(row)?))
+                .transpose()
         }
 
         /// A statement of this engine with its arguments, as `sqlx::query` returns it.

@@ -170,8 +170,22 @@ pub const REVOKE_GRANT_REFRESH_TOKENS: &str =
 /// what the tokens issued from it need. Never shortens it.
 pub const EXTEND_GRANT: &str =
     "UPDATE grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2";
-pub const GRANT_STATUS: &str =
-    "SELECT revoked_at IS NOT NULL AS revoked, userinfo_claims FROM grants WHERE grant_id = $1";
+macro_rules! grant_status {
+    () => {
+        "SELECT revoked_at IS NOT NULL AS revoked, userinfo_claims FROM grants WHERE grant_id = $1"
+    };
+}
+pub const GRANT_STATUS: &str = grant_status!();
+/// [`GRANT_STATUS`] and the user `$2` in one round trip, for an access token's introspection
+/// and UserInfo. The grant's columns come through a subquery, so none shares a name with the
+/// user's; a user that is gone reads as NULL columns.
+pub const GRANT_STATUS_AND_USER: &str = concat!(
+    "SELECT g.revoked, g.userinfo_claims, ",
+    user_columns!(),
+    " FROM (",
+    grant_status!(),
+    ") g LEFT JOIN users ON users.id = $2"
+);
 pub const SET_GRANT_USERINFO_CLAIMS: &str =
     "UPDATE grants SET userinfo_claims = $2 WHERE grant_id = $1";
 
@@ -279,13 +293,31 @@ pub const INSERT_REFRESH: &str = concat!(
     refresh_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL)"
 );
-/// The token with whether its grant was revoked: a code replay revokes the grant, and that
-/// must kill tokens however the two writes interleave.
+/// The token's columns and whether its grant was revoked: a code replay revokes the grant,
+/// and that must kill tokens however the two writes interleave.
+macro_rules! refresh_read_columns {
+    () => {
+        concat!(
+            refresh_columns!(),
+            ", EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL) AS grant_revoked"
+        )
+    };
+}
+
 pub const SELECT_REFRESH: &str = concat!(
     "SELECT ",
-    refresh_columns!(),
-    ", EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL) AS grant_revoked \
-     FROM refresh_tokens WHERE token_hash = $1"
+    refresh_read_columns!(),
+    " FROM refresh_tokens WHERE token_hash = $1"
+);
+/// [`SELECT_REFRESH`] and the token's user in one round trip, for the refresh grant and
+/// introspection, which need both. A LEFT JOIN: a token whose user is gone still reads, with
+/// the user's columns NULL. No column name is in both tables.
+pub const SELECT_REFRESH_AND_USER: &str = concat!(
+    "SELECT ",
+    refresh_read_columns!(),
+    ", ",
+    user_columns!(),
+    " FROM refresh_tokens LEFT JOIN users ON users.id = refresh_tokens.user_id WHERE token_hash = $1"
 );
 /// A conditional UPDATE of the refresh token `$1` (`$2` being now) and the insert of its
 /// successor when it changed exactly one row: as a transaction of two statements, or where

@@ -1,14 +1,24 @@
 //! The two stores agree: same schema from both migration sets, concurrent migrations and
-//! concurrent first-key generation are safe.
+//! concurrent first-key generation are safe, and the joined reads of the hot paths agree with
+//! the single reads they replace.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use sqlx::{Connection, Row};
+use valet::crypto::SecretHash;
+use valet::domain::{GrantId, ScopeSet};
+use valet::store::RefreshToken;
 
-use crate::harness::{self, Backend, TEST_SECRET, clean_command};
+use crate::grant_logic::test_core;
+use crate::harness::fixtures::create_alice;
+use crate::harness::{self, Backend, CONTACTS, TEST_SECRET, clean_command};
 use crate::{backend_tests, harness::postgres};
 
-backend_tests!(two_processes_migrate_one_database_at_once);
+backend_tests!(
+    two_processes_migrate_one_database_at_once,
+    joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_user,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_migrations_give_the_same_tables_and_columns() {
@@ -104,6 +114,103 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
         .collect();
     assert_eq!(current.len(), 1);
     drop(store);
+}
+
+/// The one-round-trip reads of the hot paths (a refresh token or a grant with its user) give
+/// what the single reads give; a user that is gone reads as `None`, not as a missing token or
+/// grant, so the grant layer still sees the token and revokes its family.
+async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_user(
+    backend: Backend,
+) {
+    let core = test_core(backend).await;
+    let store = &core.store;
+    let now = core.clock.now();
+    let later = now.plus(Duration::from_secs(3600));
+    let alice_id = create_alice(&core).await;
+    let alice = store.user_by_id(&alice_id).await.unwrap().expect("alice");
+    let mut tokens = Vec::new();
+    for (grant, user_id) in [
+        ("grant-alice", alice_id.as_str()),
+        ("grant-gone", "no-such-user"),
+    ] {
+        let grant_id = GrantId::from_stored(grant.into());
+        store
+            .insert_grant(&grant_id, "client-a", user_id, now, later)
+            .await
+            .unwrap();
+        store
+            .set_grant_userinfo_claims(&grant_id, &["email".into()])
+            .await
+            .unwrap();
+        let token = RefreshToken {
+            token_hash: SecretHash(format!("hash-of-{grant}").into_bytes()),
+            family_id: format!("family-of-{grant}"),
+            parent_hash: None,
+            grant_id: grant_id.clone(),
+            client_id: "client-a".into(),
+            user_id: user_id.into(),
+            scope: ScopeSet::parse("openid read:contacts").unwrap(),
+            audience: CONTACTS.into(),
+            code_hash: None,
+            session_hash: None,
+            auth_time: Some(now),
+            issued_at: now,
+            expires_at: later,
+            family_expires_at: later,
+            rotated_at: None,
+            revoked_at: None,
+            grant_revoked: false,
+        };
+        store.insert_refresh(&token).await.unwrap();
+        let expected_user = (user_id == alice_id).then(|| alice.clone());
+
+        let (read, user) = store
+            .refresh_token_and_user(&token.token_hash)
+            .await
+            .unwrap()
+            .expect("the token reads whether or not its user is there");
+        assert_eq!(read, token);
+        assert_eq!(user, expected_user, "{grant}: the token's user");
+
+        let (status, user) = store
+            .grant_status_and_user(&grant_id, user_id)
+            .await
+            .unwrap()
+            .expect("the grant reads whether or not its user is there");
+        assert_eq!(
+            Some(&status),
+            store.grant_status(&grant_id).await.unwrap().as_ref()
+        );
+        assert_eq!(status.userinfo_claims, ["email"]);
+        assert!(!status.revoked);
+        assert_eq!(user, expected_user, "{grant}: the grant's user");
+        tokens.push((grant_id, token));
+    }
+
+    let never = SecretHash(b"never-issued".to_vec());
+    assert_eq!(store.refresh_token_and_user(&never).await.unwrap(), None);
+    let unknown_grant = GrantId::from_stored("no-such-grant".into());
+    let read = store.grant_status_and_user(&unknown_grant, &alice_id);
+    assert_eq!(read.await.unwrap(), None);
+
+    // A disabled user reads as disabled (the grant layer refuses it), and the revocation
+    // that comes with disabling shows in both reads.
+    assert!(store.set_user_disabled("alice", true, now).await.unwrap());
+    let (grant_id, token) = &tokens[0];
+    let (read, user) = store
+        .refresh_token_and_user(&token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read.grant_revoked && read.revoked_at.is_some());
+    assert!(user.expect("alice is still there").disabled);
+    let (status, user) = store
+        .grant_status_and_user(grant_id, &alice_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.revoked);
+    assert!(user.expect("alice is still there").disabled);
 }
 
 mod codes {

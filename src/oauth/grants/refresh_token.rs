@@ -193,11 +193,11 @@ pub async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let core = cx.core;
     let presented = core.server_keys.hasher.hash(&request.refresh_token);
-    let current = core
+    let (current, user) = core
         .store
-        .refresh_token(&presented)
+        .refresh_token_and_user(&presented)
         .await?
-        .filter(|t| t.client_id == cx.client.client_id)
+        .filter(|(t, _)| t.client_id == cx.client.client_id)
         .ok_or_else(|| {
             OAuthError::invalid_grant("the refresh token is not valid for this client")
         })?;
@@ -223,12 +223,7 @@ pub async fn exchange(
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
     let access_scope = narrowed(cx, &current, request.scope.as_ref()).await?;
-    let user = core
-        .store
-        .user_by_id(&current.user_id)
-        .await?
-        .filter(|u| !u.disabled);
-    let Some(user) = user else {
+    let Some(user) = user.filter(|u| !u.disabled) else {
         core.store.revoke_grant(&current.grant_id, cx.now).await?;
         return Err(OAuthError::invalid_grant(
             "the user of this refresh token is no longer active",
