@@ -10,7 +10,8 @@ peak RSS during the scenario (VmHWM, reset before each scenario through /proc/PI
 
 In the same run: `openssl speed -multi 2` per signature algorithm, an Argon2id hash-rate probe
 at the configured parameters (examples/argon2_rate.rs), Valet's own /healthz rate (the HTTP
-floor), and node-oidc-provider (bench/peer) on the shared scenarios. With BENCH_SCALE=1 each
+floor), PostgreSQL's own rate on a refresh's statements (pgbench: the ceiling of refresh on
+PostgreSQL), and node-oidc-provider (bench/peer) on the shared scenarios. With BENCH_SCALE=1 each
 store is then seeded (bench/seed.py: 1 M users, 100 k clients, 1 M refresh tokens) and the
 scenarios run again; their p99 is compared with the empty store's.
 
@@ -26,7 +27,9 @@ import base64
 import contextlib
 import json
 import os
+import pathlib
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -270,6 +273,69 @@ def argon2_rate():
     out = subprocess.run([ARGON2, str(m), str(t), str(p), "10", str(os.cpu_count())],
                          capture_output=True, text=True, check=True)
     return float(out.stdout)
+
+
+def machine_busy_seconds():
+    """CPU time the whole machine has spent busy (all but idle and iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+
+
+REFRESH_LIMIT_TOKENS = 1_000_000
+
+
+def postgres_refresh_rate():
+    """PostgreSQL's own rate for the two statements of a refresh (read the token with its
+    user; rotate it and insert its successor, one statement), as Valet sends them (sql.rs's
+    text, prepared) over as many connections as Valet's pool (16), driven by pgbench on a
+    store of 1 M live tokens: the ceiling of refresh on PostgreSQL on this machine, whatever
+    Valet adds. Returns (statement pairs per second, PostgreSQL's CPU µs per pair: the
+    machine's busy time less pgbench's, so anything else running counts too). Tokens are
+    drawn at random, so ~1 % of draws find theirs rotated already and write nothing."""
+    import seed  # bench/seed.py: reads the statement texts out of src/store/sql.rs
+    sql = seed.rust_sql_constants(pathlib.Path(ROOT, "src/store/sql.rs"))
+    now, later = int(time.time()), int(time.time()) + 86400
+    with fresh_store("postgres") as (workdir, url):
+        Valet(url, workdir).cli("migrate")
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", f"""
+            INSERT INTO users (id, username, password_hash, created_at, updated_at)
+                VALUES ('u', 'bench-user', 'x', {now}, {now});
+            INSERT INTO grants (grant_id, client_id, user_id, created_at, expires_at)
+                VALUES ('g', 'c', 'u', {now}, {later});
+            INSERT INTO refresh_tokens (token_hash, family_id, grant_id, client_id, user_id,
+                scope, audience, issued_at, expires_at, family_expires_at)
+              SELECT int8send(i), 'f' || i, 'g', 'c', 'u', 'offline_access read:contacts',
+                '{AUDIENCE}', {now}, {later}, {later}
+              FROM generate_series(1, {REFRESH_LIMIT_TOKENS}) i;""", "-c", "VACUUM ANALYZE"],
+            check=True, capture_output=True)
+        # The successor of token i is token i + N: unique, as only a live token rotates.
+        args = ["int8send(:i)", str(now), f"int8send(:i + {REFRESH_LIMIT_TOKENS})", "'f' || :i",
+                "int8send(:i)", "'g'", "'c'", "'u'",
+                # pgbench would take ":contacts" in a literal for one of its variables
+                "'offline_access read' || chr(58) || 'contacts'",
+                f"'{AUDIENCE}'", "NULL", str(now), str(later), str(later), "NULL", "NULL"]
+        bind = lambda text: re.sub(r"\$(\d+)", lambda m: args[int(m.group(1)) - 1], text)
+        script = f"{workdir}/refresh.sql"
+        with open(script, "w") as f:
+            f.write(f"\\set i random(1, {REFRESH_LIMIT_TOKENS})\n")
+            f.write(bind(sql["SELECT_REFRESH_AND_USER"]) + ";\n")
+            f.write(bind(sql["ROTATE_REFRESH_THEN_INSERT"]) + ";\n")
+        # PostgreSQL's CPU: the machine's busy time less pgbench's own (the backends exit
+        # with pgbench's connections, taking their counters with them).
+        children0 = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+        busy0 = machine_busy_seconds()
+        out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+                              "-T", str(SECONDS), "-f", script, url],
+                             capture_output=True, text=True)
+        pgbench_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - children0
+        cpu = machine_busy_seconds() - busy0 - pgbench_cpu
+        if out.returncode != 0:
+            raise SystemExit(f"pgbench failed: {out.stderr[-2000:]}")
+        done = int(re.search(r"number of transactions actually processed: (\d+)",
+                             out.stdout).group(1))
+        rate = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+        return rate, cpu / done * 1e6
 
 
 # ------------------------------------------------------------------------------ one store
@@ -536,6 +602,11 @@ def report(results):
              f"(code exchange c=16)", ""]
     limits = results["limits"]
     lines.append("Limits: " + ", ".join(f"{k} {fmt(v)}/s" for k, v in limits.items()))
+    if "postgres_refresh_cpu_us" in results:
+        lines.append("postgres:refresh is PostgreSQL alone on a refresh's two statements "
+                     "(pgbench, 16 connections, prepared): "
+                     f"{results['postgres_refresh_cpu_us']:.0f} µs of its CPU each, the "
+                     "ceiling of refresh on PostgreSQL here")
     if "cold_start_ms" in results:
         lines.append(f"Cold start to /readyz (SQLite, empty, median of 5): "
                      f"{results['cold_start_ms']:.0f} ms (target < 300); idle RSS "
@@ -588,7 +659,8 @@ def report(results):
 
 
 def main():
-    for tool in ("oha", "openssl", VALET, LOADGEN, ARGON2):
+    for tool in ("oha", "openssl", VALET, LOADGEN, ARGON2,
+                 *(["pgbench", "psql"] if "postgres" in STORES else [])):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is required (bench/run.sh builds and installs them)")
     results = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "limits": {},
@@ -599,6 +671,9 @@ def main():
         limits[f"openssl:{alg}"] = openssl_sign_per_sec(alg)
     log("limit: Argon2id hashes/s on every core")
     limits["argon2"] = argon2_rate()
+    if "postgres" in STORES and wanted("refresh"):
+        log("limit: PostgreSQL alone on a refresh's statements (pgbench)")
+        limits["postgres:refresh"], results["postgres_refresh_cpu_us"] = postgres_refresh_rate()
     if wanted("cold_start"):
         results["cold_start_ms"], results["idle_rss_mib"] = cold_start_and_idle()
     for store in STORES:
