@@ -276,56 +276,70 @@ def argon2_rate():
 
 
 def machine_busy_seconds():
-    """CPU time the whole machine has spent busy (all but idle and iowait), from /proc/stat."""
+    """CPU time the whole machine has spent running something, from /proc/stat: user, nice,
+    system, irq and softirq (not idle or iowait, nor steal, which is other machines' time;
+    guest time is already in user)."""
     with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+        user, nice, system, _idle, _iowait, irq, softirq = (
+            int(x) for x in f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / CLK_TCK
 
 
 REFRESH_LIMIT_TOKENS = 1_000_000
+REFRESH_LIMIT_CLIENTS = 16
 
 
 def postgres_refresh_rate():
     """PostgreSQL's own rate for the two statements of a refresh (read the token with its
     user; rotate it and insert its successor, one statement), as Valet sends them (sql.rs's
-    text, prepared) over as many connections as Valet's pool (16), driven by pgbench on a
-    store of 1 M live tokens: the ceiling of refresh on PostgreSQL on this machine, whatever
-    Valet adds. Returns (statement pairs per second, PostgreSQL's CPU µs per pair: the
-    machine's busy time less pgbench's, so anything else running counts too). Tokens are
-    drawn at random, so ~1 % of draws find theirs rotated already and write nothing."""
+    text, prepared) over as many connections as Valet's pool (16), driven by pgbench: the
+    ceiling of refresh on PostgreSQL on this machine, whatever Valet adds. The store holds
+    1 M live tokens of 100 k users, 500 k grants and 1,000 clients; each pgbench client
+    walks its own slice of them, so every pair rotates a live token (no draw repeats).
+    Returns (pairs per second, PostgreSQL's CPU µs per pair: the machine's busy time less
+    pgbench's, so anything else running counts too)."""
     import seed  # bench/seed.py: reads the statement texts out of src/store/sql.rs
     sql = seed.rust_sql_constants(pathlib.Path(ROOT, "src/store/sql.rs"))
+    n, slice_ = REFRESH_LIMIT_TOKENS, REFRESH_LIMIT_TOKENS // REFRESH_LIMIT_CLIENTS
     now, later = int(time.time()), int(time.time()) + 86400
+    # Token i: user i % 100k, grant i / 2, client i % 1000; its successor is token i + N.
+    user, grant, client = "'u' || ({i} % 100000)", "'g' || ({i} / 2)", "'c' || ({i} % 1000)"
     with fresh_store("postgres") as (workdir, url):
         Valet(url, workdir).cli("migrate")
         subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", f"""
             INSERT INTO users (id, username, password_hash, created_at, updated_at)
-                VALUES ('u', 'bench-user', 'x', {now}, {now});
+              SELECT 'u' || i, 'user' || i, 'x', {now}, {now}
+              FROM generate_series(0, 99999) i;
             INSERT INTO grants (grant_id, client_id, user_id, created_at, expires_at)
-                VALUES ('g', 'c', 'u', {now}, {later});
+              SELECT {grant.format(i="i")}, {client.format(i="i")}, {user.format(i="i")},
+                {now}, {later}
+              FROM generate_series(0, {n - 1}, 2) i;
             INSERT INTO refresh_tokens (token_hash, family_id, grant_id, client_id, user_id,
                 scope, audience, issued_at, expires_at, family_expires_at)
-              SELECT int8send(i), 'f' || i, 'g', 'c', 'u', 'offline_access read:contacts',
-                '{AUDIENCE}', {now}, {later}, {later}
-              FROM generate_series(1, {REFRESH_LIMIT_TOKENS}) i;""", "-c", "VACUUM ANALYZE"],
+              SELECT int8send(i), 'f' || i, {grant.format(i="i")}, {client.format(i="i")},
+                {user.format(i="i")}, 'offline_access read:contacts', '{AUDIENCE}',
+                {now}, {later}, {later}
+              FROM generate_series(0, {n - 1}) i;""", "-c", "VACUUM ANALYZE"],
             check=True, capture_output=True)
-        # The successor of token i is token i + N: unique, as only a live token rotates.
-        args = ["int8send(:i)", str(now), f"int8send(:i + {REFRESH_LIMIT_TOKENS})", "'f' || :i",
-                "int8send(:i)", "'g'", "'c'", "'u'",
+        args = ["int8send(:i)", str(now), f"int8send(:i + {n})", "'f' || :i", "int8send(:i)",
+                grant.format(i=":i"), client.format(i=":i"), user.format(i=":i"),
                 # pgbench would take ":contacts" in a literal for one of its variables
                 "'offline_access read' || chr(58) || 'contacts'",
                 f"'{AUDIENCE}'", "NULL", str(now), str(later), str(later), "NULL", "NULL"]
         bind = lambda text: re.sub(r"\$(\d+)", lambda m: args[int(m.group(1)) - 1], text)
         script = f"{workdir}/refresh.sql"
         with open(script, "w") as f:
-            f.write(f"\\set i random(1, {REFRESH_LIMIT_TOKENS})\n")
+            # pgbench keeps a client's variables from one transaction to the next: k counts.
+            f.write("\\set k :k + 1\n")
+            f.write(f"\\set i :client_id * {slice_} + :k % {slice_}\n")
             f.write(bind(sql["SELECT_REFRESH_AND_USER"]) + ";\n")
             f.write(bind(sql["ROTATE_REFRESH_THEN_INSERT"]) + ";\n")
         # PostgreSQL's CPU: the machine's busy time less pgbench's own (the backends exit
         # with pgbench's connections, taking their counters with them).
         children0 = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
         busy0 = machine_busy_seconds()
-        out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+        out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c",
+                              str(REFRESH_LIMIT_CLIENTS), "-j", "2", "-D", "k=-1",
                               "-T", str(SECONDS), "-f", script, url],
                              capture_output=True, text=True)
         pgbench_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - children0
@@ -334,6 +348,14 @@ def postgres_refresh_rate():
             raise SystemExit(f"pgbench failed: {out.stderr[-2000:]}")
         done = int(re.search(r"number of transactions actually processed: (\d+)",
                              out.stdout).group(1))
+        if done >= n:
+            raise SystemExit("pgbench outran the tokens: raise REFRESH_LIMIT_TOKENS")
+        rotated = int(subprocess.run(
+            ["psql", "-qtA", url, "-c",
+             "SELECT count(*) FROM refresh_tokens WHERE rotated_at IS NOT NULL"],
+            check=True, capture_output=True, text=True).stdout)
+        if rotated != done:
+            raise SystemExit(f"{done} pairs but {rotated} rotations: a draw repeated")
         rate = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
         return rate, cpu / done * 1e6
 

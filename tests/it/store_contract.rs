@@ -118,7 +118,8 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
 
 /// The one-round-trip reads of the hot paths (a refresh token or a grant with its user) give
 /// what the single reads give; a user that is gone reads as `None`, not as a missing token or
-/// grant, so the grant layer still sees the token and revokes its family.
+/// grant, so that the grant layer still sees the token and refuses it for its user, as before
+/// (end to end for a disabled user: `refresh::disabled_user_or_deleted_client_ends_the_family`).
 async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_user(
     backend: Backend,
 ) {
@@ -186,6 +187,14 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
         assert_eq!(user, expected_user, "{grant}: the grant's user");
         tokens.push((grant_id, token));
     }
+
+    // The user is the one asked for (the token's `sub`), not whichever the grant names.
+    let (_, user) = store
+        .grant_status_and_user(&tokens[0].0, "no-such-user")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user, None, "the user read is by the id given");
 
     let never = SecretHash(b"never-issued".to_vec());
     assert_eq!(store.refresh_token_and_user(&never).await.unwrap(), None);
