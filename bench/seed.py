@@ -733,10 +733,10 @@ HOT = {
     "EXTEND_GRANT": ["grant_id", "family_expiry"],
     "SELECT_SESSION": ["session_hash", "now"],
     "INSERT_SESSION_CLIENT": ["session_hash", "client_id", "text", "user_id", "later"],
-    # refresh rotation
+    "SELECT_USER_BY_ID": ["user_id"],
+    # refresh rotation (the token with its user; re-read after a lost race)
     "SELECT_REFRESH_AND_USER": ["token_hash"],
     "SELECT_REFRESH": ["token_hash"],
-    "SELECT_USER_BY_ID": ["user_id"],
     "ROTATE_REFRESH": ["token_hash", "now"],
     "WITHDRAW_SUCCESSOR": ["token_hash", "now"],
     # PostgreSQL: the conditional write and the successor's insert as one statement
@@ -747,7 +747,6 @@ HOT = {
     # introspection, userinfo, revocation
     # the deny-list check of the requests in flight: 32 ids, padded with ""
     "REVOKED_AMONG": ["jti", *["text"] * 31],
-    "GRANT_STATUS": ["grant_id"],
     "GRANT_STATUS_AND_USER": ["grant_id", "user_id"],
     "REVOKE_ACCESS_TOKEN": ["jti", "client_id", "now", "later"],
     # authorize / consent / login pages
@@ -767,6 +766,7 @@ OTHER = {
                                   "null", "null", "null", "now", "now"],
     "INSERT_USER_UNLESS_CLIENT": ["new_uuid", "text", "text", "text", "text", "text", "false",
                                   "now", "now"],
+    "GRANT_STATUS": ["grant_id"],  # Store::grant_revoked; requests read GRANT_STATUS_AND_USER
     "USER_ID_BY_USERNAME": ["username"],
     "LOCK_USER": ["username"],
     "END_USER_ACCESS[0]": ["user_id", "now"],
