@@ -714,7 +714,10 @@ def parse_rust_string(text: str, i: int) -> tuple[str, int]:
 SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", "scope",
              "audience", "null", "now", "later", "family_expiry", "null", "null"]
 # Statements SQLite cannot run (a data-modifying WITH), explained on PostgreSQL only.
-POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT"}
+POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
+                 "INSERT_FIRST_REFRESH"}
+# Their SQLite counterparts: two statements in one text, each explained on its own.
+SQLITE_ONLY = {"INSERT_FIRST_REFRESH_THEN_EXTEND"}
 
 HOT = {
     # token endpoint: client authentication, audience, user
@@ -727,13 +730,14 @@ HOT = {
     "LOGIN_LOCK_OF": ["limiter_key"],
     "INSERT_GRANT": ["new_uuid", "client_id", "user_id", "now", "later"],
     # code exchange
-    "SELECT_CODE": ["code_hash", "client_id"],
+    "SELECT_CODE_AND_USER": ["code_hash", "client_id"],
     "CONSUME_CODE": ["code_hash", "client_id", "now"],
     "CODE_STATE": ["code_hash"],
-    "EXTEND_GRANT": ["grant_id", "family_expiry"],
+    # a family's first token and its grant's new expiry
+    "INSERT_FIRST_REFRESH": ["bytes", "text", "null", *SUCCESSOR[3:]],
+    "INSERT_FIRST_REFRESH_THEN_EXTEND": ["bytes", "text", "null", *SUCCESSOR[3:]],
     "SELECT_SESSION": ["session_hash", "now"],
     "INSERT_SESSION_CLIENT": ["session_hash", "client_id", "text", "user_id", "later"],
-    "SELECT_USER_BY_ID": ["user_id"],
     # refresh rotation (the token with its user; re-read after a lost race)
     "SELECT_REFRESH_AND_USER": ["token_hash"],
     "SELECT_REFRESH": ["token_hash"],
@@ -749,7 +753,8 @@ HOT = {
     "REVOKED_AMONG": ["jti", *["text"] * 31],
     "GRANT_STATUS_AND_USER": ["grant_id", "user_id"],
     "REVOKE_ACCESS_TOKEN": ["jti", "client_id", "now", "later"],
-    # authorize / consent / login pages
+    # authorize / consent / login pages (the signed-in session's user)
+    "SELECT_USER_BY_ID": ["user_id"],
     "SELECT_CONSENT": ["user_id", "client_id", "audience"],
     "UPSERT_CONSENT": ["user_id", "client_id", "audience", "scope", "now"],
     "SELECT_PENDING": ["text", "now"],
@@ -848,7 +853,8 @@ def explain(store, sql_rs: Path) -> int:
     for group, table in (("hot paths", HOT), ("admin, janitor and rare paths", OTHER)):
         log(f"=== {group} ({store.name}) ===")
         for name, kinds in table.items():
-            if name not in consts or (name in POSTGRES_ONLY and isinstance(store, Sqlite)):
+            if name not in consts or (name in POSTGRES_ONLY and isinstance(store, Sqlite)) \
+                    or (name in SQLITE_ONLY and isinstance(store, Postgres)):
                 continue
             sql = consts[name]
             n_params = max([int(x) for x in re.findall(r"\$(\d+)", sql)] or [0])
@@ -857,7 +863,8 @@ def explain(store, sql_rs: Path) -> int:
             lits = [store.literal(k, values[k]) for k in kinds]
             text = re.sub(r"\$(\d+)", lambda m: lits[int(m.group(1)) - 1], sql)
             try:
-                plan = store.plan(text)
+                parts = text.split("; ") if name in SQLITE_ONLY else [text]
+                plan = [line for part in parts for line in store.plan(part)]
             except (sqlite3.Error, subprocess.CalledProcessError) as e:
                 log(f"--- {name}: EXPLAIN failed: {e}")
                 continue

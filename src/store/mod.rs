@@ -166,13 +166,6 @@ pub trait Store: Send + Sync + 'static {
     /// Revoke a grant and every refresh token issued under it; its access tokens then read
     /// inactive at introspection (code replay, refresh-token reuse, RFC 7009 revocation).
     async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError>;
-    /// Let a grant live until `expires_at` (never shorter than it is): a code's grant lives
-    /// as long as the code until the code is redeemed.
-    async fn extend_grant(
-        &self,
-        grant_id: &GrantId,
-        expires_at: UnixTime,
-    ) -> Result<(), StoreError>;
     /// Whether the grant was revoked, and what UserInfo was asked for; `None` if it is gone.
     async fn grant_status(&self, grant_id: &GrantId) -> Result<Option<GrantStatus>, StoreError>;
     /// [`grant_status`](Store::grant_status) and the user `user_id` in one read; the user is
@@ -194,13 +187,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
-    /// The code with this hash if it was issued to `client_id`, used or not, expired or not:
-    /// a redemption checks its PKCE verifier and redirect URI against it before consuming it.
-    async fn code(
+    /// The code with this hash if it was issued to `client_id`, used or not, expired or not,
+    /// and its user (`None` when gone), in one read: a redemption checks its PKCE verifier and
+    /// redirect URI against it before consuming it.
+    async fn code_and_user(
         &self,
         code_hash: &SecretHash,
         client_id: &str,
-    ) -> Result<Option<AuthorizationCode>, StoreError>;
+    ) -> Result<Option<(AuthorizationCode, Option<User>)>, StoreError>;
     /// Consume a code for `client_id` in one conditional write; see [`Redeemed`].
     async fn redeem_code(
         &self,
@@ -315,7 +309,10 @@ pub trait Store: Send + Sync + 'static {
     /// Give back one reservation of `key` (the password was right).
     async fn release_login(&self, key: &str) -> Result<(), StoreError>;
 
-    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    /// Insert the first token of a refresh family and let its grant live as long as the
+    /// family (never shorter than it is): a code's grant lives only as long as the code until
+    /// the code is redeemed.
+    async fn insert_first_refresh(&self, token: &RefreshToken) -> Result<(), StoreError>;
     async fn refresh_token(
         &self,
         token_hash: &SecretHash,

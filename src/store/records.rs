@@ -571,6 +571,8 @@ pub(super) struct CodeRow {
     pub audience: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: i64,
+    /// Read as `code_created_at` (see `sql::code_read_columns`).
+    #[sqlx(rename = "code_created_at")]
     pub created_at: i64,
     pub expires_at: i64,
     pub claims: Option<String>,

@@ -1,9 +1,10 @@
 //! The method bodies of [`Store`](super::Store), written once and expanded for each engine.
 //!
 //! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
-//! breaker is open), `begin_write()` (a transaction that
-//! holds the write lock from its first statement: `BEGIN IMMEDIATE` on SQLite) and
-//! `run_migrations()`; everything else is the same text for both.
+//! breaker is open), `writer()` (the pool for one write statement, in this process's turn to
+//! write on SQLite), `begin_write()` (a transaction that holds the write lock from its first
+//! statement: `BEGIN IMMEDIATE` on SQLite) and `run_migrations()`; everything else is the same
+//! text for both.
 
 macro_rules! impl_store {
     ($engine:ty) => {
@@ -35,7 +36,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::INSERT_CLIENT_UNLESS_USER), client, &cols)
                     .bind(client.created_at.0)
                     .bind(client.updated_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A user has this id: the two namespaces stay apart.
@@ -89,7 +90,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
                     .bind(client.revision)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -111,7 +112,7 @@ macro_rules! impl_store {
                     .bind(i64::from(token.uses_left))
                     .bind(token.created_at.0)
                     .bind(token.expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -165,7 +166,7 @@ macro_rules! impl_store {
                     .bind(client.updated_at.0)
                     .bind(client.revision)
                     .bind(presented.0.as_slice())
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -192,7 +193,7 @@ macro_rules! impl_store {
                     .bind(user.disabled)
                     .bind(user.created_at.0)
                     .bind(user.updated_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A client has this id: the two namespaces stay apart.
@@ -291,7 +292,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(checked)
                     .bind(upgraded)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -345,7 +346,7 @@ macro_rules! impl_store {
                     .bind(&api.name)
                     .bind(api_scopes_json(api))
                     .bind(api.created_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -371,7 +372,7 @@ macro_rules! impl_store {
             async fn delete_api(&self, identifier: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query(sql::DELETE_API)
                     .bind(identifier)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -387,7 +388,7 @@ macro_rules! impl_store {
 
             async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
                 bind_key(sqlx::query(sql::INSERT_KEY), key)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -456,7 +457,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -478,19 +479,6 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(())
-            }
-
-            async fn extend_grant(
-                &self,
-                grant_id: &GrantId,
-                expires_at: UnixTime,
-            ) -> Result<(), StoreError> {
-                sqlx::query(sql::EXTEND_GRANT)
-                    .bind(grant_id.as_str())
-                    .bind(expires_at.0)
-                    .execute(self.pool()?)
-                    .await?;
                 Ok(())
             }
 
@@ -536,7 +524,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::SET_GRANT_USERINFO_CLAIMS)
                     .bind(grant_id.as_str())
                     .bind(text)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -561,23 +549,27 @@ macro_rules! impl_store {
                         (!code.claims.is_empty())
                             .then(|| serde_json::to_string(&code.claims).unwrap_or_default()),
                     )
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
 
-            async fn code(
+            async fn code_and_user(
                 &self,
                 code_hash: &SecretHash,
                 client_id: &str,
-            ) -> Result<Option<AuthorizationCode>, StoreError> {
-                sqlx::query_as::<_, CodeRow>(sql::SELECT_CODE)
+            ) -> Result<Option<(AuthorizationCode, Option<User>)>, StoreError> {
+                let Some(row) = sqlx::query(sql::SELECT_CODE_AND_USER)
                     .bind(code_hash.0.as_slice())
                     .bind(client_id)
                     .fetch_optional(self.pool()?)
                     .await?
-                    .map(AuthorizationCode::try_from)
-                    .transpose()
+                else {
+                    return Ok(None);
+                };
+                let code =
+                    AuthorizationCode::try_from(<CodeRow as sqlx::FromRow<_>>::from_row(&row)?)?;
+                Ok(Some((code, user_of_left_join(&row)?)))
             }
 
             async fn redeem_code(
@@ -586,25 +578,25 @@ macro_rules! impl_store {
                 client_id: &str,
                 now: UnixTime,
             ) -> Result<Redeemed, StoreError> {
-                let mut tx = self.begin_write().await?;
                 let consumed = sqlx::query_as::<_, CodeRow>(sql::CONSUME_CODE)
                     .bind(code_hash.0.as_slice())
                     .bind(client_id)
                     .bind(now.0)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(self.writer().await?.pool)
                     .await?;
-                let outcome = match consumed {
-                    Some(row) => Redeemed::Issued(Box::new(AuthorizationCode::try_from(row)?)),
-                    None => {
-                        let state = sqlx::query_as::<_, CodeStateRow>(sql::CODE_STATE)
-                            .bind(code_hash.0.as_slice())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        classify(state, client_id)
-                    }
-                };
-                tx.commit().await?;
-                Ok(outcome)
+                if let Some(row) = consumed {
+                    return Ok(Redeemed::Issued(Box::new(AuthorizationCode::try_from(
+                        row,
+                    )?)));
+                }
+                // Read after the write failed, in a transaction of its own: a code changes only
+                // by being consumed (once, never back) or deleted, so what stopped the write is
+                // still there to see, or the code is gone.
+                let state = sqlx::query_as::<_, CodeStateRow>(sql::CODE_STATE)
+                    .bind(code_hash.0.as_slice())
+                    .fetch_optional(self.pool()?)
+                    .await?;
+                Ok(classify(state, client_id))
             }
 
             async fn insert_pending(&self, pending: &PendingRequest) -> Result<(), StoreError> {
@@ -614,7 +606,7 @@ macro_rules! impl_store {
                     .bind(&pending.request)
                     .bind(pending.created_at.0)
                     .bind(pending.expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -643,7 +635,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(request)
                     .bind(now.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(updated.rows_affected() == 1)
             }
@@ -656,7 +648,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, PendingRow>(sql::TAKE_PENDING)
                     .bind(id_hash.to_text())
                     .bind(now.0)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(self.writer().await?.pool)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -672,7 +664,7 @@ macro_rules! impl_store {
                     .bind(device.interval_secs)
                     .bind(device.created_at.0)
                     .bind(device.expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -707,7 +699,7 @@ macro_rules! impl_store {
                     })
                     .bind(approved_by.map(|(user, _)| user))
                     .bind(approved_by.map(|(_, at)| at.0))
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -736,7 +728,7 @@ macro_rules! impl_store {
                     "approved" => {
                         let spent = sqlx::query(sql::SPEND_DEVICE)
                             .bind(hash)
-                            .execute(self.pool()?)
+                            .execute(self.writer().await?.pool)
                             .await?
                             .rows_affected();
                         if spent == 1 {
@@ -749,7 +741,7 @@ macro_rules! impl_store {
                         let slowed = sqlx::query(sql::SLOW_DOWN_DEVICE)
                             .bind(hash)
                             .bind(now.0)
-                            .execute(self.pool()?)
+                            .execute(self.writer().await?.pool)
                             .await?
                             .rows_affected();
                         if slowed == 1 {
@@ -758,7 +750,7 @@ macro_rules! impl_store {
                             sqlx::query(sql::POLLED_DEVICE)
                                 .bind(hash)
                                 .bind(now.0)
-                                .execute(self.pool()?)
+                                .execute(self.writer().await?.pool)
                                 .await?;
                             DevicePoll::Pending
                         }
@@ -776,7 +768,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(now.0)
                     .bind(client_id)
-                    .fetch_optional(self.pool()?)
+                    .fetch_optional(self.writer().await?.pool)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -789,7 +781,7 @@ macro_rules! impl_store {
                     .bind(session.auth_time.0)
                     .bind(session.created_at.0)
                     .bind(session.expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -838,7 +830,7 @@ macro_rules! impl_store {
                     .bind(&entry.sid)
                     .bind(&entry.user_id)
                     .bind(entry.expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -867,7 +859,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(now.0)
                     .bind(lease_until.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -880,7 +872,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::RETRY_LOGOUT_DELIVERY)
                     .bind(id)
                     .bind(at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -888,7 +880,7 @@ macro_rules! impl_store {
             async fn delete_logout_delivery(&self, id: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::DELETE_LOGOUT_DELIVERY)
                     .bind(id)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -923,7 +915,7 @@ macro_rules! impl_store {
                     .bind(&consent.audience)
                     .bind(consent.scope.to_string())
                     .bind(now.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -969,7 +961,7 @@ macro_rules! impl_store {
             async fn release_login(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::RELEASE_LOGIN)
                     .bind(key)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -977,14 +969,19 @@ macro_rules! impl_store {
             async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::CLEAR_LOGIN_FAILURES)
                     .bind(key)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
 
-            async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
-                bind_refresh(sqlx::query(sql::INSERT_REFRESH), token)
-                    .execute(self.pool()?)
+            async fn insert_first_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+                let statement = if <$engine as EngineDb>::DATA_MODIFYING_WITH {
+                    sql::INSERT_FIRST_REFRESH
+                } else {
+                    sql::INSERT_FIRST_REFRESH_THEN_EXTEND
+                };
+                bind_refresh(sqlx::query(statement), token)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -1049,7 +1046,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(())
             }
@@ -1082,7 +1079,7 @@ macro_rules! impl_store {
                     .bind(jti)
                     .bind(expires_at.0)
                     .bind(now.0)
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -1096,7 +1093,7 @@ macro_rules! impl_store {
                 let done = sqlx::query(sql::purge(purge))
                     .bind(cutoff.0)
                     .bind(i64::from(batch))
-                    .execute(self.pool()?)
+                    .execute(self.writer().await?.pool)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -1143,7 +1140,9 @@ macro_rules! impl_store {
                     let query = sqlx::query(statements.with_insert)
                         .bind(presented.0.as_slice())
                         .bind(now.0);
-                    let done = bind_refresh(query, successor).execute(self.pool()?).await?;
+                    let done = bind_refresh(query, successor)
+                        .execute(self.writer().await?.pool)
+                        .await?;
                     return Ok(done.rows_affected() == 1);
                 }
                 let mut tx = self.begin_write().await?;
@@ -1316,6 +1315,25 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
+
+/// Where one write statement runs outside a transaction: the pool and, on SQLite, this
+/// process's turn to write (see `SqliteStore::begin_write`), held until the `Writer` is
+/// dropped. Methods pass `self.writer().await?.pool` to the statement, so the turn lasts to
+/// the end of that statement: SQLite makes a writer that finds the lock taken sleep and retry,
+/// and writers outside the turn would sleep behind the transactions inside it.
+pub(super) struct Writer<'a, Db: sqlx::Database> {
+    pub(super) pool: &'a sqlx::Pool<Db>,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<'a, Db: sqlx::Database> Writer<'a, Db> {
+    pub(super) fn new(
+        pool: &'a sqlx::Pool<Db>,
+        turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
+        Self { pool, _turn: turn }
+    }
+}
 
 /// A write transaction and, on SQLite, this process's turn to write, held until it ends.
 /// It reads and writes as the transaction's connection (`&mut *tx`), as a transaction does.

@@ -160,6 +160,15 @@ macro_rules! code_columns {
          code_challenge_method, scope, audience, nonce, auth_time, created_at, expires_at, claims"
     };
 }
+/// [`code_columns`] as read back: `created_at` renamed, as `users` has a column of that name
+/// and a code is read together with its user.
+macro_rules! code_read_columns {
+    () => {
+        "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
+         code_challenge_method, scope, audience, nonce, auth_time, created_at AS code_created_at, \
+         expires_at, claims"
+    };
+}
 
 pub const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
 pub const REVOKE_GRANT: &str =
@@ -168,8 +177,18 @@ pub const REVOKE_GRANT_REFRESH_TOKENS: &str =
     "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
 /// A code's grant lives as long as the code until it is redeemed; redemption extends it to
 /// what the tokens issued from it need. Never shortens it.
-pub const EXTEND_GRANT: &str =
-    "UPDATE grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2";
+macro_rules! extend_grant {
+    ($grant:literal, $expires_at:literal) => {
+        concat!(
+            "UPDATE grants SET expires_at = ",
+            $expires_at,
+            " WHERE grant_id = ",
+            $grant,
+            " AND expires_at < ",
+            $expires_at
+        )
+    };
+}
 macro_rules! grant_status {
     () => {
         "SELECT revoked_at IS NOT NULL AS revoked, userinfo_claims FROM grants WHERE grant_id = $1"
@@ -195,18 +214,23 @@ pub const INSERT_CODE: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
 /// The one conditional write that makes a code single-use: under PostgreSQL's read committed
-/// a concurrent UPDATE waits for the row lock and re-checks the WHERE clause; SQLite runs it
-/// inside `BEGIN IMMEDIATE`. Either way exactly one redemption changes the row.
+/// a concurrent UPDATE waits for the row lock and re-checks the WHERE clause; SQLite writes
+/// one statement at a time. Either way exactly one redemption changes the row.
 pub const CONSUME_CODE: &str = concat!(
     "UPDATE authorization_codes SET consumed_at = $3 ",
     "WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING ",
-    code_columns!()
+    code_read_columns!()
 );
-/// A code as stored, for checking what a redemption proves before the write that consumes it.
-pub const SELECT_CODE: &str = concat!(
-    "SELECT ",
-    code_columns!(),
-    " FROM authorization_codes WHERE code_hash = $1 AND client_id = $2"
+/// A code as stored and its user, in one round trip, for checking what a redemption proves
+/// before the write that consumes it. A LEFT JOIN: a code whose user is gone still reads, with
+/// the user's columns NULL.
+pub const SELECT_CODE_AND_USER: &str = concat!(
+    "SELECT c.*, ",
+    user_columns!(),
+    " FROM (SELECT ",
+    code_read_columns!(),
+    " FROM authorization_codes WHERE code_hash = $1 AND client_id = $2) c \
+     LEFT JOIN users ON users.id = c.user_id"
 );
 pub const CODE_STATE: &str =
     "SELECT client_id, grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1";
@@ -288,11 +312,30 @@ macro_rules! refresh_columns {
     };
 }
 
-pub const INSERT_REFRESH: &str = concat!(
-    "INSERT INTO refresh_tokens (",
-    refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL)"
+macro_rules! insert_refresh {
+    () => {
+        concat!(
+            "INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL)"
+        )
+    };
+}
+pub const INSERT_REFRESH: &str = insert_refresh!();
+/// The first token of a family (`INSERT_REFRESH`'s `$1`..`$14`) and its grant (`$4`) made to
+/// live as long as the family (`$12`), in one statement: a data-modifying `WITH`
+/// (PostgreSQL).
+pub const INSERT_FIRST_REFRESH: &str = concat!(
+    "WITH extended AS (",
+    extend_grant!("$4", "$12"),
+    ") ",
+    insert_refresh!()
 );
+/// [`INSERT_FIRST_REFRESH`] for SQLite, which has no data-modifying `WITH`: two statements in
+/// one text, which sqlx runs in one call on the connection's thread (numbered parameters bind
+/// across both).
+pub const INSERT_FIRST_REFRESH_THEN_EXTEND: &str =
+    concat!(insert_refresh!(), "; ", extend_grant!("$4", "$12"));
 /// The token's columns and whether its grant was revoked: a code replay revokes the grant,
 /// and that must kill tokens however the two writes interleave.
 macro_rules! refresh_read_columns {

@@ -43,7 +43,7 @@ async fn seed(app: &TestApp, n: u8, expires_at: UnixTime, now: UnixTime) {
         .await
         .unwrap();
     store
-        .insert_refresh(&RefreshToken {
+        .insert_first_refresh(&RefreshToken {
             token_hash: hash(n),
             family_id: id.to_string(),
             parent_hash: None,

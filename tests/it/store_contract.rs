@@ -1,6 +1,6 @@
 //! The two stores agree: same schema from both migration sets, concurrent migrations and
-//! concurrent first-key generation are safe, and the joined reads of the hot paths agree with
-//! the single reads they replace.
+//! concurrent first-key generation are safe, the joined reads of the hot paths agree with
+//! the single reads they replace, and a family's first token extends its grant.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,10 +8,10 @@ use std::time::Duration;
 use sqlx::{Connection, Row};
 use valet::crypto::SecretHash;
 use valet::domain::{GrantId, ScopeSet};
-use valet::store::RefreshToken;
+use valet::store::{Purge, Redeemed, RefreshToken};
 
 use crate::grant_logic::test_core;
-use crate::harness::fixtures::create_alice;
+use crate::harness::fixtures::{code_record, create_alice};
 use crate::harness::{self, Backend, CONTACTS, TEST_SECRET, clean_command};
 use crate::{backend_tests, harness::postgres};
 
@@ -116,10 +116,12 @@ async fn two_processes_migrate_one_database_at_once(backend: Backend) {
     drop(store);
 }
 
-/// The one-round-trip reads of the hot paths (a refresh token or a grant with its user) give
-/// what the single reads give; a user that is gone reads as `None`, not as a missing token or
-/// grant, so that the grant layer still sees the token and refuses it for its user, as before
-/// (end to end for a disabled user: `refresh::disabled_user_or_deleted_client_ends_the_family`).
+/// The one-round-trip reads of the hot paths (a refresh token, a grant or a code with its
+/// user) give what the single reads give; a user that is gone reads as `None`, not as a
+/// missing token, grant or code, so that the grant layer still sees the token and refuses it
+/// for its user, as before (end to end for a disabled user:
+/// `refresh::disabled_user_or_deleted_client_ends_the_family`). The first token of a family
+/// extends its grant, never shortening it.
 async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_user(
     backend: Backend,
 ) {
@@ -127,6 +129,7 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
     let store = &core.store;
     let now = core.clock.now();
     let later = now.plus(Duration::from_secs(3600));
+    let code_expires_at = now.plus(Duration::from_secs(60));
     let alice_id = create_alice(&core).await;
     let alice = store.user_by_id(&alice_id).await.unwrap().expect("alice");
     let mut tokens = Vec::new();
@@ -135,8 +138,9 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
         ("grant-gone", "no-such-user"),
     ] {
         let grant_id = GrantId::from_stored(grant.into());
+        // Until its code is redeemed a grant lives as long as the code.
         store
-            .insert_grant(&grant_id, "client-a", user_id, now, later)
+            .insert_grant(&grant_id, "client-a", user_id, now, code_expires_at)
             .await
             .unwrap();
         store
@@ -162,7 +166,7 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
             revoked_at: None,
             grant_revoked: false,
         };
-        store.insert_refresh(&token).await.unwrap();
+        store.insert_first_refresh(&token).await.unwrap();
         let expected_user = (user_id == alice_id).then(|| alice.clone());
 
         let (read, user) = store
@@ -185,6 +189,22 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
         assert_eq!(status.userinfo_claims, ["email"]);
         assert!(!status.revoked);
         assert_eq!(user, expected_user, "{grant}: the grant's user");
+
+        let code = code_record(
+            SecretHash(format!("code-of-{grant}").into_bytes()),
+            &grant_id,
+            "client-a",
+            user_id,
+            now,
+            code_expires_at,
+        );
+        store.insert_code(&code).await.unwrap();
+        let read = store.code_and_user(&code.code_hash, "client-a");
+        let (read, user) = read.await.unwrap().expect("the code reads");
+        assert_eq!(read, code);
+        assert_eq!(user, expected_user, "{grant}: the code's user");
+        let other_client = store.code_and_user(&code.code_hash, "client-b");
+        assert_eq!(other_client.await.unwrap(), None, "only for its own client");
         tokens.push((grant_id, token));
     }
 
@@ -220,6 +240,44 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
         .unwrap();
     assert!(status.revoked);
     assert!(user.expect("alice is still there").disabled);
+    // Disabling also deleted alice's unredeemed code: a code read with an active user
+    // cannot be consumed once the user is disabled (the code grant relies on it).
+    let alice_code = SecretHash(b"code-of-grant-alice".to_vec());
+    let read = store.code_and_user(&alice_code, "client-a");
+    assert_eq!(read.await.unwrap(), None);
+    let redeemed = store
+        .redeem_code(&alice_code, "client-a", now)
+        .await
+        .unwrap();
+    assert_eq!(redeemed, Redeemed::Unknown);
+
+    // The first token of a family made each grant live as long as the family.
+    let purged = store.purge(
+        Purge::Grants,
+        code_expires_at.plus(Duration::from_secs(1)),
+        100,
+    );
+    assert_eq!(purged.await.unwrap(), 0, "both grants outlive their codes");
+    // ... and never shorter: a grant that already lives longer keeps its expiry.
+    let long = GrantId::from_stored("grant-long".into());
+    let long_expires_at = later.plus(Duration::from_secs(7200));
+    store
+        .insert_grant(&long, "client-a", &alice_id, now, long_expires_at)
+        .await
+        .unwrap();
+    let first = RefreshToken {
+        token_hash: SecretHash(b"hash-of-grant-long".to_vec()),
+        family_id: "family-of-grant-long".into(),
+        grant_id: long.clone(),
+        ..tokens[0].1.clone()
+    };
+    store.insert_first_refresh(&first).await.unwrap();
+    let purged = store.purge(Purge::Grants, later.plus(Duration::from_secs(1)), 100);
+    assert_eq!(
+        purged.await.unwrap(),
+        2,
+        "the two families' grants, not the longer one"
+    );
 }
 
 mod codes {

@@ -139,7 +139,7 @@ fn successor(parent: &RefreshToken, now: UnixTime) -> RefreshToken {
 async fn insert_family(core: &TestCore, grant_id: &str) -> RefreshToken {
     insert_grant(core, grant_id).await;
     let first = first_refresh(grant_id, core.clock.now());
-    core.store.insert_refresh(&first).await.unwrap();
+    core.store.insert_first_refresh(&first).await.unwrap();
     first
 }
 
@@ -257,7 +257,7 @@ async fn revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh
                 return None;
             }
             let outcome = store.redeem_code(&code, CLIENT, now).await.unwrap();
-            store.insert_refresh(&token).await.unwrap();
+            store.insert_first_refresh(&token).await.unwrap();
             Some(outcome)
         }
     })

@@ -86,11 +86,17 @@ pub async fn exchange(
     let code_hash = core.server_keys.hasher.hash(&request.code);
     // What the request proves is checked before the write that consumes the code: a wrong
     // verifier or redirect URI leaves the code usable, so holding an intercepted code (PKCE's
-    // threat model) is not enough to spend it or, once spent, to revoke its grant.
-    if let Some(stored) = core.store.code(&code_hash, &cx.client.client_id).await? {
-        check_redirect_uri(cx, &stored, request.redirect_uri.as_deref())?;
-        check_verifier(cx, &stored, request.code_verifier.as_deref())?;
-    }
+    // threat model) is not enough to spend it or, once spent, to revoke its grant. A code this
+    // client was never issued cannot be consumed by it either, so it needs no write.
+    let Some((stored, user)) = core
+        .store
+        .code_and_user(&code_hash, &cx.client.client_id)
+        .await?
+    else {
+        return Err(not_for_this_client());
+    };
+    check_redirect_uri(cx, &stored, request.redirect_uri.as_deref())?;
+    check_verifier(cx, &stored, request.code_verifier.as_deref())?;
     let code = match core
         .store
         .redeem_code(&code_hash, &cx.client.client_id, cx.now)
@@ -104,11 +110,7 @@ pub async fn exchange(
                 "the authorization code was already used; everything issued from it is revoked",
             ));
         }
-        Redeemed::Unknown | Redeemed::WrongClient => {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is not valid for this client",
-            ));
-        }
+        Redeemed::Unknown | Redeemed::WrongClient => return Err(not_for_this_client()),
         Redeemed::Expired => {
             return Err(OAuthError::invalid_grant(
                 "the authorization code has expired",
@@ -119,11 +121,11 @@ pub async fn exchange(
     // checked again so that no path issues tokens for an unchecked code.
     check_redirect_uri(cx, &code, request.redirect_uri.as_deref())?;
     check_verifier(cx, &code, request.code_verifier.as_deref())?;
-    let user = core
-        .store
-        .user_by_id(&code.user_id)
-        .await?
-        .filter(|u| !u.disabled)
+    // The user as read with the code, before the write: disabling a user, changing its
+    // password or deleting it deletes its unredeemed codes in the same transaction, so a
+    // code that could still be consumed had an active user then.
+    let user = user
+        .filter(|u| u.id == code.user_id && !u.disabled)
         .ok_or_else(|| {
             OAuthError::invalid_grant("the user who authorized this code is no longer active")
         })?;
@@ -141,16 +143,11 @@ pub async fn exchange(
         session_hash: code.session_hash.as_ref(),
         auth_time: code.auth_time,
     };
+    // With a refresh token the grant comes to live as long as its family (the store extends
+    // it with the first token). Access tokens need no more: the janitor keeps a grant
+    // `access_token_ttl` past its expiry.
     let refresh_token =
         refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
-    if refresh_token.is_some() {
-        // Redeemed: the grant now lives as long as the refresh family it carries. (Access
-        // tokens need no more: the janitor keeps a grant `access_token_ttl` past its expiry.)
-        let family_expires_at = cx.now.plus(core.settings.tokens.refresh_absolute_ttl);
-        core.store
-            .extend_grant(&code.grant_id, family_expires_at)
-            .await?;
-    }
     let mut response = TokenResponse::new(issued, &code.scope, refresh_token);
     if code.scope.contains("openid") {
         let signed_in = Authentication {
@@ -164,6 +161,10 @@ pub async fn exchange(
         response.add_id_token(cx, signed_in).await?;
     }
     Ok(response)
+}
+
+fn not_for_this_client() -> OAuthError {
+    OAuthError::invalid_grant("the authorization code is not valid for this client")
 }
 
 /// §4.1.3: identical to the one sent to `/authorize` when one was sent there.

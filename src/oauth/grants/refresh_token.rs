@@ -117,7 +117,7 @@ async fn issue_first(
     let family_expires_at = now.plus(tokens.refresh_absolute_ttl);
     let family_id = uuid::Uuid::new_v4().to_string();
     let (token, record) = mint(core, family, &family_id, None, family_expires_at, now)?;
-    core.store.insert_refresh(&record).await?;
+    core.store.insert_first_refresh(&record).await?;
     Ok(token)
 }
 
