@@ -717,7 +717,7 @@ SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", 
 POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
                  "INSERT_FIRST_REFRESH"}
 # Their SQLite counterparts: two statements in one text, each explained on its own.
-SQLITE_ONLY = {"INSERT_FIRST_REFRESH_THEN_EXTEND"}
+SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH"}
 
 HOT = {
     # token endpoint: client authentication, audience, user
@@ -735,7 +735,7 @@ HOT = {
     "CODE_STATE": ["code_hash"],
     # a family's first token and its grant's new expiry
     "INSERT_FIRST_REFRESH": ["bytes", "text", "null", *SUCCESSOR[3:]],
-    "INSERT_FIRST_REFRESH_THEN_EXTEND": ["bytes", "text", "null", *SUCCESSOR[3:]],
+    "EXTEND_THEN_INSERT_FIRST_REFRESH": ["bytes", "text", "null", *SUCCESSOR[3:]],
     "SELECT_SESSION": ["session_hash", "now"],
     "INSERT_SESSION_CLIENT": ["session_hash", "client_id", "text", "user_id", "later"],
     # refresh rotation (the token with its user; re-read after a lost race)

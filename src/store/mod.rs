@@ -310,8 +310,8 @@ pub trait Store: Send + Sync + 'static {
     async fn release_login(&self, key: &str) -> Result<(), StoreError>;
 
     /// Insert the first token of a refresh family and let its grant live as long as the
-    /// family (never shorter than it is): a code's grant lives only as long as the code until
-    /// the code is redeemed.
+    /// family (never shorter than it is), in one call: a code's grant lives only as long as
+    /// the code until the code is redeemed.
     async fn insert_first_refresh(&self, token: &RefreshToken) -> Result<(), StoreError>;
     async fn refresh_token(
         &self,

@@ -978,7 +978,7 @@ macro_rules! impl_store {
                 let statement = if <$engine as EngineDb>::DATA_MODIFYING_WITH {
                     sql::INSERT_FIRST_REFRESH
                 } else {
-                    sql::INSERT_FIRST_REFRESH_THEN_EXTEND
+                    sql::EXTEND_THEN_INSERT_FIRST_REFRESH
                 };
                 bind_refresh(sqlx::query(statement), token)
                     .execute(self.writer().await?.pool)

@@ -333,9 +333,10 @@ pub const INSERT_FIRST_REFRESH: &str = concat!(
 );
 /// [`INSERT_FIRST_REFRESH`] for SQLite, which has no data-modifying `WITH`: two statements in
 /// one text, which sqlx runs in one call on the connection's thread (numbered parameters bind
-/// across both).
-pub const INSERT_FIRST_REFRESH_THEN_EXTEND: &str =
-    concat!(insert_refresh!(), "; ", extend_grant!("$4", "$12"));
+/// across both), each committing on its own. The extension goes first: should the insert
+/// then fail, the grant only lives longer than it had to, never shorter than its family.
+pub const EXTEND_THEN_INSERT_FIRST_REFRESH: &str =
+    concat!(extend_grant!("$4", "$12"), "; ", insert_refresh!());
 /// The token's columns and whether its grant was revoked: a code replay revokes the grant,
 /// and that must kill tokens however the two writes interleave.
 macro_rules! refresh_read_columns {

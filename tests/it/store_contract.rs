@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sqlx::{Connection, Row};
 use valet::crypto::SecretHash;
-use valet::domain::{GrantId, ScopeSet};
-use valet::store::{Purge, Redeemed, RefreshToken};
+use valet::domain::{GrantId, ScopeSet, UnixTime};
+use valet::store::{AuthorizationCode, Purge, Redeemed, RefreshToken};
 
 use crate::grant_logic::test_core;
 use crate::harness::fixtures::{code_record, create_alice};
@@ -190,14 +190,18 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
         assert!(!status.revoked);
         assert_eq!(user, expected_user, "{grant}: the grant's user");
 
-        let code = code_record(
-            SecretHash(format!("code-of-{grant}").into_bytes()),
-            &grant_id,
-            "client-a",
-            user_id,
-            now,
-            code_expires_at,
-        );
+        let code = AuthorizationCode {
+            // Unlike the user's, so that the two `created_at` columns cannot be mixed up.
+            created_at: UnixTime(now.0 - 7),
+            ..code_record(
+                SecretHash(format!("code-of-{grant}").into_bytes()),
+                &grant_id,
+                "client-a",
+                user_id,
+                now,
+                code_expires_at,
+            )
+        };
         store.insert_code(&code).await.unwrap();
         let read = store.code_and_user(&code.code_hash, "client-a");
         let (read, user) = read.await.unwrap().expect("the code reads");
