@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::StoreError;
 use super::breaker::{Breaker, Prober};
 use super::records::*;
-use super::shared::{EngineDb, WriteTx, Writer, impl_store};
+use super::shared::{EngineDb, WriteTx, impl_store};
 use super::sql;
 use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
@@ -85,11 +85,6 @@ impl PgStore {
     /// WHERE clause, which is what the single-write state changes rely on.
     async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, StoreError> {
         Ok(WriteTx::new(self.pool()?.begin().await?, None))
-    }
-
-    /// Row locks order PostgreSQL's writers; a single statement needs nothing more.
-    async fn writer(&self) -> Result<Writer<'_, sqlx::Postgres>, StoreError> {
-        Ok(Writer::new(self.pool()?, None))
     }
 }
 

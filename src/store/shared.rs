@@ -1,10 +1,9 @@
 //! The method bodies of [`Store`](super::Store), written once and expanded for each engine.
 //!
 //! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
-//! breaker is open), `writer()` (the pool for one write statement, in this process's turn to
-//! write on SQLite), `begin_write()` (a transaction that holds the write lock from its first
-//! statement: `BEGIN IMMEDIATE` on SQLite) and `run_migrations()`; everything else is the same
-//! text for both.
+//! breaker is open), `begin_write()` (a transaction that
+//! holds the write lock from its first statement: `BEGIN IMMEDIATE` on SQLite) and
+//! `run_migrations()`; everything else is the same text for both.
 
 macro_rules! impl_store {
     ($engine:ty) => {
@@ -36,7 +35,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::INSERT_CLIENT_UNLESS_USER), client, &cols)
                     .bind(client.created_at.0)
                     .bind(client.updated_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A user has this id: the two namespaces stay apart.
@@ -90,7 +89,7 @@ macro_rules! impl_store {
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client, &cols)
                     .bind(client.updated_at.0)
                     .bind(client.revision)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -112,7 +111,7 @@ macro_rules! impl_store {
                     .bind(i64::from(token.uses_left))
                     .bind(token.created_at.0)
                     .bind(token.expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -166,7 +165,7 @@ macro_rules! impl_store {
                     .bind(client.updated_at.0)
                     .bind(client.revision)
                     .bind(presented.0.as_slice())
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -193,7 +192,7 @@ macro_rules! impl_store {
                     .bind(user.disabled)
                     .bind(user.created_at.0)
                     .bind(user.updated_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     // A client has this id: the two namespaces stay apart.
@@ -292,7 +291,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(checked)
                     .bind(upgraded)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -346,7 +345,7 @@ macro_rules! impl_store {
                     .bind(&api.name)
                     .bind(api_scopes_json(api))
                     .bind(api.created_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -372,7 +371,7 @@ macro_rules! impl_store {
             async fn delete_api(&self, identifier: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query(sql::DELETE_API)
                     .bind(identifier)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -388,7 +387,7 @@ macro_rules! impl_store {
 
             async fn insert_first_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
                 bind_key(sqlx::query(sql::INSERT_KEY), key)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -457,7 +456,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -524,7 +523,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::SET_GRANT_USERINFO_CLAIMS)
                     .bind(grant_id.as_str())
                     .bind(text)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -549,7 +548,7 @@ macro_rules! impl_store {
                         (!code.claims.is_empty())
                             .then(|| serde_json::to_string(&code.claims).unwrap_or_default()),
                     )
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -582,7 +581,7 @@ macro_rules! impl_store {
                     .bind(code_hash.0.as_slice())
                     .bind(client_id)
                     .bind(now.0)
-                    .fetch_optional(self.writer().await?.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
                 if let Some(row) = consumed {
                     return Ok(Redeemed::Issued(Box::new(AuthorizationCode::try_from(
@@ -606,7 +605,7 @@ macro_rules! impl_store {
                     .bind(&pending.request)
                     .bind(pending.created_at.0)
                     .bind(pending.expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -635,7 +634,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(request)
                     .bind(now.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(updated.rows_affected() == 1)
             }
@@ -648,7 +647,7 @@ macro_rules! impl_store {
                 sqlx::query_as::<_, PendingRow>(sql::TAKE_PENDING)
                     .bind(id_hash.to_text())
                     .bind(now.0)
-                    .fetch_optional(self.writer().await?.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -664,7 +663,7 @@ macro_rules! impl_store {
                     .bind(device.interval_secs)
                     .bind(device.created_at.0)
                     .bind(device.expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -699,7 +698,7 @@ macro_rules! impl_store {
                     })
                     .bind(approved_by.map(|(user, _)| user))
                     .bind(approved_by.map(|(_, at)| at.0))
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -728,7 +727,7 @@ macro_rules! impl_store {
                     "approved" => {
                         let spent = sqlx::query(sql::SPEND_DEVICE)
                             .bind(hash)
-                            .execute(self.writer().await?.pool)
+                            .execute(self.pool()?)
                             .await?
                             .rows_affected();
                         if spent == 1 {
@@ -741,7 +740,7 @@ macro_rules! impl_store {
                         let slowed = sqlx::query(sql::SLOW_DOWN_DEVICE)
                             .bind(hash)
                             .bind(now.0)
-                            .execute(self.writer().await?.pool)
+                            .execute(self.pool()?)
                             .await?
                             .rows_affected();
                         if slowed == 1 {
@@ -750,7 +749,7 @@ macro_rules! impl_store {
                             sqlx::query(sql::POLLED_DEVICE)
                                 .bind(hash)
                                 .bind(now.0)
-                                .execute(self.writer().await?.pool)
+                                .execute(self.pool()?)
                                 .await?;
                             DevicePoll::Pending
                         }
@@ -768,7 +767,7 @@ macro_rules! impl_store {
                     .bind(id_hash.to_text())
                     .bind(now.0)
                     .bind(client_id)
-                    .fetch_optional(self.writer().await?.pool)
+                    .fetch_optional(self.pool()?)
                     .await?
                     .map(PendingRequest::try_from)
                     .transpose()
@@ -781,7 +780,7 @@ macro_rules! impl_store {
                     .bind(session.auth_time.0)
                     .bind(session.created_at.0)
                     .bind(session.expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -830,7 +829,7 @@ macro_rules! impl_store {
                     .bind(&entry.sid)
                     .bind(&entry.user_id)
                     .bind(entry.expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -859,7 +858,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(now.0)
                     .bind(lease_until.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -872,7 +871,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::RETRY_LOGOUT_DELIVERY)
                     .bind(id)
                     .bind(at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -880,7 +879,7 @@ macro_rules! impl_store {
             async fn delete_logout_delivery(&self, id: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::DELETE_LOGOUT_DELIVERY)
                     .bind(id)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -915,7 +914,7 @@ macro_rules! impl_store {
                     .bind(&consent.audience)
                     .bind(consent.scope.to_string())
                     .bind(now.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -961,7 +960,7 @@ macro_rules! impl_store {
             async fn release_login(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::RELEASE_LOGIN)
                     .bind(key)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -969,7 +968,7 @@ macro_rules! impl_store {
             async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::CLEAR_LOGIN_FAILURES)
                     .bind(key)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -981,7 +980,7 @@ macro_rules! impl_store {
                     sql::EXTEND_THEN_INSERT_FIRST_REFRESH
                 };
                 bind_refresh(sqlx::query(statement), token)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -1046,7 +1045,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(now.0)
                     .bind(expires_at.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(())
             }
@@ -1079,7 +1078,7 @@ macro_rules! impl_store {
                     .bind(jti)
                     .bind(expires_at.0)
                     .bind(now.0)
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -1093,7 +1092,7 @@ macro_rules! impl_store {
                 let done = sqlx::query(sql::purge(purge))
                     .bind(cutoff.0)
                     .bind(i64::from(batch))
-                    .execute(self.writer().await?.pool)
+                    .execute(self.pool()?)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -1140,9 +1139,7 @@ macro_rules! impl_store {
                     let query = sqlx::query(statements.with_insert)
                         .bind(presented.0.as_slice())
                         .bind(now.0);
-                    let done = bind_refresh(query, successor)
-                        .execute(self.writer().await?.pool)
-                        .await?;
+                    let done = bind_refresh(query, successor).execute(self.pool()?).await?;
                     return Ok(done.rows_affected() == 1);
                 }
                 let mut tx = self.begin_write().await?;
@@ -1315,25 +1312,6 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
-
-/// Where one write statement runs outside a transaction: the pool and, on SQLite, this
-/// process's turn to write (see `SqliteStore::begin_write`), held until the `Writer` is
-/// dropped. Methods pass `self.writer().await?.pool` to the statement, so the turn lasts to
-/// the end of that statement: SQLite makes a writer that finds the lock taken sleep and retry,
-/// and writers outside the turn would sleep behind the transactions inside it.
-pub(super) struct Writer<'a, Db: sqlx::Database> {
-    pub(super) pool: &'a sqlx::Pool<Db>,
-    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl<'a, Db: sqlx::Database> Writer<'a, Db> {
-    pub(super) fn new(
-        pool: &'a sqlx::Pool<Db>,
-        turn: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Self {
-        Self { pool, _turn: turn }
-    }
-}
 
 /// A write transaction and, on SQLite, this process's turn to write, held until it ends.
 /// It reads and writes as the transaction's connection (`&mut *tx`), as a transaction does.

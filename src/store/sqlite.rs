@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::StoreError;
 use super::records::*;
-use super::shared::{EngineDb, WriteTx, Writer, impl_store};
+use super::shared::{EngineDb, WriteTx, impl_store};
 use super::sql;
 use crate::config::DatabaseSettings;
 use crate::crypto::SecretHash;
@@ -119,26 +119,19 @@ impl SqliteStore {
     /// this process first take their turn in order ([`SqliteStore::write_turn`]): SQLite makes
     /// a writer that finds the lock taken sleep and retry (1, 2, 5, … 100 ms), so without the
     /// turn, concurrent refreshes queued in those sleeps (issue 15: 771 refreshes/s, p50 81
-    /// ms). Another process (the CLI) still meets the busy timeout.
+    /// ms). Another process (the CLI) still meets the busy timeout. Single write statements
+    /// outside a transaction do not take the turn: they can meet the busy handler, but a turn
+    /// held by a task waits for that task's next poll too, which on runtime threads busy
+    /// signing RSA cost code exchange half its rate (issue 15, BENCHMARKS.md profile 11).
     async fn begin_write(&self) -> Result<WriteTx<sqlx::Sqlite>, StoreError> {
-        let turn = self.write_turn().await?;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx::new(tx, Some(turn)))
-    }
-
-    /// One write statement outside a transaction takes its turn too: SQLite would otherwise
-    /// put it to sleep behind the transactions that hold the lock in turn (issue 15: code
-    /// exchange's two plain writes slept over 90,000 times in 9 s at 16 connections).
-    async fn writer(&self) -> Result<Writer<'_, sqlx::Sqlite>, StoreError> {
-        Ok(Writer::new(&self.pool, Some(self.write_turn().await?)))
-    }
-
-    async fn write_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
-        self.write_turn
+        let turn = self
+            .write_turn
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| StoreError::Internal(e.to_string()))
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, Some(turn)))
     }
 }
 
