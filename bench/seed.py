@@ -713,6 +713,8 @@ def parse_rust_string(text: str, i: int) -> tuple[str, int]:
 # A successor refresh token's columns (INSERT_REFRESH's order).
 SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", "scope",
              "audience", "null", "now", "later", "family_expiry", "null", "null"]
+# A family's first token: no parent.
+FIRST_TOKEN = ["bytes", "text", "null", *SUCCESSOR[3:]]
 # Statements SQLite cannot run (a data-modifying WITH), explained on PostgreSQL only.
 POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
                  "INSERT_FIRST_REFRESH"}
@@ -734,8 +736,8 @@ HOT = {
     "CONSUME_CODE": ["code_hash", "client_id", "now"],
     "CODE_STATE": ["code_hash"],
     # a family's first token and its grant's new expiry
-    "INSERT_FIRST_REFRESH": ["bytes", "text", "null", *SUCCESSOR[3:]],
-    "EXTEND_THEN_INSERT_FIRST_REFRESH": ["bytes", "text", "null", *SUCCESSOR[3:]],
+    "INSERT_FIRST_REFRESH": FIRST_TOKEN,
+    "EXTEND_THEN_INSERT_FIRST_REFRESH": FIRST_TOKEN,
     "SELECT_SESSION": ["session_hash", "now"],
     "INSERT_SESSION_CLIENT": ["session_hash", "client_id", "text", "user_id", "later"],
     # refresh rotation (the token with its user; re-read after a lost race)

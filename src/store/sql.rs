@@ -154,19 +154,27 @@ pub const DUE_NEXT_KEY: &str = "SELECT kid FROM signing_keys WHERE status = 'nex
 pub const PROMOTE_KEY: &str =
     "UPDATE signing_keys SET status = 'current' WHERE kid = $1 AND status = 'next'";
 
+/// A code's columns, with `$created_at` in the place of its `created_at`.
+macro_rules! code_columns_with {
+    ($created_at:literal) => {
+        concat!(
+            "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
+             code_challenge_method, scope, audience, nonce, auth_time, ",
+            $created_at,
+            ", expires_at, claims"
+        )
+    };
+}
 macro_rules! code_columns {
     () => {
-        "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
-         code_challenge_method, scope, audience, nonce, auth_time, created_at, expires_at, claims"
+        code_columns_with!("created_at")
     };
 }
 /// [`code_columns`] as read back: `created_at` renamed, as `users` has a column of that name
 /// and a code is read together with its user.
 macro_rules! code_read_columns {
     () => {
-        "code_hash, grant_id, client_id, user_id, session_hash, redirect_uri, code_challenge, \
-         code_challenge_method, scope, audience, nonce, auth_time, created_at AS code_created_at, \
-         expires_at, claims"
+        code_columns_with!("created_at AS code_created_at")
     };
 }
 
