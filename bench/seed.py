@@ -717,9 +717,9 @@ SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", 
 FIRST_TOKEN = ["bytes", "text", "null", *SUCCESSOR[3:]]
 # Statements SQLite cannot run (a data-modifying WITH), explained on PostgreSQL only.
 POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
-                 "INSERT_FIRST_REFRESH"}
-# Their SQLite counterparts: two statements in one text, each explained on its own.
-SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH"}
+                 "INSERT_FIRST_REFRESH", "CONSUME_CODE_WITH_FIRST_REFRESH"}
+# Their SQLite counterparts: statements in one text, each explained on its own.
+SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH", "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH"}
 
 HOT = {
     # token endpoint: client authentication, audience, user
@@ -734,6 +734,9 @@ HOT = {
     # code exchange
     "SELECT_CODE_AND_USER": ["code_hash", "client_id"],
     "CONSUME_CODE": ["code_hash", "client_id", "now"],
+    # ... with the family's first token (its columns first, then CONSUME_CODE's)
+    "CONSUME_CODE_WITH_FIRST_REFRESH": [*FIRST_TOKEN, "code_hash", "client_id", "now"],
+    "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH": [*FIRST_TOKEN, "code_hash", "client_id", "now"],
     "CODE_STATE": ["code_hash"],
     # a family's first token and its grant's new expiry
     "INSERT_FIRST_REFRESH": FIRST_TOKEN,

@@ -195,12 +195,15 @@ pub trait Store: Send + Sync + 'static {
         code_hash: &SecretHash,
         client_id: &str,
     ) -> Result<Option<(AuthorizationCode, Option<User>)>, StoreError>;
-    /// Consume a code for `client_id` in one conditional write; see [`Redeemed`].
+    /// Consume a code for `client_id` in one conditional write; see [`Redeemed`]. With
+    /// `first_refresh` the same call stores that token as [`Store::insert_first_refresh`]
+    /// does, if and only if the code was consumed.
     async fn redeem_code(
         &self,
         code_hash: &SecretHash,
         client_id: &str,
         now: UnixTime,
+        first_refresh: Option<&RefreshToken>,
     ) -> Result<Redeemed, StoreError>;
 
     async fn insert_pending(&self, pending: &PendingRequest) -> Result<(), StoreError>;

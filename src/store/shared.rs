@@ -576,13 +576,36 @@ macro_rules! impl_store {
                 code_hash: &SecretHash,
                 client_id: &str,
                 now: UnixTime,
+                first_refresh: Option<&RefreshToken>,
             ) -> Result<Redeemed, StoreError> {
-                let consumed = sqlx::query_as::<_, CodeRow>(sql::CONSUME_CODE)
-                    .bind(code_hash.0.as_slice())
-                    .bind(client_id)
-                    .bind(now.0)
-                    .fetch_optional(self.pool()?)
-                    .await?;
+                let consumed = match first_refresh {
+                    None => {
+                        sqlx::query_as::<_, CodeRow>(sql::CONSUME_CODE)
+                            .bind(code_hash.0.as_slice())
+                            .bind(client_id)
+                            .bind(now.0)
+                            .fetch_optional(self.pool()?)
+                            .await?
+                    }
+                    Some(token) => {
+                        let statement = if <$engine as EngineDb>::DATA_MODIFYING_WITH {
+                            sql::CONSUME_CODE_WITH_FIRST_REFRESH
+                        } else {
+                            sql::CONSUME_CODE_THEN_INSERT_FIRST_REFRESH
+                        };
+                        // All rows, not the first: SQLite runs a text's later statements
+                        // only as its results are read to the end.
+                        bind_refresh(sqlx::query(statement), token)
+                            .bind(code_hash.0.as_slice())
+                            .bind(client_id)
+                            .bind(now.0)
+                            .fetch_all(self.pool()?)
+                            .await?
+                            .first()
+                            .map(<CodeRow as sqlx::FromRow<_>>::from_row)
+                            .transpose()?
+                    }
+                };
                 if let Some(row) = consumed {
                     return Ok(Redeemed::Issued(Box::new(AuthorizationCode::try_from(
                         row,

@@ -224,11 +224,23 @@ pub const INSERT_CODE: &str = concat!(
 /// The one conditional write that makes a code single-use: under PostgreSQL's read committed
 /// a concurrent UPDATE waits for the row lock and re-checks the WHERE clause; SQLite writes
 /// one statement at a time. Either way exactly one redemption changes the row.
-pub const CONSUME_CODE: &str = concat!(
-    "UPDATE authorization_codes SET consumed_at = $3 ",
-    "WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING ",
-    code_read_columns!()
-);
+macro_rules! consume_code {
+    ($code_hash:literal, $client_id:literal, $now:literal) => {
+        concat!(
+            "UPDATE authorization_codes SET consumed_at = ",
+            $now,
+            " WHERE code_hash = ",
+            $code_hash,
+            " AND client_id = ",
+            $client_id,
+            " AND consumed_at IS NULL AND expires_at > ",
+            $now,
+            " RETURNING ",
+            code_read_columns!()
+        )
+    };
+}
+pub const CONSUME_CODE: &str = consume_code!("$1", "$2", "$3");
 /// A code as stored and its user, in one round trip, for checking what a redemption proves
 /// before the write that consumes it. A LEFT JOIN: a code whose user is gone still reads, with
 /// the user's columns NULL.
@@ -320,12 +332,20 @@ macro_rules! refresh_columns {
     };
 }
 
+/// A new token's values: `$1`..`$14` in [`refresh_columns!`]'s order, neither rotated nor revoked.
+macro_rules! new_refresh_values {
+    () => {
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL"
+    };
+}
 macro_rules! insert_refresh {
     () => {
         concat!(
             "INSERT INTO refresh_tokens (",
             refresh_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL)"
+            ") VALUES (",
+            new_refresh_values!(),
+            ")"
         )
     };
 }
@@ -345,6 +365,35 @@ pub const INSERT_FIRST_REFRESH: &str = concat!(
 /// then fail, the grant only lives longer than it had to, never shorter than its family.
 pub const EXTEND_THEN_INSERT_FIRST_REFRESH: &str =
     concat!(extend_grant!("$4", "$12"), "; ", insert_refresh!());
+/// [`CONSUME_CODE`] (here `$15` the code's hash, `$16` the client, `$17` now) and, only if it
+/// consumed the code, [`INSERT_FIRST_REFRESH`] (`$1`..`$14`): a redemption in one statement
+/// (PostgreSQL), atomic, which returns the consumed code like [`CONSUME_CODE`].
+pub const CONSUME_CODE_WITH_FIRST_REFRESH: &str = concat!(
+    "WITH consumed AS (",
+    consume_code!("$15", "$16", "$17"),
+    "), extended AS (",
+    extend_grant!("$4", "$12"),
+    " AND EXISTS (SELECT 1 FROM consumed)), inserted AS (INSERT INTO refresh_tokens (",
+    refresh_columns!(),
+    ") SELECT ",
+    new_refresh_values!(),
+    " FROM consumed) SELECT * FROM consumed"
+);
+/// [`CONSUME_CODE_WITH_FIRST_REFRESH`] for SQLite: three statements in one text, run in one
+/// call on the connection's thread, each committing on its own; `changes()` (the rows the
+/// connection's previous statement changed) makes the insert follow only a consumed code and
+/// the extension only an inserted token. A failure between them fails the request, so the
+/// token it may leave behind, with a grant that ends with its code, is never handed out.
+pub const CONSUME_CODE_THEN_INSERT_FIRST_REFRESH: &str = concat!(
+    consume_code!("$15", "$16", "$17"),
+    "; INSERT INTO refresh_tokens (",
+    refresh_columns!(),
+    ") SELECT ",
+    new_refresh_values!(),
+    " WHERE changes() = 1; ",
+    extend_grant!("$4", "$12"),
+    " AND changes() = 1"
+);
 /// The token's columns and whether its grant was revoked: a code replay revokes the grant,
 /// and that must kill tokens however the two writes interleave.
 macro_rules! refresh_read_columns {

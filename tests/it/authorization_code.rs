@@ -299,6 +299,7 @@ async fn code_replay_is_refused_and_revokes_the_grant(app: TestApp) {
             &hash,
             &client.client_id,
             valet::clock::Clock::system().now(),
+            None,
         )
         .await
         .unwrap();

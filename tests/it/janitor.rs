@@ -123,11 +123,11 @@ async fn janitor_deletes_only_what_expired(app: TestApp) {
         Some(false)
     );
     assert_eq!(
-        store.redeem_code(&hash(1), "c", now).await.unwrap(),
+        store.redeem_code(&hash(1), "c", now, None).await.unwrap(),
         valet::store::Redeemed::Unknown
     );
     assert!(matches!(
-        store.redeem_code(&hash(2), "c", now).await.unwrap(),
+        store.redeem_code(&hash(2), "c", now, None).await.unwrap(),
         valet::store::Redeemed::Issued(_)
     ));
 

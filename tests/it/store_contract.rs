@@ -250,7 +250,7 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
     let read = store.code_and_user(&alice_code, "client-a");
     assert_eq!(read.await.unwrap(), None);
     let redeemed = store
-        .redeem_code(&alice_code, "client-a", now)
+        .redeem_code(&alice_code, "client-a", now, None)
         .await
         .unwrap();
     assert_eq!(redeemed, Redeemed::Unknown);
@@ -285,9 +285,11 @@ async fn joined_reads_agree_with_single_reads_and_lose_no_token_of_a_missing_use
 }
 
 mod codes {
+    use std::time::Duration;
+
     use valet::crypto::SecretHash;
     use valet::domain::{GrantId, ScopeSet, UnixTime};
-    use valet::store::{AuthorizationCode, Redeemed};
+    use valet::store::{AuthorizationCode, Purge, Redeemed, RefreshToken};
 
     use crate::harness::TestApp;
     use crate::harness::fixtures::code_record;
@@ -328,17 +330,55 @@ mod codes {
         hash
     }
 
+    /// The first token of a family under `grant`, which outlives the grant as made by
+    /// [`new_code`] by an hour.
+    fn first_token(name: &str, grant: &str, now: UnixTime) -> RefreshToken {
+        RefreshToken {
+            token_hash: SecretHash(name.as_bytes().to_vec()),
+            family_id: format!("family-{name}"),
+            parent_hash: None,
+            grant_id: GrantId::from_stored(grant.into()),
+            client_id: "client-a".into(),
+            user_id: "user-1".into(),
+            scope: ScopeSet::parse("openid read:contacts").unwrap(),
+            audience: "https://contacts.example.com".into(),
+            code_hash: Some(SecretHash(format!("code-of-{name}").into_bytes())),
+            session_hash: None,
+            auth_time: Some(now),
+            issued_at: now,
+            expires_at: now.plus(Duration::from_secs(1800)),
+            family_expires_at: now.plus(Duration::from_secs(7200)),
+            rotated_at: None,
+            revoked_at: None,
+            grant_revoked: false,
+        }
+    }
+
     async fn redemption_outcomes(app: TestApp) {
         let store = &app.state.store;
         let now = valet::clock::Clock::system().now();
         let later = now.plus(std::time::Duration::from_secs(60));
         let hash = new_code(&app, "code-1", "grant-1", later).await;
+        // Every attempt brings a first refresh token, as the code grant does; only a
+        // redemption that consumes the code stores it.
+        let refused = first_token("refused", "grant-1", now);
+        let issued = first_token("issued", "grant-1", now);
+        let replayed = first_token("replayed", "grant-1", now);
+        let of_unknown = first_token("of-unknown", "grant-1", now);
+        let of_expired = first_token("of-expired", "grant-2", now);
 
         assert_eq!(
-            store.redeem_code(&hash, "client-b", now).await.unwrap(),
+            store
+                .redeem_code(&hash, "client-b", now, Some(&refused))
+                .await
+                .unwrap(),
             Redeemed::WrongClient
         );
-        match store.redeem_code(&hash, "client-a", now).await.unwrap() {
+        match store
+            .redeem_code(&hash, "client-a", now, Some(&issued))
+            .await
+            .unwrap()
+        {
             Redeemed::Issued(code) => {
                 assert_eq!(code.grant_id.as_str(), "grant-1");
                 assert_eq!(code.user_id, "user-1");
@@ -352,21 +392,49 @@ mod codes {
             other => panic!("expected Issued, got {other:?}"),
         }
         assert_eq!(
-            store.redeem_code(&hash, "client-a", now).await.unwrap(),
+            store
+                .redeem_code(&hash, "client-a", now, Some(&replayed))
+                .await
+                .unwrap(),
             Redeemed::Replayed {
                 grant_id: GrantId::from_stored("grant-1".into())
             }
         );
         let unknown = app.state.server_keys.hasher.hash("never-issued");
         assert_eq!(
-            store.redeem_code(&unknown, "client-a", now).await.unwrap(),
+            store
+                .redeem_code(&unknown, "client-a", now, Some(&of_unknown))
+                .await
+                .unwrap(),
             Redeemed::Unknown
         );
 
         let expired = new_code(&app, "code-2", "grant-2", now).await;
         assert_eq!(
-            store.redeem_code(&expired, "client-a", now).await.unwrap(),
+            store
+                .redeem_code(&expired, "client-a", now, Some(&of_expired))
+                .await
+                .unwrap(),
             Redeemed::Expired
+        );
+
+        let stored = store.refresh_token(&issued.token_hash).await.unwrap();
+        assert_eq!(
+            stored.as_ref(),
+            Some(&issued),
+            "the winner's token, as given"
+        );
+        for lost in [&refused, &replayed, &of_unknown, &of_expired] {
+            let stored = store.refresh_token(&lost.token_hash).await.unwrap();
+            assert_eq!(stored, None, "{} was stored", lost.family_id);
+        }
+        // The winner's grant now lives as long as its family; the expired code's grant,
+        // whose redemption stored nothing, still ends an hour after it was made.
+        let purged = store.purge(Purge::Grants, now.plus(Duration::from_secs(3601)), 100);
+        assert_eq!(
+            purged.await.unwrap(),
+            1,
+            "only grant-2 ends within the hour"
         );
 
         assert_eq!(
@@ -406,19 +474,31 @@ mod codes {
         )
         .await;
         let attempts: Vec<_> = (0..50)
-            .map(|_| {
+            .map(|i| {
                 let store = app.state.store.clone();
                 let hash = hash.clone();
-                tokio::spawn(async move { store.redeem_code(&hash, "client-a", now).await })
+                let token = first_token(&format!("attempt-{i}"), "grant-x", now);
+                tokio::spawn(async move {
+                    let outcome = store.redeem_code(&hash, "client-a", now, Some(&token));
+                    (outcome.await, token)
+                })
             })
             .collect();
         let mut issued = 0;
         for attempt in attempts {
-            match attempt.await.unwrap().unwrap() {
+            let (outcome, token) = attempt.await.unwrap();
+            let outcome = outcome.unwrap();
+            match &outcome {
                 Redeemed::Issued(_) => issued += 1,
                 Redeemed::Replayed { grant_id } => assert_eq!(grant_id.as_str(), "grant-x"),
                 other => panic!("unexpected {other:?}"),
             }
+            let stored = app.state.store.refresh_token(&token.token_hash).await;
+            assert_eq!(
+                stored.unwrap().is_some(),
+                matches!(outcome, Redeemed::Issued(_)),
+                "a token is stored if and only if its redemption won"
+            );
         }
         assert_eq!(issued, 1, "exactly one redemption wins");
     }

@@ -191,15 +191,23 @@ async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
     let core = test_core(backend).await;
     let code = insert_code(&core, "grant-1").await;
     let now = core.clock.now();
+    // Each attempt brings its own first refresh token, as the code grant does: only the
+    // winner's may be stored.
     let redeem = |client: &'static str| {
         let (store, code) = (core.store.clone(), code.clone());
-        async move { (client, store.redeem_code(&code, client, now).await.unwrap()) }
+        let token = first_refresh("grant-1", now);
+        async move {
+            let outcome = store.redeem_code(&code, client, now, Some(&token));
+            (client, outcome.await.unwrap(), token)
+        }
     };
 
     // Another client alone, many times at once: the code stays untouched.
     let outcomes = race(TASKS, |_| redeem("client-b")).await;
-    for (_, outcome) in &outcomes {
+    for (_, outcome, token) in &outcomes {
         assert_eq!(*outcome, Redeemed::WrongClient);
+        let stored = core.store.refresh_token(&token.token_hash).await.unwrap();
+        assert_eq!(stored, None, "a refused redemption stores no token");
     }
 
     // Then both clients at once: the code's own client gets it, once.
@@ -209,15 +217,21 @@ async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
     .await;
     let winners: Vec<_> = outcomes
         .iter()
-        .filter(|(_, outcome)| matches!(outcome, Redeemed::Issued(_)))
-        .map(|(client, _)| *client)
+        .filter(|(_, outcome, _)| matches!(outcome, Redeemed::Issued(_)))
+        .map(|(client, _, _)| *client)
         .collect();
     assert_eq!(
         winners,
         [CLIENT],
         "exactly one redemption, by the code's client"
     );
-    for (client, outcome) in &outcomes {
+    for (client, outcome, token) in &outcomes {
+        let stored = core.store.refresh_token(&token.token_hash).await.unwrap();
+        assert_eq!(
+            stored.is_some(),
+            matches!(outcome, Redeemed::Issued(_)),
+            "{client}'s token is stored if and only if its redemption won"
+        );
         match outcome {
             Redeemed::Issued(_) => {}
             Redeemed::WrongClient => assert_eq!(*client, "client-b"),
@@ -256,9 +270,8 @@ async fn revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh
                     .unwrap();
                 return None;
             }
-            let outcome = store.redeem_code(&code, CLIENT, now).await.unwrap();
-            store.insert_first_refresh(&token).await.unwrap();
-            Some(outcome)
+            let outcome = store.redeem_code(&code, CLIENT, now, Some(&token));
+            Some(outcome.await.unwrap())
         }
     })
     .await;

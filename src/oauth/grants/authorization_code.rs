@@ -97,12 +97,38 @@ pub async fn exchange(
     };
     check_redirect_uri(cx, &stored, request.redirect_uri.as_deref())?;
     check_verifier(cx, &stored, request.code_verifier.as_deref())?;
-    let code = match core
+    let audience = stored.audience.clone().unwrap_or_default();
+    let bearer = Bearer {
+        subject: &stored.user_id,
+        client_id: &cx.client.client_id,
+        audience: &audience,
+        scope: &stored.scope,
+        grant_id: Some(&stored.grant_id),
+    };
+    let origin = refresh_token::Origin {
+        code_hash: Some(&stored.code_hash),
+        session_hash: stored.session_hash.as_ref(),
+        auth_time: stored.auth_time,
+    };
+    // The family's first token is stored by the write that consumes the code, so a
+    // redemption is one write (and one round trip), and a code that is not consumed stores
+    // nothing. With it the grant comes to live as long as the family; access tokens need no
+    // more, as the janitor keeps a grant `access_token_ttl` past its expiry.
+    let first_refresh = refresh_token::first_if_allowed(core, cx.client, &bearer, origin, cx.now)?;
+    match core
         .store
-        .redeem_code(&code_hash, &cx.client.client_id, cx.now)
+        .redeem_code(
+            &code_hash,
+            &cx.client.client_id,
+            cx.now,
+            first_refresh.as_ref().map(|(_, record)| record),
+        )
         .await?
     {
-        Redeemed::Issued(code) => code,
+        // The row consumed is the row read and checked above: it is found by the same hash,
+        // and a code never changes but for being consumed. Everything below is built from
+        // the checked row.
+        Redeemed::Issued(_) => {}
         Redeemed::Replayed { grant_id } => {
             core.store.revoke_grant(&grant_id, cx.now).await?;
             audit::code_replayed(&cx.client.client_id, grant_id.as_str());
@@ -116,47 +142,27 @@ pub async fn exchange(
                 "the authorization code has expired",
             ));
         }
-    };
-    // The consumed row is the one read above (a code never changes but for being consumed);
-    // checked again so that no path issues tokens for an unchecked code.
-    check_redirect_uri(cx, &code, request.redirect_uri.as_deref())?;
-    check_verifier(cx, &code, request.code_verifier.as_deref())?;
+    }
     // The user as read with the code, before the write: disabling a user, changing its
     // password or deleting it deletes its unredeemed codes in the same transaction, so a
-    // code that could still be consumed had an active user then.
+    // code that could still be consumed had an active user then. (Should this fail, the
+    // refresh token stored with the write is never handed out.)
     let user = user
-        .filter(|u| u.id == code.user_id && !u.disabled)
+        .filter(|u| u.id == stored.user_id && !u.disabled)
         .ok_or_else(|| {
             OAuthError::invalid_grant("the user who authorized this code is no longer active")
         })?;
-    let audience = code.audience.clone().unwrap_or_default();
-    let bearer = Bearer {
-        subject: &user.id,
-        client_id: &cx.client.client_id,
-        audience: &audience,
-        scope: &code.scope,
-        grant_id: Some(&code.grant_id),
-    };
     let issued = sign_access_token(core, &bearer, cx.now)?;
-    let origin = refresh_token::Origin {
-        code_hash: Some(&code.code_hash),
-        session_hash: code.session_hash.as_ref(),
-        auth_time: code.auth_time,
-    };
-    // With a refresh token the grant comes to live as long as its family (the store extends
-    // it with the first token). Access tokens need no more: the janitor keeps a grant
-    // `access_token_ttl` past its expiry.
-    let refresh_token =
-        refresh_token::issue_if_allowed(core, cx.client, &bearer, origin, cx.now).await?;
-    let mut response = TokenResponse::new(issued, &code.scope, refresh_token);
-    if code.scope.contains("openid") {
+    let refresh_token = first_refresh.map(|(token, _)| token);
+    let mut response = TokenResponse::new(issued, &stored.scope, refresh_token);
+    if stored.scope.contains("openid") {
         let signed_in = Authentication {
             user,
-            scope: &code.scope,
-            auth_time: code.auth_time,
-            nonce: code.nonce.as_deref(),
-            session: session_id(core, code.session_hash.as_ref()),
-            claims: &code.claims.id_token,
+            scope: &stored.scope,
+            auth_time: stored.auth_time,
+            nonce: stored.nonce.as_deref(),
+            session: session_id(core, stored.session_hash.as_ref()),
+            claims: &stored.claims.id_token,
         };
         response.add_id_token(cx, signed_in).await?;
     }

@@ -45,6 +45,22 @@ pub async fn issue_if_allowed(
     origin: Origin<'_>,
     now: UnixTime,
 ) -> Result<Option<String>, OAuthError> {
+    let Some((token, record)) = first_if_allowed(core, client, bearer, origin, now)? else {
+        return Ok(None);
+    };
+    core.store.insert_first_refresh(&record).await?;
+    Ok(Some(token))
+}
+
+/// [`issue_if_allowed`]'s token and its record, for the caller to store: a code's redemption
+/// stores it with the write that consumes the code.
+pub fn first_if_allowed(
+    core: &Core,
+    client: &Client,
+    bearer: &Bearer<'_>,
+    origin: Origin<'_>,
+    now: UnixTime,
+) -> Result<Option<(String, RefreshToken)>, OAuthError> {
     match bearer.grant_id {
         Some(grant_id) if should_issue(core, client, bearer.scope) => {
             let family = Family {
@@ -54,7 +70,9 @@ pub async fn issue_if_allowed(
                 session_hash: origin.session_hash,
                 auth_time: Some(origin.auth_time),
             };
-            Ok(Some(issue_first(core, &family, now).await?))
+            let family_expires_at = now.plus(core.settings.tokens.refresh_absolute_ttl);
+            let family_id = uuid::Uuid::new_v4().to_string();
+            mint(core, &family, &family_id, None, family_expires_at, now).map(Some)
         }
         _ => Ok(None),
     }
@@ -105,20 +123,6 @@ struct Family<'a> {
     code_hash: Option<&'a SecretHash>,
     session_hash: Option<&'a SecretHash>,
     auth_time: Option<UnixTime>,
-}
-
-/// The first token of a new family; returns the token to hand out.
-async fn issue_first(
-    core: &Core,
-    family: &Family<'_>,
-    now: UnixTime,
-) -> Result<String, OAuthError> {
-    let tokens = &core.settings.tokens;
-    let family_expires_at = now.plus(tokens.refresh_absolute_ttl);
-    let family_id = uuid::Uuid::new_v4().to_string();
-    let (token, record) = mint(core, family, &family_id, None, family_expires_at, now)?;
-    core.store.insert_first_refresh(&record).await?;
-    Ok(token)
 }
 
 /// A token and its record; the idle expiry never passes the family's absolute one.
