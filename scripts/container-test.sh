@@ -27,6 +27,11 @@
 # against 5-6 minutes for the full build); see docs/deploy.md. A debug binary makes a bigger
 # image: raise VALET_CT_MAX_MB for it. VALET_CT_BUILD_TWICE=1 builds twice, to time the layer
 # cache.
+#
+# VALET_CT_PREPARE=1 stops after the build, checking nothing: it fills the cache (podman, the
+# base and builder images, the build's layers) so that a later run only checks. .ci/run starts
+# it in the background at nice 19 while the tests build and run, which leave a core idle much
+# of the time; without a cache directory it has nothing to keep and stops at once.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +42,12 @@ if [[ $CACHE == none ]] || ! mkdir -p "$CACHE" 2>/dev/null; then
   CACHING=0
 else
   CACHING=1
+fi
+PREPARE=${VALET_CT_PREPARE:-0}
+if [[ $PREPARE == 1 && $CACHING == 0 ]]; then
+  printf '== VALET_CT_PREPARE: no cache directory to fill (VALET_CT_CACHE=%s); nothing to do\n' "${VALET_CT_CACHE:-}" >&2
+  rmdir "$WORK"
+  exit 0
 fi
 
 IMAGE=localhost/valet:test
@@ -78,7 +89,7 @@ cleanup() {
   fi
   [[ $DB_CREATED == 1 ]] && "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
   rm -rf "$WORK"
-  if [[ $rc -eq 0 ]]; then log "PASS"; else log "FAILED (exit $rc)"; fi
+  if [[ $rc -ne 0 ]]; then log "FAILED (exit $rc)"; elif [[ $PREPARE == 1 ]]; then log "PREPARED"; else log "PASS"; fi
 }
 trap cleanup EXIT
 
@@ -186,6 +197,10 @@ if [[ $CACHING == 1 ]]; then
   fi
   podman image prune -f >/dev/null
   took "$t" cache-prune
+fi
+if [[ $PREPARE == 1 ]]; then
+  log "prepared: the next run finds the images and the build's layers in $CACHE"
+  exit 0
 fi
 
 # --- the image itself ------------------------------------------------------------------------
