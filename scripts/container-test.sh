@@ -170,7 +170,12 @@ if [[ -n ${VALET_CT_BINARY:-} ]]; then
     sed -n '/^FROM builder AS rootfs$/,$p' "$REPO/Dockerfile"; } > "$WORK/ctx/Containerfile"
   BUILD=(podman build --pull=never --format docker -t "$IMAGE" -f "$WORK/ctx/Containerfile" "$WORK/ctx")
 else
-  FULL_BUILD=(podman build --pull=never --format docker --build-arg RUST_IMAGE="$BUILDER"
+  # Prepared in the background (.ci/run), the build's RUN steps get the fewest CPU shares their
+  # cgroups can have, so the tests beside them keep the cores they want; the layer cache does
+  # not depend on it.
+  SHARES=()
+  [[ $PREPARE == 1 ]] && SHARES=(--cpu-shares=2)
+  FULL_BUILD=(podman build --pull=never --format docker "${SHARES[@]}" --build-arg RUST_IMAGE="$BUILDER"
     -v "$RUSTUP_HOME:$RUSTUP_HOME:ro" -v "$CARGO_HOME/bin:/opt/cargo-bin:ro"
     -v "$CA_BUNDLE:$HOST_CA:ro" -v "$CARGO_HOME/registry:/usr/local/cargo/registry"
     -f "$REPO/Dockerfile")

@@ -1194,13 +1194,20 @@ macro_rules! impl_store {
                 .await?)
         }
 
-        /// End the user's sessions, revoke their grants and refresh families, and drop their
-        /// unredeemed codes, inside the caller's transaction.
+        /// Drop the user's unredeemed codes, end their sessions, and revoke their grants and
+        /// refresh families, inside the caller's transaction.
         async fn end_user_access(
             tx: &mut WriteTx<<$engine as EngineDb>::Db>,
             user_id: &str,
             now: UnixTime,
         ) -> Result<(), StoreError> {
+            // Codes before grants: a redemption locks its code and then its grant
+            // (`CONSUME_CODE_WITH_FIRST_REFRESH`), and the other order would let the two wait
+            // on each other until PostgreSQL aborts one as a deadlock.
+            sqlx::query(sql::DELETE_UNREDEEMED_USER_CODES)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
             queue_user_logouts(tx, user_id, now).await?;
             for statement in sql::END_USER_ACCESS {
                 sqlx::query(statement)
@@ -1209,10 +1216,6 @@ macro_rules! impl_store {
                     .execute(&mut **tx)
                     .await?;
             }
-            sqlx::query(sql::DELETE_UNREDEEMED_USER_CODES)
-                .bind(user_id)
-                .execute(&mut **tx)
-                .await?;
             Ok(())
         }
 

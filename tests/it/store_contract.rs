@@ -300,8 +300,14 @@ mod codes {
         fifty_parallel_redemptions_have_one_winner
     );
 
-    async fn new_code(app: &TestApp, code: &str, grant: &str, expires_at: UnixTime) -> SecretHash {
-        let now = valet::clock::Clock::system().now();
+    /// A code expiring at `expires_at` under a grant made at `now` that ends an hour later.
+    async fn new_code(
+        app: &TestApp,
+        code: &str,
+        grant: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> SecretHash {
         let grant = &GrantId::from_stored(grant.into());
         app.state
             .store
@@ -358,7 +364,7 @@ mod codes {
         let store = &app.state.store;
         let now = valet::clock::Clock::system().now();
         let later = now.plus(std::time::Duration::from_secs(60));
-        let hash = new_code(&app, "code-1", "grant-1", later).await;
+        let hash = new_code(&app, "code-1", "grant-1", now, later).await;
         // Every attempt brings a first refresh token, as the code grant does; only a
         // redemption that consumes the code stores it.
         let refused = first_token("refused", "grant-1", now);
@@ -409,7 +415,7 @@ mod codes {
             Redeemed::Unknown
         );
 
-        let expired = new_code(&app, "code-2", "grant-2", now).await;
+        let expired = new_code(&app, "code-2", "grant-2", now, now).await;
         assert_eq!(
             store
                 .redeem_code(&expired, "client-a", now, Some(&of_expired))
@@ -470,6 +476,7 @@ mod codes {
             &app,
             "contested",
             "grant-x",
+            now,
             now.plus(std::time::Duration::from_secs(60)),
         )
         .await;
@@ -501,5 +508,11 @@ mod codes {
             );
         }
         assert_eq!(issued, 1, "exactly one redemption wins");
+        // ... and the winner's token made the grant live as long as its family.
+        let purged = app
+            .state
+            .store
+            .purge(Purge::Grants, now.plus(Duration::from_secs(3601)), 100);
+        assert_eq!(purged.await.unwrap(), 0, "grant-x ends with its family");
     }
 }

@@ -61,12 +61,16 @@ fn hour_after(now: UnixTime) -> UnixTime {
 }
 
 async fn insert_grant(core: &TestCore, grant_id: &str) {
+    insert_grant_of(core, grant_id, USER).await;
+}
+
+async fn insert_grant_of(core: &TestCore, grant_id: &str, user_id: &str) {
     let now = core.clock.now();
     core.store
         .insert_grant(
             &GrantId::from_stored(grant_id.into()),
             CLIENT,
-            USER,
+            user_id,
             now,
             hour_after(now),
         )
@@ -76,7 +80,12 @@ async fn insert_grant(core: &TestCore, grant_id: &str) {
 
 /// A live code of `CLIENT` under a new grant `grant_id`.
 async fn insert_code(core: &TestCore, grant_id: &str) -> SecretHash {
-    insert_grant(core, grant_id).await;
+    insert_code_of(core, grant_id, USER).await
+}
+
+/// [`insert_code`] for the user `user_id`.
+async fn insert_code_of(core: &TestCore, grant_id: &str, user_id: &str) -> SecretHash {
+    insert_grant_of(core, grant_id, user_id).await;
     let now = core.clock.now();
     let code_hash = fresh_hash();
     core.store
@@ -84,7 +93,7 @@ async fn insert_code(core: &TestCore, grant_id: &str) -> SecretHash {
             code_hash: code_hash.clone(),
             grant_id: GrantId::from_stored(grant_id.into()),
             client_id: CLIENT.into(),
-            user_id: USER.into(),
+            user_id: user_id.into(),
             session_hash: None,
             redirect_uri: Some("https://app.example.com/cb".into()),
             code_challenge: None,
@@ -183,6 +192,7 @@ fn count(results: &[bool]) -> usize {
 
 backend_tests!(
     a_wrong_client_never_wins_a_contested_code,
+    disabling_a_user_while_its_codes_are_redeemed_fails_nothing_and_leaves_no_live_token,
     revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh_token,
     revoking_grants_while_their_tokens_rotate_leaves_no_usable_refresh_token,
 );
@@ -239,6 +249,134 @@ async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
             other => panic!("{client} got {other:?}"),
         }
     }
+}
+
+/// A redemption writes its code and then its grant (on PostgreSQL, locking them in that
+/// order); disabling the user deletes its unredeemed codes and revokes its grants. Taken in
+/// the other order, the two could wait on each other until PostgreSQL aborted one as a
+/// deadlock. Whichever lands first, nothing fails, and no token issued stays live.
+async fn disabling_a_user_while_its_codes_are_redeemed_fails_nothing_and_leaves_no_live_token(
+    backend: Backend,
+) {
+    let core = test_core(backend).await;
+    let dora = insert_user(&core, "dora", "hash-checked").await;
+    let mut codes = Vec::new();
+    for g in 0..TASKS - 1 {
+        codes.push(insert_code_of(&core, &format!("grant-{g}"), &dora.id).await);
+    }
+    let now = core.clock.now();
+    // Each family outlives its grant, as a code's does: the redemption extends (and so
+    // writes) the grant.
+    let tokens: Vec<RefreshToken> = (0..codes.len())
+        .map(|g| RefreshToken {
+            user_id: dora.id.clone(),
+            family_expires_at: hour_after(hour_after(now)),
+            ..first_refresh(&format!("grant-{g}"), now)
+        })
+        .collect();
+
+    // The last task disables dora; every other one redeems a code of hers.
+    let outcomes = race(TASKS, |i| {
+        let store = core.store.clone();
+        let redemption = codes.get(i).cloned().zip(tokens.get(i).cloned());
+        async move {
+            match redemption {
+                Some((code, token)) => {
+                    Some(store.redeem_code(&code, CLIENT, now, Some(&token)).await)
+                }
+                None => {
+                    let disabled = store.set_user_disabled("dora", true, now).await;
+                    assert!(disabled.expect("disabling dora failed"), "dora exists");
+                    None
+                }
+            }
+        }
+    })
+    .await;
+
+    for (outcome, token) in outcomes.into_iter().flatten().zip(&tokens) {
+        match outcome.expect("a redemption failed") {
+            Redeemed::Issued(_) => assert_dead(&core, token, "a token issued to dora").await,
+            Redeemed::Unknown => {
+                let stored = core.store.refresh_token(&token.token_hash).await.unwrap();
+                assert_eq!(
+                    stored, None,
+                    "a redemption of a deleted code stored a token"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// The lock order behind the race above, made to happen (PostgreSQL: SQLite has one writer).
+/// A third connection holds the grant's row, so that the disabling queues on it first and
+/// the redemption second. Had the disabling revoked grants before deleting codes, it would
+/// take the grant next and wait for the code the redemption had locked, while the
+/// redemption waited for the grant: a deadlock, which PostgreSQL ends by failing one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_user_locks_codes_before_grants_as_a_redemption_does() {
+    use sqlx::{Connection, PgConnection};
+
+    let core = test_core(Backend::Postgres).await;
+    let dora = insert_user(&core, "dora", "hash-checked").await;
+    let code = insert_code_of(&core, "grant-d", &dora.id).await;
+    let now = core.clock.now();
+    let token = RefreshToken {
+        user_id: dora.id.clone(),
+        family_expires_at: hour_after(hour_after(now)),
+        ..first_refresh("grant-d", now)
+    };
+    let token_hash = token.token_hash.clone();
+    let url = &core.settings.database_url;
+    let mut holder = PgConnection::connect(url).await.unwrap();
+    let mut watcher = PgConnection::connect(url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM grants WHERE grant_id = 'grant-d' FOR UPDATE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let store = core.store.clone();
+    let disabling = tokio::spawn(async move { store.set_user_disabled("dora", true, now).await });
+    wait_for_lock_waiters(&mut watcher, 1).await;
+    let store = core.store.clone();
+    let redeeming =
+        tokio::spawn(async move { store.redeem_code(&code, CLIENT, now, Some(&token)).await });
+    wait_for_lock_waiters(&mut watcher, 2).await;
+    held.commit().await.unwrap();
+
+    let disabled = disabling.await.unwrap().expect("the disabling failed");
+    assert!(disabled, "dora exists");
+    let redeemed = redeeming.await.unwrap().expect("the redemption failed");
+    assert_eq!(
+        redeemed,
+        Redeemed::Unknown,
+        "the disabling deleted the code"
+    );
+    let stored = core.store.refresh_token(&token_hash).await.unwrap();
+    assert_eq!(
+        stored, None,
+        "a redemption of a deleted code stored a token"
+    );
+}
+
+/// Until `n` sessions of this database wait for a lock (a real server's state: polled).
+async fn wait_for_lock_waiters(watcher: &mut sqlx::PgConnection, n: i64) {
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} sessions never waited for a lock");
 }
 
 /// A code replay revokes the grant while the first redemption may still be storing its

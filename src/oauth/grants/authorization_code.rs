@@ -110,11 +110,18 @@ pub async fn exchange(
         session_hash: stored.session_hash.as_ref(),
         auth_time: stored.auth_time,
     };
+    // The user as read with the code, before the write: disabling a user, changing its
+    // password or deleting it deletes its unredeemed codes in the same transaction, so a
+    // code that could still be consumed had an active user then.
+    let user = user.filter(|u| u.id == stored.user_id && !u.disabled);
     // The family's first token is stored by the write that consumes the code, so a
     // redemption is one write (and one round trip), and a code that is not consumed stores
     // nothing. With it the grant comes to live as long as the family; access tokens need no
     // more, as the janitor keeps a grant `access_token_ttl` past its expiry.
-    let first_refresh = refresh_token::first_if_allowed(core, cx.client, &bearer, origin, cx.now)?;
+    let first_refresh = match user {
+        Some(_) => refresh_token::first_if_allowed(core, cx.client, &bearer, origin, cx.now)?,
+        None => None,
+    };
     match core
         .store
         .redeem_code(
@@ -143,15 +150,11 @@ pub async fn exchange(
             ));
         }
     }
-    // The user as read with the code, before the write: disabling a user, changing its
-    // password or deleting it deletes its unredeemed codes in the same transaction, so a
-    // code that could still be consumed had an active user then. (Should this fail, the
-    // refresh token stored with the write is never handed out.)
-    let user = user
-        .filter(|u| u.id == stored.user_id && !u.disabled)
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the user who authorized this code is no longer active")
-        })?;
+    // A code of a user no longer active is consumed all the same, with no token, so that it
+    // cannot be tried again (and a replay of it still revokes its grant).
+    let user = user.ok_or_else(|| {
+        OAuthError::invalid_grant("the user who authorized this code is no longer active")
+    })?;
     let issued = sign_access_token(core, &bearer, cx.now)?;
     let refresh_token = first_refresh.map(|(token, _)| token);
     let mut response = TokenResponse::new(issued, &stored.scope, refresh_token);
