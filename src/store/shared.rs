@@ -1,9 +1,9 @@
 //! The method bodies of [`Store`](super::Store), written once and expanded for each engine.
 //!
 //! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
-//! breaker is open), `begin_write()` (a transaction that
-//! holds the write lock from its first statement: `BEGIN IMMEDIATE` on SQLite) and
-//! `run_migrations()`; everything else is the same text for both.
+//! breaker is open), `begin_write()` (a transaction that holds the write lock from its first
+//! statement: `BEGIN IMMEDIATE` on SQLite) and `run_migrations()`; everything else is the same
+//! text for both.
 
 macro_rules! impl_store {
     ($engine:ty) => {
