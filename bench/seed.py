@@ -719,7 +719,10 @@ FIRST_TOKEN = ["bytes", "text", "null", *SUCCESSOR[3:]]
 POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
                  "INSERT_FIRST_REFRESH", "CONSUME_CODE_WITH_FIRST_REFRESH"}
 # Their SQLite counterparts: statements in one text, each explained on its own.
-SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH", "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH"}
+SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH", "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH",
+               "ROTATE_REFRESH_IN_ONE_TRANSACTION", "WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION"}
+# What a text's transaction is made of besides its statements: nothing to plan.
+TRANSACTION_CONTROL = {"BEGIN IMMEDIATE", "COMMIT"}
 
 HOT = {
     # token endpoint: client authentication, audience, user
@@ -746,11 +749,12 @@ HOT = {
     # refresh rotation (the token with its user; re-read after a lost race)
     "SELECT_REFRESH_AND_USER": ["token_hash"],
     "SELECT_REFRESH": ["token_hash"],
-    "ROTATE_REFRESH": ["token_hash", "now"],
-    "WITHDRAW_SUCCESSOR": ["token_hash", "now"],
-    # PostgreSQL: the conditional write and the successor's insert as one statement
+    # the conditional write and the successor's insert: one statement on PostgreSQL, one
+    # transaction in one text on SQLite
     "ROTATE_REFRESH_THEN_INSERT": ["token_hash", "now", *SUCCESSOR],
     "WITHDRAW_SUCCESSOR_THEN_INSERT": ["token_hash", "now", *SUCCESSOR],
+    "ROTATE_REFRESH_IN_ONE_TRANSACTION": ["token_hash", "now", *SUCCESSOR],
+    "WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION": ["token_hash", "now", *SUCCESSOR],
     "REVOKE_GRANT": ["grant_id", "now"],
     "REVOKE_GRANT_REFRESH_TOKENS": ["grant_id", "now"],
     # introspection, userinfo, revocation
@@ -868,7 +872,8 @@ def explain(store, sql_rs: Path) -> int:
             lits = [store.literal(k, values[k]) for k in kinds]
             text = re.sub(r"\$(\d+)", lambda m: lits[int(m.group(1)) - 1], sql)
             try:
-                parts = text.split("; ") if name in SQLITE_ONLY else [text]
+                parts = ([p for p in text.split("; ") if p not in TRANSACTION_CONTROL]
+                         if name in SQLITE_ONLY else [text])
                 plan = [line for part in parts for line in store.plan(part)]
             except (sqlite3.Error, subprocess.CalledProcessError) as e:
                 log(f"--- {name}: EXPLAIN failed: {e}")

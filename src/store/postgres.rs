@@ -86,6 +86,21 @@ impl PgStore {
     async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, StoreError> {
         Ok(WriteTx::new(self.pool()?.begin().await?, None))
     }
+
+    /// One statement, a data-modifying `WITH`: one round trip, atomic.
+    async fn insert_if(
+        &self,
+        statements: sql::SuccessorIf,
+        presented: &SecretHash,
+        successor: &RefreshToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(statements.with_insert)
+            .bind(presented.0.as_slice())
+            .bind(now.0);
+        let done = bind_refresh(query, successor).execute(self.pool()?).await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 impl_store!(PgStore);

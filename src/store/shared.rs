@@ -2,8 +2,9 @@
 //!
 //! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
 //! breaker is open), `begin_write()` (a transaction that holds the write lock from its first
-//! statement: `BEGIN IMMEDIATE` on SQLite) and `run_migrations()`; everything else is the same
-//! text for both.
+//! statement: `BEGIN IMMEDIATE` on SQLite), `insert_if()` (a refresh token's conditional
+//! write with its successor's insert, [`sql::SuccessorIf`]) and `run_migrations()`;
+//! everything else is the same text for both.
 
 macro_rules! impl_store {
     ($engine:ty) => {
@@ -1148,39 +1149,6 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(true)
             }
-
-            /// Run `statements.condition` (an UPDATE of the token `presented`, `$2` being now)
-            /// and insert `successor` only if it changed exactly one row, atomically.
-            async fn insert_if(
-                &self,
-                statements: sql::SuccessorIf,
-                presented: &SecretHash,
-                successor: &RefreshToken,
-                now: UnixTime,
-            ) -> Result<bool, StoreError> {
-                if <$engine as EngineDb>::DATA_MODIFYING_WITH {
-                    let query = sqlx::query(statements.with_insert)
-                        .bind(presented.0.as_slice())
-                        .bind(now.0);
-                    let done = bind_refresh(query, successor).execute(self.pool()?).await?;
-                    return Ok(done.rows_affected() == 1);
-                }
-                let mut tx = self.begin_write().await?;
-                let changed = sqlx::query(statements.condition)
-                    .bind(presented.0.as_slice())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if changed {
-                    bind_refresh(sqlx::query(sql::INSERT_REFRESH), successor)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(changed)
-            }
         }
 
         /// The id of the user `username`, read inside the transaction that changes the user.
@@ -1304,7 +1272,8 @@ macro_rules! impl_store {
                 .bind(client.registered_via())
         }
 
-        /// The successor's columns, in `INSERT_REFRESH`'s order (its `$1`..`$14`).
+        /// A refresh token's columns, in `sql::refresh_columns!`'s order (`$1`..`$14` of a
+        /// statement that inserts it, or the next fourteen after what is bound before).
         fn bind_refresh<'q>(query: EngineQuery<'q>, token: &'q RefreshToken) -> EngineQuery<'q> {
             query
                 .bind(token.token_hash.0.as_slice())

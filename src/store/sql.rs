@@ -349,8 +349,7 @@ macro_rules! insert_refresh {
         )
     };
 }
-pub const INSERT_REFRESH: &str = insert_refresh!();
-/// The first token of a family (`INSERT_REFRESH`'s `$1`..`$14`) and its grant (`$4`) made to
+/// The first token of a family (`$1`..`$14`, as [`new_refresh_values!`]) and its grant (`$4`) made to
 /// live as long as the family (`$12`), in one statement: a data-modifying `WITH`
 /// (PostgreSQL).
 pub const INSERT_FIRST_REFRESH: &str = concat!(
@@ -421,15 +420,23 @@ pub const SELECT_REFRESH_AND_USER: &str = concat!(
     " FROM refresh_tokens LEFT JOIN users ON users.id = refresh_tokens.user_id WHERE token_hash = $1"
 );
 /// A conditional UPDATE of the refresh token `$1` (`$2` being now) and the insert of its
-/// successor when it changed exactly one row: as a transaction of two statements, or where
-/// the engine allows data-modifying `WITH` (PostgreSQL) as one statement, one round trip.
+/// successor (`$3`..`$16`) only when it changed exactly one row, atomically, in one call to
+/// the database.
 pub struct SuccessorIf {
-    /// The UPDATE alone; the successor is then bound to [`INSERT_REFRESH`].
-    pub condition: &'static str,
-    /// Both in one statement: `$1`, `$2` as above, the successor's columns from `$3`.
+    /// PostgreSQL: one statement, a data-modifying `WITH`; one row changed when it inserted.
     pub with_insert: &'static str,
+    /// SQLite, which has no data-modifying `WITH`: a transaction of its own in one text (the
+    /// insert `WHERE changes() = 1`), which returns a row when it inserted.
+    pub in_one_transaction: &'static str,
 }
 
+/// The successor's values: `$3`..`$16` in [`refresh_columns!`]'s order, neither rotated nor
+/// revoked.
+macro_rules! successor_values {
+    () => {
+        "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL"
+    };
+}
 macro_rules! then_insert_successor {
     ($condition:expr) => {
         concat!(
@@ -437,8 +444,22 @@ macro_rules! then_insert_successor {
             $condition,
             " RETURNING 1) INSERT INTO refresh_tokens (",
             refresh_columns!(),
-            ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL \
-             WHERE (SELECT count(*) FROM changed) = 1"
+            ") SELECT ",
+            successor_values!(),
+            " WHERE (SELECT count(*) FROM changed) = 1"
+        )
+    };
+}
+macro_rules! in_one_transaction {
+    ($condition:expr) => {
+        concat!(
+            "BEGIN IMMEDIATE; ",
+            $condition,
+            "; INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") SELECT ",
+            successor_values!(),
+            " WHERE changes() = 1 RETURNING 1; COMMIT"
         )
     };
 }
@@ -459,17 +480,17 @@ macro_rules! withdraw_successor {
          WHERE parent_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL"
     };
 }
-pub const ROTATE_REFRESH: &str = rotate_refresh!();
 pub const ROTATE_REFRESH_THEN_INSERT: &str = then_insert_successor!(rotate_refresh!());
-pub const WITHDRAW_SUCCESSOR: &str = withdraw_successor!();
+pub const ROTATE_REFRESH_IN_ONE_TRANSACTION: &str = in_one_transaction!(rotate_refresh!());
 pub const WITHDRAW_SUCCESSOR_THEN_INSERT: &str = then_insert_successor!(withdraw_successor!());
+pub const WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION: &str = in_one_transaction!(withdraw_successor!());
 pub const ROTATION: SuccessorIf = SuccessorIf {
-    condition: ROTATE_REFRESH,
     with_insert: ROTATE_REFRESH_THEN_INSERT,
+    in_one_transaction: ROTATE_REFRESH_IN_ONE_TRANSACTION,
 };
 pub const SUCCESSOR_WITHDRAWAL: SuccessorIf = SuccessorIf {
-    condition: WITHDRAW_SUCCESSOR,
     with_insert: WITHDRAW_SUCCESSOR_THEN_INSERT,
+    in_one_transaction: WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION,
 };
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \

@@ -133,6 +133,46 @@ impl SqliteStore {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx::new(tx, Some(turn)))
     }
+
+    /// The conditional write and the successor's insert as one transaction in one text: one
+    /// call to the connection's thread where a [`begin_write`](Self::begin_write) transaction
+    /// makes four, and this process's turn to write held for that one call only (a
+    /// rotation's four calls, each waiting for the task's next poll, held it long enough to
+    /// make refresh on SQLite wait in line for it). It runs as a task of its own, so that a
+    /// request dropped halfway cannot hand the connection back to the pool inside the
+    /// text's transaction: a text that fails closes its connection instead, which rolls the
+    /// transaction back.
+    async fn insert_if(
+        &self,
+        statements: sql::SuccessorIf,
+        presented: &SecretHash,
+        successor: &RefreshToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let turn = self
+            .write_turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let (pool, presented, successor) =
+            (self.pool.clone(), presented.clone(), successor.clone());
+        let write = tokio::spawn(async move {
+            let _turn = turn;
+            let mut conn = pool.acquire().await?;
+            let query = sqlx::query(statements.in_one_transaction)
+                .bind(presented.0.as_slice())
+                .bind(now.0);
+            let inserted = bind_refresh(query, &successor).fetch_all(&mut *conn).await;
+            if inserted.is_err() {
+                conn.close_on_drop();
+            }
+            Ok::<_, StoreError>(!inserted?.is_empty())
+        });
+        write
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
 }
 
 /// Create the database file, if missing, readable by its owner only: it holds password hashes

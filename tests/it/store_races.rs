@@ -470,6 +470,7 @@ async fn revoking_grants_while_their_tokens_rotate_leaves_no_usable_refresh_toke
 backend_tests!(
     parallel_rotations_of_one_refresh_token_have_one_winner,
     parallel_replacements_of_a_successor_leave_one_usable_successor,
+    a_rotation_whose_successor_cannot_be_stored_changes_nothing,
 );
 
 async fn parallel_rotations_of_one_refresh_token_have_one_winner(backend: Backend) {
@@ -504,6 +505,48 @@ async fn parallel_rotations_of_one_refresh_token_have_one_winner(backend: Backen
         .unwrap()
         .unwrap();
     assert_eq!(first.rotated_at, Some(now));
+}
+
+/// A rotation or a withdrawal whose successor the store refuses (its hash taken: only a bug
+/// could do this) is an error that writes nothing: the presented token stays live, the
+/// successor it had stays usable, and the store takes the next writes at once (on SQLite a
+/// transaction left open on a pooled connection would hold the write lock, and every later
+/// write would fail after the busy timeout).
+async fn a_rotation_whose_successor_cannot_be_stored_changes_nothing(backend: Backend) {
+    let core = test_core(backend).await;
+    let first = insert_family(&core, "grant-1").await;
+    let other = insert_family(&core, "grant-2").await;
+    let now = core.clock.now();
+    let clashing = RefreshToken {
+        token_hash: other.token_hash.clone(),
+        ..successor(&first, now)
+    };
+
+    for _ in 0..3 {
+        let refused = core.store.rotate_refresh(&first.token_hash, &clashing, now);
+        assert!(refused.await.is_err(), "a clashing successor is an error");
+        let read = core.store.refresh_token(&first.token_hash).await.unwrap();
+        assert_eq!(read.unwrap().rotated_at, None, "the token stays live");
+    }
+    let next = successor(&first, now);
+    let rotated = core.store.rotate_refresh(&first.token_hash, &next, now);
+    assert!(rotated.await.unwrap(), "the same token then rotates");
+
+    for _ in 0..3 {
+        let refused = core
+            .store
+            .replace_successor(&first.token_hash, &clashing, now);
+        assert!(refused.await.is_err(), "a clashing replacement is an error");
+        let read = core.store.refresh_token(&next.token_hash).await.unwrap();
+        assert_eq!(read.unwrap().revoked_at, None, "the successor stays usable");
+    }
+    // Writes outside the turn (this one is a single statement) find no lock held either.
+    insert_family(&core, "grant-3").await;
+    let replacement = successor(&first, now);
+    let replaced = core
+        .store
+        .replace_successor(&first.token_hash, &replacement, now);
+    assert!(replaced.await.unwrap(), "the successor is then replaced");
 }
 
 /// Within the reuse grace period a retry replaces the unused successor; retries at once must
