@@ -719,7 +719,7 @@ FIRST_TOKEN = ["bytes", "text", "null", *SUCCESSOR[3:]]
 POSTGRES_ONLY = {"ROTATE_REFRESH_THEN_INSERT", "WITHDRAW_SUCCESSOR_THEN_INSERT",
                  "INSERT_FIRST_REFRESH", "CONSUME_CODE_WITH_FIRST_REFRESH"}
 # Their SQLite counterparts: statements in one text, each explained on its own.
-SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH", "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH",
+SQLITE_ONLY = {"EXTEND_THEN_INSERT_FIRST_REFRESH", "CONSUME_CODE_WITH_FIRST_REFRESH_IN_ONE_TRANSACTION",
                "ROTATE_REFRESH_IN_ONE_TRANSACTION", "WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION"}
 # What a text's transaction is made of besides its statements: nothing to plan.
 TRANSACTION_CONTROL = {"BEGIN IMMEDIATE", "COMMIT"}
@@ -739,7 +739,7 @@ HOT = {
     "CONSUME_CODE": ["code_hash", "client_id", "now"],
     # ... with the family's first token (its columns first, then CONSUME_CODE's)
     "CONSUME_CODE_WITH_FIRST_REFRESH": [*FIRST_TOKEN, "code_hash", "client_id", "now"],
-    "CONSUME_CODE_THEN_INSERT_FIRST_REFRESH": [*FIRST_TOKEN, "code_hash", "client_id", "now"],
+    "CONSUME_CODE_WITH_FIRST_REFRESH_IN_ONE_TRANSACTION": [*FIRST_TOKEN, "code_hash", "client_id", "now"],
     "CODE_STATE": ["code_hash"],
     # a family's first token and its grant's new expiry
     "INSERT_FIRST_REFRESH": FIRST_TOKEN,

@@ -197,8 +197,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(AuthorizationCode, Option<User>)>, StoreError>;
     /// Consume a code for `client_id` in one conditional write; see [`Redeemed`]. With
     /// `first_refresh` the same call stores that token as [`Store::insert_first_refresh`]
-    /// does, only if the code was consumed. On an error PostgreSQL keeps neither; SQLite may
-    /// keep the consumed code and the token (never handed out, as the request fails).
+    /// does, only if the code was consumed. On an error neither is kept.
     async fn redeem_code(
         &self,
         code_hash: &SecretHash,

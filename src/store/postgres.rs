@@ -101,6 +101,31 @@ impl PgStore {
         let done = bind_refresh(query, successor).execute(self.pool()?).await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// The code consumed and the family's first token stored in one statement; the consumed
+    /// code's row, if it was.
+    async fn consume_code_with_first_refresh(
+        &self,
+        code_hash: &SecretHash,
+        client_id: &str,
+        now: UnixTime,
+        first_refresh: &RefreshToken,
+    ) -> Result<Option<CodeRow>, StoreError> {
+        // All rows, as on SQLite; this statement returns at most one.
+        let rows = bind_refresh(
+            sqlx::query(sql::CONSUME_CODE_WITH_FIRST_REFRESH),
+            first_refresh,
+        )
+        .bind(code_hash.0.as_slice())
+        .bind(client_id)
+        .bind(now.0)
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.first()
+            .map(<CodeRow as sqlx::FromRow<_>>::from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
 }
 
 impl_store!(PgStore);

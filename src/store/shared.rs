@@ -2,9 +2,10 @@
 //!
 //! Each engine type provides `pool()` (its `sqlx::Pool`, or `Unavailable` at once while the
 //! breaker is open), `begin_write()` (a transaction that holds the write lock from its first
-//! statement: `BEGIN IMMEDIATE` on SQLite), `insert_if()` (a refresh token's conditional
-//! write with its successor's insert, [`sql::SuccessorIf`]) and `run_migrations()`;
-//! everything else is the same text for both.
+//! statement: `BEGIN IMMEDIATE` on SQLite), the writes that are one statement on
+//! PostgreSQL and one transaction in one text on SQLite (`insert_if()`, a refresh token's
+//! conditional write with its successor's insert; `consume_code_with_first_refresh()`) and
+//! `run_migrations()`; everything else is the same text for both.
 
 macro_rules! impl_store {
     ($engine:ty) => {
@@ -589,22 +590,8 @@ macro_rules! impl_store {
                             .await?
                     }
                     Some(token) => {
-                        let statement = if <$engine as EngineDb>::DATA_MODIFYING_WITH {
-                            sql::CONSUME_CODE_WITH_FIRST_REFRESH
-                        } else {
-                            sql::CONSUME_CODE_THEN_INSERT_FIRST_REFRESH
-                        };
-                        // All rows, not the first: SQLite runs a text's later statements
-                        // only as its results are read to the end.
-                        bind_refresh(sqlx::query(statement), token)
-                            .bind(code_hash.0.as_slice())
-                            .bind(client_id)
-                            .bind(now.0)
-                            .fetch_all(self.pool()?)
+                        self.consume_code_with_first_refresh(code_hash, client_id, now, token)
                             .await?
-                            .first()
-                            .map(<CodeRow as sqlx::FromRow<_>>::from_row)
-                            .transpose()?
                     }
                 };
                 if let Some(row) = consumed {

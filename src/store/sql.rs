@@ -378,12 +378,12 @@ pub const CONSUME_CODE_WITH_FIRST_REFRESH: &str = concat!(
     new_refresh_values!(),
     " FROM consumed) SELECT * FROM consumed"
 );
-/// [`CONSUME_CODE_WITH_FIRST_REFRESH`] for SQLite: three statements in one text, run in one
-/// call on the connection's thread, each committing on its own; `changes()` (the rows the
-/// connection's previous statement changed) makes the insert follow only a consumed code and
-/// the extension only an inserted token. A failure between them fails the request, so the
-/// token it may leave behind, with a grant that ends with its code, is never handed out.
-pub const CONSUME_CODE_THEN_INSERT_FIRST_REFRESH: &str = concat!(
+/// [`CONSUME_CODE_WITH_FIRST_REFRESH`] for SQLite: one transaction in one text, three
+/// statements between `BEGIN IMMEDIATE` and `COMMIT`; `changes()` (the rows the connection's
+/// previous statement changed) makes the insert follow only a consumed code and the extension
+/// only an inserted token. Returns the consumed code's row.
+pub const CONSUME_CODE_WITH_FIRST_REFRESH_IN_ONE_TRANSACTION: &str = concat!(
+    "BEGIN IMMEDIATE; ",
     consume_code!("$15", "$16", "$17"),
     "; INSERT INTO refresh_tokens (",
     refresh_columns!(),
@@ -391,7 +391,7 @@ pub const CONSUME_CODE_THEN_INSERT_FIRST_REFRESH: &str = concat!(
     new_refresh_values!(),
     " WHERE changes() = 1; ",
     extend_grant!("$4", "$12"),
-    " AND changes() = 1"
+    " AND changes() = 1; COMMIT"
 );
 /// The token's columns and whether its grant was revoked: a code replay revokes the grant,
 /// and that must kill tokens however the two writes interleave.

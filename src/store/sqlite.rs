@@ -120,7 +120,8 @@ impl SqliteStore {
     /// a writer that finds the lock taken sleep and retry (1, 2, 5, … 100 ms), so without the
     /// turn, concurrent refreshes queued in those sleeps (issue 15: 771 refreshes/s, p50 81
     /// ms). Another process (the CLI) still meets the busy timeout. Single write statements
-    /// outside a transaction do not take the turn: they can meet the busy handler, but a turn
+    /// and the one-call transactions of [`in_one_transaction`](Self::in_one_transaction) do
+    /// not take the turn: they hold the lock briefly and can meet the busy handler, but a turn
     /// held by a task waits for that task's next poll too, which on runtime threads busy
     /// signing RSA cost code exchange half its rate (issue 15, BENCHMARKS.md profile 11).
     async fn begin_write(&self) -> Result<WriteTx<sqlx::Sqlite>, StoreError> {
@@ -134,14 +135,8 @@ impl SqliteStore {
         Ok(WriteTx::new(tx, Some(turn)))
     }
 
-    /// The conditional write and the successor's insert as one transaction in one text: one
-    /// call to the connection's thread where a [`begin_write`](Self::begin_write) transaction
-    /// makes four, and this process's turn to write held for that one call only (a
-    /// rotation's four calls, each waiting for the task's next poll, held it long enough to
-    /// make refresh on SQLite wait in line for it). It runs as a task of its own, so that a
-    /// request dropped halfway cannot hand the connection back to the pool inside the
-    /// text's transaction: a text that fails closes its connection instead, which rolls the
-    /// transaction back.
+    /// The conditional write and the successor's insert, as one transaction in one text
+    /// ([`in_one_transaction`](Self::in_one_transaction)).
     async fn insert_if(
         &self,
         statements: sql::SuccessorIf,
@@ -149,25 +144,74 @@ impl SqliteStore {
         successor: &RefreshToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let turn = self
-            .write_turn
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let (pool, presented, successor) =
-            (self.pool.clone(), presented.clone(), successor.clone());
+        let data = (presented.clone(), now, successor.clone());
+        let inserted = self
+            .in_one_transaction(statements.in_one_transaction, data, |query, data| {
+                let (presented, now, successor) = data;
+                bind_refresh(query.bind(presented.0.as_slice()).bind(now.0), successor)
+            })
+            .await?;
+        Ok(!inserted.is_empty())
+    }
+
+    /// The code consumed and the family's first token stored, as one transaction in one text
+    /// ([`in_one_transaction`](Self::in_one_transaction)); the consumed code's row, if it was.
+    async fn consume_code_with_first_refresh(
+        &self,
+        code_hash: &SecretHash,
+        client_id: &str,
+        now: UnixTime,
+        first_refresh: &RefreshToken,
+    ) -> Result<Option<CodeRow>, StoreError> {
+        let data = (
+            first_refresh.clone(),
+            code_hash.clone(),
+            client_id.to_owned(),
+            now,
+        );
+        let rows = self
+            .in_one_transaction(
+                sql::CONSUME_CODE_WITH_FIRST_REFRESH_IN_ONE_TRANSACTION,
+                data,
+                |query, data| {
+                    let (token, code_hash, client_id, now) = data;
+                    bind_refresh(query, token)
+                        .bind(code_hash.0.as_slice())
+                        .bind(client_id.as_str())
+                        .bind(now.0)
+                },
+            )
+            .await?;
+        rows.first()
+            .map(<CodeRow as sqlx::FromRow<_>>::from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    /// Run `text`, a transaction of its own (`BEGIN IMMEDIATE` … `COMMIT`), with `data`
+    /// bound by `bind`; the rows it returns. One call to the connection's thread, where a
+    /// [`begin_write`](Self::begin_write) transaction makes one per statement and two more,
+    /// holding the write lock for all of them (a refresh rotation's four calls, each waiting
+    /// for its task's next poll, made refresh on SQLite wait in line for the lock). It takes
+    /// no turn: the lock is held for one call, and a turn is given back only when its task
+    /// is polled again, which under load cost more than the busy handler's rare waits
+    /// (BENCHMARKS.md profile 13). It runs as a task of its own, so that a request dropped
+    /// halfway cannot hand the connection back to the pool inside the text's transaction: a
+    /// text that fails closes its connection instead, which rolls the transaction back.
+    async fn in_one_transaction<T: Send + 'static>(
+        &self,
+        text: &'static str,
+        data: T,
+        bind: for<'q> fn(EngineQuery<'q>, &'q T) -> EngineQuery<'q>,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let pool = self.pool.clone();
         let write = tokio::spawn(async move {
-            let _turn = turn;
             let mut conn = pool.acquire().await?;
-            let query = sqlx::query(statements.in_one_transaction)
-                .bind(presented.0.as_slice())
-                .bind(now.0);
-            let inserted = bind_refresh(query, &successor).fetch_all(&mut *conn).await;
-            if inserted.is_err() {
+            let rows = bind(sqlx::query(text), &data).fetch_all(&mut *conn).await;
+            if rows.is_err() {
                 conn.close_on_drop();
             }
-            Ok::<_, StoreError>(!inserted?.is_empty())
+            Ok::<_, StoreError>(rows?)
         });
         write
             .await

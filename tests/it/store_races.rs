@@ -195,7 +195,34 @@ backend_tests!(
     disabling_a_user_while_its_codes_are_redeemed_fails_nothing_and_leaves_no_live_token,
     revoking_grants_while_their_codes_are_redeemed_leaves_no_usable_refresh_token,
     revoking_grants_while_their_tokens_rotate_leaves_no_usable_refresh_token,
+    a_redemption_whose_token_cannot_be_stored_keeps_nothing,
 );
+
+/// A redemption whose first refresh token the store refuses (its hash taken: only a bug could
+/// do this) is an error that keeps nothing: the code is not consumed and redeems afterwards
+/// (on SQLite its three statements are one transaction, and a transaction left open on a
+/// pooled connection would make every later write fail after the busy timeout).
+async fn a_redemption_whose_token_cannot_be_stored_keeps_nothing(backend: Backend) {
+    let core = test_core(backend).await;
+    let code = insert_code(&core, "grant-1").await;
+    let taken = insert_family(&core, "grant-2").await;
+    let now = core.clock.now();
+    let clashing = RefreshToken {
+        token_hash: taken.token_hash.clone(),
+        ..first_refresh("grant-1", now)
+    };
+
+    for _ in 0..3 {
+        let refused = core.store.redeem_code(&code, CLIENT, now, Some(&clashing));
+        // An error each time, not a replay: the code was not consumed.
+        assert!(refused.await.is_err(), "a clashing token is an error");
+    }
+    let token = first_refresh("grant-1", now);
+    let redeemed = core.store.redeem_code(&code, CLIENT, now, Some(&token));
+    assert!(matches!(redeemed.await.unwrap(), Redeemed::Issued(_)));
+    let stored = core.store.refresh_token(&token.token_hash).await.unwrap();
+    assert_eq!(stored.map(|t| t.grant_id), Some(token.grant_id.clone()));
+}
 
 async fn a_wrong_client_never_wins_a_contested_code(backend: Backend) {
     let core = test_core(backend).await;
