@@ -710,7 +710,7 @@ def parse_rust_string(text: str, i: int) -> tuple[str, int]:
 
 
 # What each statement binds, $1 first (see src/store/shared.rs), grouped by how hot it is.
-# A successor refresh token's columns (INSERT_REFRESH's order).
+# A successor refresh token's columns (in sql.rs's refresh_columns! order).
 SUCCESSOR = ["bytes", "text", "token_hash", "grant_id", "client_id", "user_id", "scope",
              "audience", "null", "now", "later", "family_expiry", "null", "null"]
 # A family's first token: no parent.

@@ -14,6 +14,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::error::DatabaseError;
 
 use crate::config::{Settings, StoreKind};
 use crate::crypto::SecretHash;
@@ -44,6 +45,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if sqlite_lock_waited_out(db.as_ref()) => {
+                StoreError::Unavailable(error.to_string())
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -52,6 +56,19 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Internal(error.to_string()),
         }
     }
+}
+
+/// SQLite's lock stayed taken for the whole busy timeout (`SQLITE_BUSY` or `SQLITE_LOCKED`,
+/// whatever the extended code): another writer, such as the CLI in another process, held it.
+/// Retrying later can succeed, so the client is told so (503) rather than given a 500.
+fn sqlite_lock_waited_out(error: &(dyn DatabaseError + 'static)) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(DatabaseError::code)
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {

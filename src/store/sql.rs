@@ -427,7 +427,7 @@ pub struct SuccessorIf {
     pub with_insert: &'static str,
     /// SQLite, which has no data-modifying `WITH`: a transaction of its own in one text (the
     /// insert `WHERE changes() = 1`), which returns a row when it inserted.
-    pub in_one_transaction: &'static str,
+    pub one_transaction_text: &'static str,
 }
 
 /// The successor's values: `$3`..`$16` in [`refresh_columns!`]'s order, neither rotated nor
@@ -450,7 +450,7 @@ macro_rules! then_insert_successor {
         )
     };
 }
-macro_rules! in_one_transaction {
+macro_rules! one_transaction_text {
     ($condition:expr) => {
         concat!(
             "BEGIN IMMEDIATE; ",
@@ -481,16 +481,17 @@ macro_rules! withdraw_successor {
     };
 }
 pub const ROTATE_REFRESH_THEN_INSERT: &str = then_insert_successor!(rotate_refresh!());
-pub const ROTATE_REFRESH_IN_ONE_TRANSACTION: &str = in_one_transaction!(rotate_refresh!());
+pub const ROTATE_REFRESH_IN_ONE_TRANSACTION: &str = one_transaction_text!(rotate_refresh!());
 pub const WITHDRAW_SUCCESSOR_THEN_INSERT: &str = then_insert_successor!(withdraw_successor!());
-pub const WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION: &str = in_one_transaction!(withdraw_successor!());
+pub const WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION: &str =
+    one_transaction_text!(withdraw_successor!());
 pub const ROTATION: SuccessorIf = SuccessorIf {
     with_insert: ROTATE_REFRESH_THEN_INSERT,
-    in_one_transaction: ROTATE_REFRESH_IN_ONE_TRANSACTION,
+    one_transaction_text: ROTATE_REFRESH_IN_ONE_TRANSACTION,
 };
 pub const SUCCESSOR_WITHDRAWAL: SuccessorIf = SuccessorIf {
     with_insert: WITHDRAW_SUCCESSOR_THEN_INSERT,
-    in_one_transaction: WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION,
+    one_transaction_text: WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION,
 };
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
@@ -627,3 +628,54 @@ pub const POLLED_DEVICE: &str = "UPDATE device_authorizations SET last_polled_at
 /// The one conditional write that spends a device code: one poll gets the tokens.
 pub const SPEND_DEVICE: &str = "UPDATE device_authorizations SET status = 'consumed' \
      WHERE device_code_hash = $1 AND status = 'approved'";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The highest `$N` in `text`, having checked that each of `$1`..`$N` is there.
+    fn placeholders(text: &str) -> usize {
+        let mut seen = std::collections::BTreeSet::new();
+        for (at, _) in text.match_indices('$') {
+            let digits: String = text[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            seen.insert(digits.parse::<usize>().expect("a numbered placeholder"));
+        }
+        let highest = seen.last().copied().unwrap_or(0);
+        assert_eq!(
+            seen.len(),
+            highest,
+            "a placeholder missing below ${highest}"
+        );
+        highest
+    }
+
+    /// sqlx's SQLite driver binds a placeholder it has no value for as NULL, without an
+    /// error; a text that drifted from what its caller binds would store NULLs in the
+    /// refresh token's nullable columns. `bind_refresh` binds a token's 14 values.
+    #[test]
+    fn multi_statement_texts_number_what_their_callers_bind() {
+        // presented hash and now, then the successor
+        for text in [
+            ROTATE_REFRESH_IN_ONE_TRANSACTION,
+            WITHDRAW_SUCCESSOR_IN_ONE_TRANSACTION,
+            ROTATE_REFRESH_THEN_INSERT,
+            WITHDRAW_SUCCESSOR_THEN_INSERT,
+        ] {
+            assert_eq!(placeholders(text), 2 + 14, "{text}");
+        }
+        // the first token, then the code's hash, the client and now
+        for text in [
+            CONSUME_CODE_WITH_FIRST_REFRESH_IN_ONE_TRANSACTION,
+            CONSUME_CODE_WITH_FIRST_REFRESH,
+        ] {
+            assert_eq!(placeholders(text), 14 + 3, "{text}");
+        }
+        // the first token alone
+        for text in [EXTEND_THEN_INSERT_FIRST_REFRESH, INSERT_FIRST_REFRESH] {
+            assert_eq!(placeholders(text), 14, "{text}");
+        }
+    }
+}

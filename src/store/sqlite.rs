@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::StoreError;
 use super::records::*;
@@ -146,7 +148,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let data = (presented.clone(), now, successor.clone());
         let inserted = self
-            .in_one_transaction(statements.in_one_transaction, data, |query, data| {
+            .in_one_transaction(statements.one_transaction_text, data, |query, data| {
                 let (presented, now, successor) = data;
                 bind_refresh(query.bind(presented.0.as_slice()).bind(now.0), successor)
             })
@@ -195,27 +197,50 @@ impl SqliteStore {
     /// for its task's next poll, made refresh on SQLite wait in line for the lock). It takes
     /// no turn: the lock is held for one call, and a turn is given back only when its task
     /// is polled again, which under load cost more than the busy handler's rare waits
-    /// (BENCHMARKS.md profile 13). It runs as a task of its own, so that a request dropped
-    /// halfway cannot hand the connection back to the pool inside the text's transaction: a
-    /// text that fails closes its connection instead, which rolls the transaction back.
+    /// (BENCHMARKS.md profile 13).
+    ///
+    /// The connection is taken here, where a request that gives up while waiting for one
+    /// writes nothing. The text then runs as a task of its own: a request dropped halfway
+    /// cannot hand the connection back to the pool inside the transaction, and the write
+    /// completes or fails as one, as a statement sent to PostgreSQL does. A text that fails
+    /// is rolled back on its connection (SQLite stops at the first failing statement, so the
+    /// transaction may still be open); the connection is closed only if that fails too,
+    /// since closing the one connection of an in-memory database would empty it.
     async fn in_one_transaction<T: Send + 'static>(
         &self,
         text: &'static str,
         data: T,
         bind: for<'q> fn(EngineQuery<'q>, &'q T) -> EngineQuery<'q>,
     ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let pool = self.pool.clone();
-        let write = tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            let rows = bind(sqlx::query(text), &data).fetch_all(&mut *conn).await;
-            if rows.is_err() {
-                conn.close_on_drop();
+        let mut conn = self.pool.acquire().await?;
+        let write = tokio::spawn(
+            async move {
+                let rows = bind(sqlx::query(text), &data).fetch_all(&mut *conn).await;
+                if rows.is_err() {
+                    roll_back(&mut conn).await;
+                }
+                rows
             }
-            Ok::<_, StoreError>(rows?)
-        });
-        write
+            .in_current_span(),
+        );
+        Ok(write
             .await
-            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .map_err(|e| StoreError::Internal(e.to_string()))??)
+    }
+}
+
+/// End whatever transaction a failed text left open on `conn`. Nothing open (the failure
+/// came before `BEGIN` took effect, or SQLite rolled back itself) is fine; a rollback that
+/// fails otherwise leaves the connection unusable, and it is closed instead of going back to
+/// the pool.
+async fn roll_back(conn: &mut PoolConnection<sqlx::Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(&mut **conn).await {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "rolling back a failed SQLite write failed; closing its connection");
+            conn.close_on_drop();
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use valet::store::{
 };
 
 use crate::backend_tests;
-use crate::grant_logic::{TestCore, test_core};
+use crate::grant_logic::{TestCore, test_core, test_core_with};
 use crate::harness::{Backend, CONTACTS};
 
 /// How many tasks contend for one row.
@@ -213,9 +213,12 @@ async fn a_redemption_whose_token_cannot_be_stored_keeps_nothing(backend: Backen
     };
 
     for _ in 0..3 {
-        let refused = core.store.redeem_code(&code, CLIENT, now, Some(&clashing));
-        // An error each time, not a replay: the code was not consumed.
-        assert!(refused.await.is_err(), "a clashing token is an error");
+        let refused = core
+            .store
+            .redeem_code(&code, CLIENT, now, Some(&clashing))
+            .await;
+        // The clash each time, not a replay: the code was not consumed.
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
     }
     let token = first_refresh("grant-1", now);
     let redeemed = core.store.redeem_code(&code, CLIENT, now, Some(&token));
@@ -551,7 +554,8 @@ async fn a_rotation_whose_successor_cannot_be_stored_changes_nothing(backend: Ba
 
     for _ in 0..3 {
         let refused = core.store.rotate_refresh(&first.token_hash, &clashing, now);
-        assert!(refused.await.is_err(), "a clashing successor is an error");
+        let refused = refused.await;
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
         let read = core.store.refresh_token(&first.token_hash).await.unwrap();
         assert_eq!(read.unwrap().rotated_at, None, "the token stays live");
     }
@@ -563,7 +567,8 @@ async fn a_rotation_whose_successor_cannot_be_stored_changes_nothing(backend: Ba
         let refused = core
             .store
             .replace_successor(&first.token_hash, &clashing, now);
-        assert!(refused.await.is_err(), "a clashing replacement is an error");
+        let refused = refused.await;
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
         let read = core.store.refresh_token(&next.token_hash).await.unwrap();
         assert_eq!(read.unwrap().revoked_at, None, "the successor stays usable");
     }
@@ -574,6 +579,142 @@ async fn a_rotation_whose_successor_cannot_be_stored_changes_nothing(backend: Ba
         .store
         .replace_successor(&first.token_hash, &replacement, now);
     assert!(replaced.await.unwrap(), "the successor is then replaced");
+}
+
+/// An in-memory SQLite store lives as long as its one connection: a failed write is rolled
+/// back on that connection, which must not be closed (closing it emptied the database, and
+/// every later request failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_store_keeps_its_data_after_a_failed_write() {
+    let core = test_core_with(Backend::Sqlite, |c| {
+        c.database_url = "sqlite::memory:".into();
+    })
+    .await;
+    let first = insert_family(&core, "grant-1").await;
+    let other = insert_family(&core, "grant-2").await;
+    let now = core.clock.now();
+    let clashing = RefreshToken {
+        token_hash: other.token_hash.clone(),
+        ..successor(&first, now)
+    };
+
+    let refused = core.store.rotate_refresh(&first.token_hash, &clashing, now);
+    let refused = refused.await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+    let read = core.store.refresh_token(&first.token_hash).await.unwrap();
+    assert_eq!(
+        read.unwrap().rotated_at,
+        None,
+        "the token is there, and live"
+    );
+    let next = successor(&first, now);
+    let rotated = core.store.rotate_refresh(&first.token_hash, &next, now);
+    assert!(rotated.await.unwrap(), "and then rotates");
+}
+
+/// A rotation whose request gives up while it waits for a pooled connection writes nothing,
+/// then or later: on SQLite the connection is taken before the text's own task starts. The
+/// pool has one connection, held by another rotation that waits behind a write lock taken
+/// from outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_abandoned_while_waiting_for_a_connection_writes_nothing() {
+    use sqlx::{Connection, SqliteConnection};
+
+    let core = test_core_with(Backend::Sqlite, |c| {
+        c.database.max_connections = Some(1);
+    })
+    .await;
+    let held = insert_family(&core, "grant-1").await;
+    let abandoned = insert_family(&core, "grant-2").await;
+    let now = core.clock.now();
+    let mut outside = SqliteConnection::connect(&core.settings.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+
+    let (store, presented, next) = (
+        core.store.clone(),
+        held.token_hash.clone(),
+        successor(&held, now),
+    );
+    let first = tokio::spawn(async move { store.rotate_refresh(&presented, &next, now).await });
+    for waited in 0.. {
+        // The one connection is open and taken: the first rotation waits on the lock.
+        if core.store.pool_stats() == (1, 0) {
+            break;
+        }
+        assert!(
+            waited < 5_000,
+            "the first rotation never took the connection"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    let next = successor(&abandoned, now);
+    let waiting = core.store.rotate_refresh(&abandoned.token_hash, &next, now);
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), waiting).await;
+    assert!(gave_up.is_err(), "it was still waiting for the connection");
+
+    sqlx::query("COMMIT").execute(&mut outside).await.unwrap();
+    assert!(
+        first.await.unwrap().unwrap(),
+        "the first rotation goes through"
+    );
+    // The pool hands its connection out in order: a write still queued for it would have
+    // run before this read.
+    let read = core
+        .store
+        .refresh_token(&abandoned.token_hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        read.unwrap().rotated_at,
+        None,
+        "the abandoned rotation wrote nothing"
+    );
+    let stored = core.store.refresh_token(&next.token_hash).await.unwrap();
+    assert_eq!(stored, None, "nor stored its successor");
+}
+
+/// A write that waits out SQLite's busy timeout behind another process's lock (the CLI's,
+/// say) is "unavailable", which clients get as 503 with `Retry-After`, not an internal error;
+/// and it wrote nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_waits_out_the_busy_timeout_is_unavailable() {
+    use sqlx::{Connection, SqliteConnection};
+
+    let core = test_core(Backend::Sqlite).await;
+    let first = insert_family(&core, "grant-1").await;
+    let now = core.clock.now();
+    let mut outside = SqliteConnection::connect(&core.settings.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+
+    let next = successor(&first, now);
+    let waited = core
+        .store
+        .rotate_refresh(&first.token_hash, &next, now)
+        .await;
+    assert!(
+        matches!(waited, Err(StoreError::Unavailable(_))),
+        "{waited:?}"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut outside).await.unwrap();
+    let read = core.store.refresh_token(&first.token_hash).await.unwrap();
+    assert_eq!(read.unwrap().rotated_at, None, "nothing was written");
+    let rotated = core.store.rotate_refresh(&first.token_hash, &next, now);
+    assert!(
+        rotated.await.unwrap(),
+        "and the same write then goes through"
+    );
 }
 
 /// Within the reuse grace period a retry replaces the unused successor; retries at once must
