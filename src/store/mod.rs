@@ -370,8 +370,8 @@ pub trait Store: Send + Sync + 'static {
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         Ok(!self.revoked_access_tokens(&[jti]).await?.is_empty())
     }
-    /// Which of `jtis` are on the deny list: one query per 32 ids,
-    /// so concurrent checks can share a round trip (see [`batch`]).
+    /// Which of `jtis` are on the deny list: one query per 32 ids (a lone id is a query of
+    /// its own), so concurrent checks can share a round trip (see [`batch`]).
     async fn revoked_access_tokens(&self, jtis: &[&str]) -> Result<Vec<String>, StoreError>;
 
     /// Accept a client assertion's `jti` once until `expires_at` (RFC 7523 §3 item 7), in one

@@ -1067,11 +1067,20 @@ macro_rules! impl_store {
             ) -> Result<Vec<String>, StoreError> {
                 let mut revoked = Vec::new();
                 for chunk in jtis.chunks(sql::REVOKED_AMONG_SIZE) {
-                    let padding = sql::REVOKED_AMONG_SIZE - chunk.len();
-                    let query = chunk.iter().chain(std::iter::repeat_n(&"", padding)).fold(
-                        sqlx::query_scalar::<_, String>(sql::REVOKED_AMONG),
-                        |q, jti| q.bind(*jti),
-                    );
+                    let query = if let [jti] = chunk {
+                        sqlx::query_scalar::<_, String>(sql::REVOKED_ONE).bind(Some(*jti))
+                    } else {
+                        let padding = sql::REVOKED_AMONG_SIZE - chunk.len();
+                        chunk
+                            .iter()
+                            .copied()
+                            .map(Some)
+                            .chain(std::iter::repeat_n(None, padding))
+                            .fold(
+                                sqlx::query_scalar::<_, String>(sql::REVOKED_AMONG),
+                                |q, jti: Option<&str>| q.bind(jti),
+                            )
+                    };
                     revoked.extend(query.fetch_all(self.pool()?).await?);
                 }
                 Ok(revoked)

@@ -496,8 +496,12 @@ pub const SUCCESSOR_WITHDRAWAL: SuccessorIf = SuccessorIf {
 
 pub const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, client_id, revoked_at, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
-/// How many ids one [`REVOKED_AMONG`] asks about; a shorter list is padded with `""`, which
-/// no jti is, so a single prepared statement serves every batch on both engines.
+/// Whether one `jti` is on the deny list: a lone check, the common case below saturation,
+/// is one index probe, where [`REVOKED_AMONG`] would bind 32 values and make SQLite build a
+/// temporary table of its `IN` list.
+pub const REVOKED_ONE: &str = "SELECT jti FROM revoked_access_tokens WHERE jti = $1";
+/// How many ids one [`REVOKED_AMONG`] asks about; a shorter list is padded with `NULL`, which
+/// `IN` never matches, so a single prepared statement serves every batch on both engines.
 pub const REVOKED_AMONG_SIZE: usize = 32;
 pub const REVOKED_AMONG: &str = concat!(
     "SELECT jti FROM revoked_access_tokens WHERE jti IN (",

@@ -14,9 +14,11 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+use std::fmt;
+
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::domain::SigningAlg;
 
@@ -58,6 +60,7 @@ pub fn decode_own<'k, T: DeserializeOwned>(
     issuer: &str,
     required: &[&str],
 ) -> Option<T> {
+    debug_assert!(required.len() <= 64, "one bit per required claim");
     let (signed, signature) = token.rsplit_once('.')?;
     let (header, payload) = signed.split_once('.')?;
     if payload.contains('.') {
@@ -76,19 +79,94 @@ pub fn decode_own<'k, T: DeserializeOwned>(
         .key
         .verify_sig(signed.as_bytes(), &signature)
         .ok()?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    if claims.get("iss").and_then(Value::as_str) != Some(issuer)
-        || required.iter().any(|name| !claims.contains_key(*name))
+    let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let checks = IssuerAndRequired { issuer, required };
+    if !checks
+        .deserialize(&mut serde_json::Deserializer::from_slice(&payload))
+        .ok()?
     {
         return None;
     }
-    serde_json::from_value(Value::Object(claims)).ok()
+    serde_json::from_slice(&payload).ok()
+}
+
+/// Whether a claims object's `iss` is `issuer` and every `required` claim is present and not
+/// `null`, read in one pass that builds no tree: the claims are then read once more, straight
+/// into the caller's type. A later duplicate overrides an earlier one, as in a map.
+struct IssuerAndRequired<'a> {
+    issuer: &'a str,
+    required: &'a [&'a str],
+}
+
+impl<'de> DeserializeSeed<'de> for IssuerAndRequired<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IssuerAndRequired<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut claims: A) -> Result<bool, A::Error> {
+        // Bit i: required[i] seen.
+        let mut present = 0u64;
+        let mut issuer_matches = false;
+        while let Some(name) = claims.next_key_seed(Text)? {
+            let has_value = if name == "iss" {
+                // Anything but a string fails the whole read, and so the token.
+                issuer_matches = claims.next_value_seed(Text)? == self.issuer;
+                true
+            } else {
+                claims.next_value::<Option<IgnoredAny>>()?.is_some()
+            };
+            if let Some(i) = self.required.iter().position(|r| *r == name) {
+                if has_value {
+                    present |= 1 << i;
+                } else {
+                    present &= !(1 << i);
+                }
+            }
+        }
+        Ok(issuer_matches && present.count_ones() as usize == self.required.len())
+    }
+}
+
+/// A JSON string, borrowed from the input unless it holds escapes.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::tokens::SigningKey;
@@ -214,6 +292,100 @@ mod tests {
                 assert_eq!(ours, theirs, "{alg:?} {name}");
                 assert_eq!(ours.is_some(), name == "good", "{alg:?} {name}");
             }
+        }
+    }
+
+    #[test]
+    fn reads_the_claims_text_as_json_does() {
+        // The issuer and presence checks read the claims' text themselves: escapes, values
+        // of every shape, and claims that are not an object must come out as a JSON parser
+        // (jsonwebtoken's) sees them.
+        let (key, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
+        let verifier = key.verifier().unwrap();
+        let header = b64_json(&json!({"alg": "ES256", "kid": key.kid(), "typ": "at+jwt"}));
+        let signed_raw = |claims: &str| {
+            let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims));
+            let signature = URL_SAFE_NO_PAD.encode(key.sign(signed.as_bytes()).unwrap());
+            format!("{signed}.{signature}")
+        };
+        let required = ["exp", "sub"];
+        let cases = [
+            (r#"{"iss":"https://valet.example","sub":"u","exp":1}"#, true),
+            (
+                r#"{"i\u0073s":"https:\/\/valet.example","sub":"u","exp":1}"#,
+                true,
+            ),
+            (
+                r#"{"iss":"https://valet.example","sub":"u","exp":null}"#,
+                false,
+            ),
+            (
+                r#"{"x":{"iss":"no","y":[1,{"z":null}]},"iss":"https://valet.example","sub":"u","exp":1}"#,
+                true,
+            ),
+            (r#"{"iss":"https://valet.example","sub":"u"}"#, false),
+            (
+                r#"{"iss":"https://valet.example/","sub":"u","exp":1}"#,
+                false,
+            ),
+            (r#"["https://valet.example"]"#, false),
+            (
+                r#"{"iss":"https://valet.example","sub":"u","exp":1} x"#,
+                false,
+            ),
+            (r#"{"iss":"https://valet.example","sub":"u","exp":1"#, false),
+        ];
+        for (claims, good) in cases {
+            let token = signed_raw(claims);
+            let ours: Option<Value> =
+                decode_own(&token, |_| Some(&verifier), "at+jwt", ISS, &required);
+            assert_eq!(ours.is_some(), good, "{claims}");
+            assert_eq!(ours, oracle(&key, &token, "at+jwt", &required), "{claims}");
+        }
+        // An `iss` that is missing or not a string fails the token; jsonwebtoken skips an
+        // issuer it cannot find or read, so here it is no oracle.
+        for claims in [
+            r#"{"sub":"u","exp":1}"#,
+            r#"{"iss":7,"sub":"u","exp":1}"#,
+            r#"{"iss":["https://valet.example"],"sub":"u","exp":1}"#,
+            r#"{"iss":null,"sub":"u","exp":1}"#,
+        ] {
+            let ours: Option<Value> = decode_own(
+                &signed_raw(claims),
+                |_| Some(&verifier),
+                "at+jwt",
+                ISS,
+                &required,
+            );
+            assert_eq!(ours, None, "{claims}");
+        }
+        // A repeated claim: the last one counts, as in a JSON map.
+        for (claims, good) in [
+            (
+                r#"{"iss":"https://evil","iss":"https://valet.example","sub":"u","exp":1}"#,
+                true,
+            ),
+            (
+                r#"{"iss":"https://valet.example","iss":"https://evil","sub":"u","exp":1}"#,
+                false,
+            ),
+            (
+                r#"{"iss":"https://valet.example","sub":"u","exp":1,"exp":null}"#,
+                false,
+            ),
+            (
+                r#"{"iss":"https://valet.example","sub":"u","exp":null,"exp":1}"#,
+                true,
+            ),
+        ] {
+            let ours: Option<Value> = decode_own(
+                &signed_raw(claims),
+                |_| Some(&verifier),
+                "at+jwt",
+                ISS,
+                &required,
+            );
+            assert_eq!(ours.is_some(), good, "{claims}");
         }
     }
 
