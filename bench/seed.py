@@ -758,8 +758,9 @@ HOT = {
     "REVOKE_GRANT": ["grant_id", "now"],
     "REVOKE_GRANT_REFRESH_TOKENS": ["grant_id", "now"],
     # introspection, userinfo, revocation
-    # the deny-list check of the requests in flight: 32 ids, padded with ""
-    "REVOKED_AMONG": ["jti", *["text"] * 31],
+    # the deny-list check of the requests in flight: a lone id, or 32 padded with NULL
+    "REVOKED_ONE": ["jti"],
+    "REVOKED_AMONG": ["jti", *["null"] * 31],
     "GRANT_STATUS_AND_USER": ["grant_id", "user_id"],
     "REVOKE_ACCESS_TOKEN": ["jti", "client_id", "now", "later"],
     # authorize / consent / login pages (the signed-in session's user)
