@@ -36,29 +36,31 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The layers every request passes, outermost first, around `router`. They wrap the router
+/// as one service: `Router::layer` would wrap every route in each of them, each a boxed
+/// service cloned and a boxed future allocated per request and layer.
 pub fn apply(
     router: Router,
     body_limit: usize,
     timeout: Duration,
     trusted_proxies: Arc<TrustedProxies>,
 ) -> Router {
-    router.layer(DefaultBodyLimit::max(body_limit)).layer(
-        ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(limit_uri))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(move |request: &Request<_>| {
-                        request_span(request, &trusted_proxies)
-                    })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
-            )
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                timeout,
-            )),
-    )
+    let around = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(limit_uri))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(move |request: &Request<_>| request_span(request, &trusted_proxies))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(router);
+    Router::new().fallback_service(around)
 }
 
 /// RFC 9112 §3: a server that receives a request-target longer than it wishes to parse
