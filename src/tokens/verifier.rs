@@ -342,6 +342,10 @@ mod tests {
             assert_eq!(ours.is_some(), good, "{claims}");
             assert_eq!(ours, oracle(&key, &token, "at+jwt", &required), "{claims}");
         }
+        let accepted = |claims: &str| {
+            let token = signed_raw(claims);
+            decode_own::<Value>(&token, |_| Some(&verifier), "at+jwt", ISS, &required).is_some()
+        };
         // An `iss` that is missing or not a string fails the token; jsonwebtoken skips an
         // issuer it cannot find or read, so here it is no oracle.
         for claims in [
@@ -350,14 +354,7 @@ mod tests {
             r#"{"iss":["https://valet.example"],"sub":"u","exp":1}"#,
             r#"{"iss":null,"sub":"u","exp":1}"#,
         ] {
-            let ours: Option<Value> = decode_own(
-                &signed_raw(claims),
-                |_| Some(&verifier),
-                "at+jwt",
-                ISS,
-                &required,
-            );
-            assert_eq!(ours, None, "{claims}");
+            assert!(!accepted(claims), "{claims}");
         }
         // A repeated claim: the last one counts, as in a JSON map.
         for (claims, good) in [
@@ -378,14 +375,7 @@ mod tests {
                 true,
             ),
         ] {
-            let ours: Option<Value> = decode_own(
-                &signed_raw(claims),
-                |_| Some(&verifier),
-                "at+jwt",
-                ISS,
-                &required,
-            );
-            assert_eq!(ours.is_some(), good, "{claims}");
+            assert_eq!(accepted(claims), good, "{claims}");
         }
     }
 
