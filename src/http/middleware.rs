@@ -38,7 +38,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every request passes, outermost first, around `router`. They wrap the router
 /// as one service: `Router::layer` would wrap every route in each of them, each a boxed
-/// service cloned and a boxed future allocated per request and layer.
+/// service cloned and a boxed future allocated per request and layer. The result is final:
+/// a route or fallback added to it afterwards would bypass every one of these layers.
 pub fn apply(
     router: Router,
     body_limit: usize,

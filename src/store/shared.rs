@@ -1068,7 +1068,7 @@ macro_rules! impl_store {
                 let mut revoked = Vec::new();
                 for chunk in jtis.chunks(sql::REVOKED_AMONG_SIZE) {
                     let query = if let [jti] = chunk {
-                        sqlx::query_scalar::<_, String>(sql::REVOKED_ONE).bind(Some(*jti))
+                        sqlx::query_scalar::<_, String>(sql::REVOKED_ONE).bind(*jti)
                     } else {
                         let padding = sql::REVOKED_AMONG_SIZE - chunk.len();
                         chunk

@@ -60,7 +60,7 @@ pub fn decode_own<'k, T: DeserializeOwned>(
     issuer: &str,
     required: &[&str],
 ) -> Option<T> {
-    debug_assert!(required.len() <= 64, "one bit per required claim");
+    assert!(required.len() <= 64, "one bit per required claim");
     let (signed, signature) = token.rsplit_once('.')?;
     let (header, payload) = signed.split_once('.')?;
     if payload.contains('.') {
@@ -92,7 +92,10 @@ pub fn decode_own<'k, T: DeserializeOwned>(
 
 /// Whether a claims object's `iss` is `issuer` and every `required` claim is present and not
 /// `null`, read in one pass that builds no tree: the claims are then read once more, straight
-/// into the caller's type. A later duplicate overrides an earlier one, as in a map.
+/// into the caller's type. A later duplicate overrides an earlier one, as in a map. Values
+/// neither pass reads are skipped as serde_json skips them (no depth, UTF-8 or number-range
+/// check inside them); they sit under a signature already checked, and Valet signs only
+/// what serde_json wrote.
 struct IssuerAndRequired<'a> {
     issuer: &'a str,
     required: &'a [&'a str],
@@ -114,7 +117,14 @@ impl<'de> Visitor<'de> for IssuerAndRequired<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut claims: A) -> Result<bool, A::Error> {
-        // Bit i: required[i] seen.
+        // Bit i: required[i] (its first occurrence) seen with a value.
+        let bit = |name: &str| {
+            self.required
+                .iter()
+                .position(|r| *r == name)
+                .map_or(0u64, |i| 1 << i)
+        };
+        let wanted = self.required.iter().fold(0, |all, r| all | bit(r));
         let mut present = 0u64;
         let mut issuer_matches = false;
         while let Some(name) = claims.next_key_seed(Text)? {
@@ -125,15 +135,13 @@ impl<'de> Visitor<'de> for IssuerAndRequired<'_> {
             } else {
                 claims.next_value::<Option<IgnoredAny>>()?.is_some()
             };
-            if let Some(i) = self.required.iter().position(|r| *r == name) {
-                if has_value {
-                    present |= 1 << i;
-                } else {
-                    present &= !(1 << i);
-                }
+            if has_value {
+                present |= bit(&name);
+            } else {
+                present &= !bit(&name);
             }
         }
-        Ok(issuer_matches && present.count_ones() as usize == self.required.len())
+        Ok(issuer_matches && present == wanted)
     }
 }
 
@@ -298,8 +306,8 @@ mod tests {
     #[test]
     fn reads_the_claims_text_as_json_does() {
         // The issuer and presence checks read the claims' text themselves: escapes, values
-        // of every shape, and claims that are not an object must come out as a JSON parser
-        // (jsonwebtoken's) sees them.
+        // of every shape, and claims that are not an object must decide as a JSON parser
+        // (jsonwebtoken's) does.
         let (key, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
         let verifier = key.verifier().unwrap();
         let header = b64_json(&json!({"alg": "ES256", "kid": key.kid(), "typ": "at+jwt"}));
@@ -346,6 +354,11 @@ mod tests {
             let token = signed_raw(claims);
             decode_own::<Value>(&token, |_| Some(&verifier), "at+jwt", ISS, &required).is_some()
         };
+        // A name required twice is required once.
+        let token = signed_raw(r#"{"iss":"https://valet.example","sub":"u","exp":1}"#);
+        let twice = ["sub", "exp", "sub"];
+        let found: Option<Value> = decode_own(&token, |_| Some(&verifier), "at+jwt", ISS, &twice);
+        assert!(found.is_some());
         // An `iss` that is missing or not a string fails the token; jsonwebtoken skips an
         // issuer it cannot find or read, so here it is no oracle.
         for claims in [

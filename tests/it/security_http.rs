@@ -2,7 +2,8 @@
 //! memory. Raw TCP sockets against the real server: an unterminated request head, and an idle
 //! keep-alive connection, are closed after `http.header_read_timeout`; a request head over
 //! 16 KiB is 431; a URI over 8 KiB is 414; a connection beyond `http.max_connections` is
-//! answered 503 and closed, and a slot that frees up is used again.
+//! answered 503 and closed, and a slot that frees up is used again. Every route, known or
+//! not, passes the shared layers (a request id; 408 for a body that never comes).
 //!
 //! The timeout tests wait for the server's real timer (hyper's, not the app clock that
 //! `app.advance` moves), set to 1 s here.
@@ -21,7 +22,8 @@ backend_tests!(
     an_unterminated_request_head_is_closed_after_the_timeout,
     an_idle_keep_alive_connection_is_closed_after_the_timeout,
     an_oversized_head_is_431_and_a_long_uri_414,
-    connections_beyond_the_cap_are_refused
+    connections_beyond_the_cap_are_refused,
+    the_shared_layers_answer_every_route_and_bound_a_body_that_never_comes
 );
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -51,6 +53,11 @@ async fn read_until_closed(stream: &mut TcpStream) -> Option<String> {
 
 /// The status of the first response read from `stream`, waiting at most `PATIENCE`.
 async fn status(stream: &mut TcpStream) -> Option<u16> {
+    head(stream).await.split(' ').nth(1)?.parse().ok()
+}
+
+/// The response head (status line and headers), as far as it arrived within `PATIENCE`.
+async fn head(stream: &mut TcpStream) -> String {
     let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -60,11 +67,7 @@ async fn status(stream: &mut TcpStream) -> Option<u16> {
             _ => break,
         }
     }
-    String::from_utf8_lossy(&received)
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
+    String::from_utf8_lossy(&received).into()
 }
 
 async fn an_unterminated_request_head_is_closed_after_the_timeout(backend: Backend) {
@@ -163,4 +166,55 @@ async fn connections_beyond_the_cap_are_refused(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(held);
+}
+
+/// The layers every request passes (`http::middleware::apply`) wrap the router as a whole:
+/// unknown routes and wrong methods get a request id too, HEAD is answered, and a body that
+/// never arrives ends in 408 after `http.request_timeout`.
+async fn the_shared_layers_answer_every_route_and_bound_a_body_that_never_comes(backend: Backend) {
+    let app = harness::spawn_with(backend, |c| {
+        c.http.request_timeout = ConfigDuration(TIMEOUT);
+    })
+    .await;
+    let exchange = |raw: &'static str| {
+        let app = &app;
+        async move {
+            let mut stream = connect(app).await;
+            stream.write_all(raw.as_bytes()).await.unwrap();
+            head(&mut stream).await.to_ascii_lowercase()
+        }
+    };
+    for (request, expected) in [
+        (
+            "GET /no-such-route HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "404",
+        ),
+        (
+            "GET /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "405",
+        ),
+        (
+            "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "200",
+        ),
+    ] {
+        let answer = exchange(request).await;
+        assert!(
+            answer.starts_with(&format!("http/1.1 {expected}")),
+            "{request}: {answer}"
+        );
+        assert!(answer.contains("\r\nx-request-id: "), "{request}: {answer}");
+    }
+    let started = Instant::now();
+    let answer = exchange(
+        "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 100\r\nConnection: close\r\n\r\ngrant_type=",
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() >= TIMEOUT,
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
