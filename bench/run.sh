@@ -7,6 +7,11 @@
 # Usage: bench/run.sh                   every scenario, both stores, the peer
 #        BENCH_SCALE=1 bench/run.sh     then again on a seeded store (1 M users, 100 k
 #                                       clients, 1 M refresh tokens)
+#        bench/run.sh ab STORE ALG SCENARIO ROUNDS BIN...
+#                                       binaries alternated on one scenario (bench/ab.py)
+#        bench/run.sh alloc dhat|callgrind BIN SCENARIO N
+#                                       allocations or instructions under valgrind
+#                                       (bench/alloc.py)
 # The knobs (BENCH_SECONDS, BENCH_STORES, BENCH_SCENARIOS, ...) are listed in bench/suite.py.
 # PostgreSQL: BENCH_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres); each run
 # creates and drops its own database.
@@ -25,6 +30,10 @@ if ! command -v oha >/dev/null; then
     log "installing oha (cargo install oha --locked)"
     cargo install oha --locked
 fi
+case "${1:-}" in
+    ab) shift; exec python3 bench/ab.py "$@" ;;
+    alloc) shift; exec python3 bench/alloc.py "$@" ;;
+esac
 if [[ "${BENCH_PEER:-1}" == 1 ]]; then
     command -v node >/dev/null || { log "node is required for the peer (or BENCH_PEER=0)"; exit 1; }
     if [[ ! -d bench/peer/node_modules ]]; then
