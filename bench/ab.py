@@ -15,7 +15,6 @@ generators are suite.py's (oha, examples/loadgen.rs).
 import os
 import statistics
 import sys
-import urllib.parse
 
 os.environ.setdefault("BENCH_SECONDS", "10")
 os.environ.setdefault("BENCH_WARMUP", "2")
@@ -25,23 +24,12 @@ import suite  # noqa: E402
 
 def runner(valet, clients, scenario):
     """A function that drives `scenario` against `valet` once and returns suite.py's row."""
-    service, _web, app, setup = clients
-    form = [f"Authorization: {suite.basic(service)}", f"Content-Type: {suite.FORM}"]
-    cc_body = "grant_type=client_credentials&audience=" + urllib.parse.quote_plus(suite.AUDIENCE)
-    if scenario == "healthz":
-        return lambda: suite.oha(f"{valet.base}/healthz")
-    if scenario == "cc":
-        return lambda: suite.oha(f"{valet.base}/token", "POST", form, cc_body)
-    if scenario == "introspection":
-        access = suite.token(valet, service, {"grant_type": "client_credentials",
-                                              "audience": suite.AUDIENCE})
-        return lambda: suite.oha(f"{valet.base}/introspect", "POST", form,
-                                 "token=" + access["access_token"])
-    if scenario == "userinfo":
-        user = suite.token(valet, app, {"grant_type": "password", "username": suite.USER,
-                                        "password": suite.PASSWORD, "scope": "openid profile"})
-        return lambda: suite.oha(f"{valet.base}/userinfo", "GET",
-                                 [f"Authorization: Bearer {user['access_token']}"])
+    setup = clients[3]
+    fixed = {"cc": "client_credentials", "healthz": "healthz",
+             "introspection": "introspection", "userinfo": "userinfo"}
+    if scenario in fixed:
+        request = suite.fixed_requests(valet, clients)[fixed[scenario]]
+        return lambda: suite.oha(*request)
     if scenario == "code":
         return lambda: suite.loadgen(valet, setup, "code", concurrency=16)
     if scenario == "password":

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import suite  # noqa: E402
@@ -34,24 +33,14 @@ def main():
     with suite.fresh_store("sqlite") as (workdir, url):
         valet = suite.Valet(url, workdir, alg=alg)
         valet.start()
-        service, _web, app, _setup = suite.provision(valet, workdir)
-        form = [f"Authorization: {suite.basic(service)}", f"Content-Type: {suite.FORM}"]
-        access = suite.token(valet, service, {"grant_type": "client_credentials",
-                                              "audience": suite.AUDIENCE})["access_token"]
-        user = suite.token(valet, app, {"grant_type": "password", "username": suite.USER,
-                                        "password": suite.PASSWORD,
-                                        "scope": "openid profile"})["access_token"]
+        scenario = {"cc": "client_credentials"}.get(scenario, scenario)
+        fixed = suite.fixed_requests(valet, suite.provision(valet, workdir))
         valet.stop()
-        cc_body = ("grant_type=client_credentials&audience="
-                   + urllib.parse.quote_plus(suite.AUDIENCE))
-        request = {
-            "healthz": [f"{valet.base}/healthz"],
-            "cc": ["-m", "POST", "-H", form[0], "-H", form[1], "-d", cc_body,
-                   f"{valet.base}/token"],
-            "introspection": ["-m", "POST", "-H", form[0], "-H", form[1], "-d",
-                              "token=" + access, f"{valet.base}/introspect"],
-            "userinfo": ["-H", f"Authorization: Bearer {user}", f"{valet.base}/userinfo"],
-        }.get(scenario) or sys.exit(f"unknown scenario {scenario}")
+        if scenario not in fixed:
+            raise SystemExit(f"unknown scenario {scenario}")
+        target, method, headers, body = fixed[scenario]
+        request = ["-m", method, *(arg for h in headers for arg in ("-H", h)),
+                   *(["-d", body] if body is not None else []), target]
         out = f"{workdir}/{tool}.out"
         with open(f"{workdir}/{tool}.log", "w") as log:
             server = subprocess.Popen(

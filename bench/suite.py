@@ -60,6 +60,7 @@ AUDIENCE = "https://contacts.example.com"
 REDIRECT = "http://127.0.0.1:9/cb"
 USER, PASSWORD = "bench-user", "bench-password-1"
 FORM = "application/x-www-form-urlencoded"
+CC_BODY = f"grant_type=client_credentials&audience={urllib.parse.quote_plus(AUDIENCE)}"
 PASSWORD_USERS = 64
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Argon2 parameters of config/valet.toml, which the bench server runs with.
@@ -388,6 +389,24 @@ def provision(valet, workdir):
     return service, web, app, setup
 
 
+def fixed_requests(valet, clients):
+    """The scenarios whose every request is the same, as oha's (url, method, headers, body),
+    with the tokens introspection and UserInfo present minted through the real grants."""
+    service, _web, app, _setup = clients
+    headers = [f"Authorization: {basic(service)}", f"Content-Type: {FORM}"]
+    access = token(valet, service, {"grant_type": "client_credentials", "audience": AUDIENCE})
+    user = token(valet, app, {"grant_type": "password", "username": USER,
+                              "password": PASSWORD, "scope": "openid profile"})
+    return {
+        "healthz": (f"{valet.base}/healthz", "GET", [], None),
+        "client_credentials": (f"{valet.base}/token", "POST", headers, CC_BODY),
+        "introspection": (f"{valet.base}/introspect", "POST", headers,
+                          "token=" + access["access_token"]),
+        "userinfo": (f"{valet.base}/userinfo", "GET",
+                     [f"Authorization: Bearer {user['access_token']}"], None),
+    }
+
+
 def token(valet, client, form):
     status, body = http("POST", f"{valet.base}/token", urllib.parse.urlencode(form).encode(),
                         {"Authorization": basic(client), "Content-Type": FORM})
@@ -407,7 +426,7 @@ def run_store(store, limits, scale=False, workdir=None, database_url=None, clien
     valet.start()
     if clients is None:
         clients = provision(valet, workdir)
-    service, web, app, setup = clients
+    *_, setup = clients
     pid = valet.proc.pid
 
     def scenario(name, run):
@@ -422,22 +441,13 @@ def run_store(store, limits, scale=False, workdir=None, database_url=None, clien
         if r["errors"]:
             log(f"  first errors: {r.get('first_errors')}")
 
-    cc_body = f"grant_type=client_credentials&audience={urllib.parse.quote_plus(AUDIENCE)}"
-    cc_headers = [f"Authorization: {basic(service)}", f"Content-Type: {FORM}"]
-    scenario("healthz", lambda: oha(f"{valet.base}/healthz"))
+    fixed = fixed_requests(valet, clients)
+    scenario("healthz", lambda: oha(*fixed["healthz"]))
     scenario("discovery", lambda: oha(f"{valet.base}/.well-known/openid-configuration"))
     scenario("jwks", lambda: oha(f"{valet.base}/.well-known/jwks.json"))
-    scenario("client_credentials:RS256",
-             lambda: oha(f"{valet.base}/token", "POST", cc_headers, cc_body))
-    access = token(valet, service, {"grant_type": "client_credentials", "audience": AUDIENCE})
-    scenario("introspection", lambda: oha(
-        f"{valet.base}/introspect", "POST", cc_headers,
-        "token=" + access["access_token"]))
-    user_token = token(valet, app, {"grant_type": "password", "username": USER,
-                                    "password": PASSWORD, "scope": "openid profile"})
-    scenario("userinfo", lambda: oha(
-        f"{valet.base}/userinfo", "GET",
-        [f"Authorization: Bearer {user_token['access_token']}"]))
+    scenario("client_credentials:RS256", lambda: oha(*fixed["client_credentials"]))
+    scenario("introspection", lambda: oha(*fixed["introspection"]))
+    scenario("userinfo", lambda: oha(*fixed["userinfo"]))
     scenario("code_exchange", lambda: loadgen(valet, setup, "code", concurrency=16))
     scenario("refresh", lambda: loadgen(valet, setup, "refresh"))
     scenario("password", lambda: loadgen(valet, setup, "password",
@@ -446,13 +456,13 @@ def run_store(store, limits, scale=False, workdir=None, database_url=None, clien
         # client_credentials at a steady 200/s, alone and then beside a password flood: the
         # Argon2 pool must not take the runtime's threads (target: p99 < 2x alone).
         log(f"{store}: password_isolation")
-        alone = oha(f"{valet.base}/token", "POST", cc_headers, cc_body, concurrency=4, rate=200)
+        alone = oha(*fixed["client_credentials"], concurrency=4, rate=200)
         flood = subprocess.Popen(
             [LOADGEN], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=loadgen_env(valet, setup, "password", LOADGEN_USERS=PASSWORD_USERS,
                             LOADGEN_WARMUP=0, LOADGEN_SECONDS=SECONDS + WARMUP + 3))
         time.sleep(1)
-        beside = oha(f"{valet.base}/token", "POST", cc_headers, cc_body, concurrency=4, rate=200)
+        beside = oha(*fixed["client_credentials"], concurrency=4, rate=200)
         flood.wait()
         rows["password_isolation"] = {
             "alone_p99_ms": alone["p99_ms"], "beside_p99_ms": beside["p99_ms"],
@@ -482,7 +492,7 @@ def run_store(store, limits, scale=False, workdir=None, database_url=None, clien
             if header["alg"] != alg:
                 raise SystemExit(f"{alg} server signed with {header['alg']}")
             pid = signer.proc.pid
-            scenario(name, lambda: oha(f"{signer.base}/token", "POST", alg_headers, cc_body))
+            scenario(name, lambda: oha(f"{signer.base}/token", "POST", alg_headers, CC_BODY))
             if alg == "ES256":
                 # The fresh-credential scenarios with a signature that costs ~18 µs instead of
                 # RS256's ~300 µs: what the server adds to the signing itself.
