@@ -8,15 +8,15 @@
 //! only, no `crit` (RFC 7515 §4.1.11: Valet uses no extension), the signature, `iss`, and the
 //! claims the caller requires.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
     VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::borrow::Cow;
-use std::fmt;
-
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -135,11 +135,12 @@ impl<'de> Visitor<'de> for IssuerAndRequired<'_> {
             } else {
                 claims.next_value::<Option<IgnoredAny>>()?.is_some()
             };
-            if has_value {
-                present |= bit(&name);
+            let bit = bit(&name);
+            present = if has_value {
+                present | bit
             } else {
-                present &= !bit(&name);
-            }
+                present & !bit
+            };
         }
         Ok(issuer_matches && present == wanted)
     }
